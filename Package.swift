@@ -1,0 +1,58 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings applied to every target, so the whole package builds under the same rules.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "Kairos",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "KairosCore", targets: ["KairosCore"]),
+        .library(name: "KairosEngine", targets: ["KairosEngine"]),
+        .executable(name: "kairos", targets: ["kairos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    ],
+    targets: [
+        .target(
+            name: "KairosCore",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "KairosEngine",
+            dependencies: [
+                "KairosCore",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kairos",
+            dependencies: [
+                "KairosCore",
+                "KairosEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KairosCoreTests",
+            dependencies: ["KairosCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KairosEngineTests",
+            dependencies: ["KairosCore", "KairosEngine"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,418 @@
+extension ContactState: PredicateSubject {
+    public var now: Timestamp { context?.now ?? Timestamp(milliseconds: 0) }
+
+    public func field(_ scope: FieldScope, path: String) -> JSONValue? {
+        switch scope {
+        case .trait: return traits.value(atPath: path)
+        case .account: return context?.accountTraits?.value(atPath: path)
+        case .property, .context: return nil
+        }
+    }
+
+    public func score(model: String) -> Double? {
+        guard let context, let number = context.definitions.modelIndex[model] else { return nil }
+        return score(model: number, definitions: context.definitions, now: context.now)
+    }
+
+    public func grade(model: String) -> String? {
+        guard let context, let number = context.definitions.modelIndex[model] else { return nil }
+        return grade(model: number, definitions: context.definitions, now: context.now)
+    }
+
+    public func lifecycleStage(model: String) -> String? {
+        guard let context, let number = context.definitions.modelIndex[model] else { return nil }
+        return context.definitions.models[number].stage(
+            for: score(model: number, definitions: context.definitions, now: context.now))
+    }
+
+    public func isMember(segmentSymbol: UInt32) -> Bool { isMember(of: segmentSymbol) }
+
+    public func eventCount(_ condition: EventCondition) -> Int {
+        guard let counter = counters[condition.counterSymbol] else { return 0 }
+        guard let window = condition.window else { return Int(counter.total) }
+        return counter.count(within: window, now: now.milliseconds)
+    }
+}
+
+/// An event's properties and context, for the `where` of event conditions and rules.
+struct EventSubject: PredicateSubject {
+    let event: Event
+    var now: Timestamp { event.time }
+
+    func field(_ scope: FieldScope, path: String) -> JSONValue? {
+        switch scope {
+        case .property: return event.properties.value(atPath: path)
+        case .context: return event.context.value(atPath: path)
+        case .trait: return event.traits.value(atPath: path)
+        case .account: return nil
+        }
+    }
+    func score(model: String) -> Double? { nil }
+    func grade(model: String) -> String? { nil }
+    func lifecycleStage(model: String) -> String? { nil }
+    func isMember(segmentSymbol: UInt32) -> Bool { false }
+    func eventCount(_ condition: EventCondition) -> Int { 0 }
+    var firstSeen: Timestamp? { nil }
+    var lastSeen: Timestamp? { nil }
+}
+
+extension Predicate {
+    func matches(_ event: Event) -> Bool { evaluate(EventSubject(event: event)) }
+}
+
+// MARK: - Applying commands
+
+extension ContactState {
+    /// Applies one event: identity and traits, counters, scores, lifecycle, segments,
+    /// and the next time this contact must wake up. `counterSymbol` is the tenant's
+    /// symbol for `event.counterName`.
+    public mutating func apply(
+        _ event: Event, counterSymbol: UInt32, context: EvaluationContext, effects: inout [Effect]
+    ) {
+        self.context = context
+        defer { self.context = nil }
+        let definitions = context.definitions
+        let now = context.now
+        let time = min(event.time, now)
+
+        if firstSeen.map({ time < $0 }) ?? true { firstSeen = time }
+        if lastSeen.map({ time > $0 }) ?? true { lastSeen = time }
+        recordRecent(RecentEvent(symbol: counterSymbol, time: time.milliseconds))
+
+        // Identity and traits.
+        var changedTraits: [String] = []
+        if let eventUserId = event.userId, userId == nil, event.type != .alias { userId = eventUserId }
+        if let anonymousId = event.anonymousId, !anonymousIds.contains(anonymousId) {
+            anonymousIds.append(anonymousId)
+        }
+        if event.type == .identify {
+            for (key, value) in event.traits.sorted(by: { $0.key < $1.key }) {
+                if value.isNull {
+                    if traits.removeValue(forKey: key) != nil { changedTraits.append(key) }
+                } else if traits[key] != value {
+                    traits[key] = value
+                    changedTraits.append(key)
+                }
+            }
+        }
+        var accountChanged = false
+        if event.type == .group, let groupId = event.groupId, accountId != groupId {
+            accountId = groupId
+            accountChanged = true
+        }
+
+        // Counters: the plain one for this event's name, then filtered and wildcard ones.
+        counters.record(counterSymbol, at: time.milliseconds, depth: definitions.counterDepth[counterSymbol] ?? 0)
+        let entry = definitions.eventIndex[event.counterName]
+        let wildcard = definitions.eventIndex["\(event.type.rawValue):*"]
+        for indexEntry in [entry, wildcard] {
+            guard let indexEntry else { continue }
+            for counter in indexEntry.filteredCounters where counter.filter?.matches(event) ?? true {
+                counters.record(counter.symbol, at: time.milliseconds, depth: definitions.counterDepth[counter.symbol] ?? 0)
+            }
+        }
+
+        // Scores.
+        var changedModels: [Int] = []
+        for indexEntry in [entry, wildcard] {
+            guard let indexEntry else { continue }
+            for reference in indexEntry.rules {
+                let rule = definitions.models[reference.model].rules[reference.rule]
+                guard case .event(let matcher) = rule.condition, matcher.filter?.matches(event) ?? true else { continue }
+                if award(model: reference.model, rule: reference.rule, eventSymbol: counterSymbol, eventTime: time) {
+                    if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
+                }
+            }
+        }
+        var traitModels: [Int] = []
+        for key in changedTraits {
+            for model in definitions.traitRuleModelsByTrait[key] ?? [] where !traitModels.contains(model) {
+                traitModels.append(model)
+            }
+        }
+        if accountChanged {
+            for model in definitions.accountTraitRuleModels where !traitModels.contains(model) { traitModels.append(model) }
+        }
+        for model in traitModels where refreshTraitRules(model: model) {
+            if !changedModels.contains(model) { changedModels.append(model) }
+        }
+        for model in changedModels { refreshStageAndGrade(model: model, effects: &effects) }
+
+        // Segments that this event can affect.
+        var candidates: [Int] = []
+        candidates.append(contentsOf: entry?.segments ?? [])
+        candidates.append(contentsOf: wildcard?.segments ?? [])
+        candidates.append(contentsOf: definitions.seenSegments)
+        for key in changedTraits { candidates.append(contentsOf: definitions.segmentsByTrait[key] ?? []) }
+        if accountChanged { candidates.append(contentsOf: definitions.accountSegments) }
+        for model in changedModels {
+            candidates.append(contentsOf: definitions.segmentsByScoreModel[definitions.models[model].id] ?? [])
+        }
+        evaluateSegments(candidates, effects: &effects)
+        updateNextWake()
+    }
+
+    /// Re-evaluates what can change with time alone: decayed scores and time windows.
+    public mutating func wake(context: EvaluationContext, effects: inout [Effect]) {
+        self.context = context
+        defer { self.context = nil }
+        let definitions = context.definitions
+        for number in definitions.decayBoundaries.keys.sorted() where scoreIndex(of: definitions.modelSymbols[number]) != nil {
+            refreshStageAndGrade(model: number, effects: &effects)
+        }
+        evaluateSegments(definitions.timeDependentSegments, effects: &effects)
+        updateNextWake()
+    }
+
+    /// Re-evaluates everything against (new) definitions: trait rules, stages and the given
+    /// segments (all when nil). Used when definitions change and after merges.
+    public mutating func reevaluate(segments orders: [Int]?, context: EvaluationContext, effects: inout [Effect]) {
+        self.context = context
+        defer { self.context = nil }
+        let definitions = context.definitions
+        for number in definitions.models.indices {
+            _ = refreshTraitRules(model: number)
+            refreshStageAndGrade(model: number, effects: &effects)
+        }
+        evaluateSegments(orders ?? Array(definitions.segments.indices), effects: &effects)
+        updateNextWake()
+    }
+
+    /// Leaves a segment without evaluating it (the segment was deleted).
+    public mutating func dropMembership(symbol: UInt32) {
+        let (found, index) = membershipIndex(symbol)
+        if found { segments.remove(at: index) }
+    }
+
+    /// Updates the account's traits seen by this contact (a `group` call for its account).
+    public mutating func accountTraitsChanged(context: EvaluationContext, effects: inout [Effect]) {
+        self.context = context
+        defer { self.context = nil }
+        let definitions = context.definitions
+        for model in definitions.accountTraitRuleModels where refreshTraitRules(model: model) {
+            refreshStageAndGrade(model: model, effects: &effects)
+        }
+        evaluateSegments(definitions.accountSegments, effects: &effects)
+        updateNextWake()
+    }
+
+    mutating func recordRecent(_ event: RecentEvent) {
+        var index = recent.count
+        while index > 0 && recent[index - 1].time > event.time { index -= 1 }
+        recent.insert(event, at: index)
+        if recent.count > ContactState.recentEventLimit { recent.removeFirst(recent.count - ContactState.recentEventLimit) }
+    }
+
+    mutating func recordHistory(_ change: ScoreChange) {
+        scoreHistory.append(change)
+        if scoreHistory.count > ContactState.scoreHistoryLimit {
+            scoreHistory.removeFirst(scoreHistory.count - ContactState.scoreHistoryLimit)
+        }
+    }
+}
+
+// MARK: - Scoring
+
+extension ContactState {
+    mutating func modelScoreIndex(_ number: Int) -> Int {
+        let definitions = context!.definitions
+        let symbol = definitions.modelSymbols[number]
+        if let index = scoreIndex(of: symbol) {
+            scores[index].advance(to: context!.now, halfLife: definitions.models[number].halfLife)
+            return index
+        }
+        scores.append(ModelScore(model: symbol, referenceTime: context!.now.milliseconds))
+        return scores.count - 1
+    }
+
+    /// Applies limits to requested points: the rule's group limit, then the model's limit and minimum.
+    func limited(_ requested: Double, rule: ScoringRule, model: ScoringModel, number: Int, score: ModelScore) -> Double {
+        let now = context!.now
+        var points = requested
+        let total = score.total(at: now, halfLife: model.halfLife)
+        if points > 0 {
+            if let groupId = rule.group, let groupLimit = model.group(groupId)?.limit {
+                let symbols = context!.definitions.ruleSymbols[number]
+                var groupTotal = 0.0
+                for (ruleNumber, candidate) in model.rules.enumerated() where candidate.group == groupId {
+                    groupTotal += score.points(of: symbols[ruleNumber], at: now, halfLife: model.halfLife)
+                }
+                points = min(points, max(0, groupLimit - groupTotal))
+            }
+            if let limit = model.limit { points = min(points, max(0, limit - total)) }
+        } else if let minimum = model.minimum {
+            points = max(points, min(0, minimum - total))
+        }
+        return points
+    }
+
+    /// Awards an event rule's points; returns whether the score changed.
+    mutating func award(model number: Int, rule ruleNumber: Int, eventSymbol: UInt32, eventTime: Timestamp) -> Bool {
+        let definitions = context!.definitions
+        let model = definitions.models[number]
+        let rule = model.rules[ruleNumber]
+        let ruleSymbol = definitions.ruleSymbols[number][ruleNumber]
+        let index = modelScoreIndex(number)
+
+        if let cap = rule.cap {
+            let period = cap.period.ordinal(of: eventTime)
+            if let usage = scores[index].capUsage.firstIndex(where: { $0.rule == ruleSymbol }) {
+                if scores[index].capUsage[usage].period == period {
+                    guard scores[index].capUsage[usage].count < cap.times else { return false }
+                    scores[index].capUsage[usage].count += 1
+                } else if scores[index].capUsage[usage].period < period {
+                    scores[index].capUsage[usage] = CapUsage(rule: ruleSymbol, period: period, count: 1)
+                } else {
+                    return false  // an older period than one already counted: too late to count.
+                }
+            } else {
+                scores[index].capUsage.append(CapUsage(rule: ruleSymbol, period: period, count: 1))
+            }
+        }
+
+        // Points for an event that happened a while ago have already decayed by its age.
+        let age = context!.now.milliseconds - eventTime.milliseconds
+        let requested = rule.points * ModelScore.decayFactor(elapsed: age, halfLife: model.halfLife)
+        let points = limited(requested, rule: rule, model: model, number: number, score: scores[index])
+        guard points != 0 else { return false }
+        scores[index].add(rule: ruleSymbol, points: points, decays: model.halfLife != nil)
+        scores[index].lastChanged = context!.now
+        recordHistory(ScoreChange(rule: ruleSymbol, event: eventSymbol, points: Float(points), time: eventTime.milliseconds))
+        return true
+    }
+
+    /// Gives or takes back trait-rule points as the traits now match or not; returns whether the score changed.
+    mutating func refreshTraitRules(model number: Int) -> Bool {
+        let definitions = context!.definitions
+        let model = definitions.models[number]
+        var changed = false
+        for (ruleNumber, rule) in model.rules.enumerated() {
+            guard case .trait(let predicate) = rule.condition else { continue }
+            let ruleSymbol = definitions.ruleSymbols[number][ruleNumber]
+            let holds = predicate.evaluate(self)
+            let existing = scoreIndex(of: definitions.modelSymbols[number]).flatMap { index in
+                scores[index].contributions.firstIndex { $0.rule == ruleSymbol && !$0.decays }
+            }
+            if holds && existing == nil {
+                let index = modelScoreIndex(number)
+                let points = limited(rule.points, rule: rule, model: model, number: number, score: scores[index])
+                scores[index].contributions.append(RuleContribution(rule: ruleSymbol, points: points, decays: false))
+                scores[index].lastChanged = context!.now
+                recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(points), time: context!.now.milliseconds))
+                changed = true
+            } else if !holds, let existing {
+                let index = modelScoreIndex(number)
+                let points = scores[index].contributions[existing].points
+                scores[index].contributions.remove(at: existing)
+                scores[index].lastChanged = context!.now
+                recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(-points), time: context!.now.milliseconds))
+                changed = true
+            }
+        }
+        return changed
+    }
+
+    /// Announces a lifecycle stage or grade change (in either direction).
+    mutating func refreshStageAndGrade(model number: Int, effects: inout [Effect]) {
+        let definitions = context!.definitions
+        let model = definitions.models[number]
+        guard !model.lifecycle.isEmpty || !model.grades.isEmpty,
+            let index = scoreIndex(of: definitions.modelSymbols[number])
+        else { return }
+        let now = context!.now
+        let total = scores[index].total(at: now, halfLife: model.halfLife)
+        let stage = model.stage(for: total)
+        if stage != scores[index].stage {
+            effects.append(
+                Effect(contact: id, userId: userId, time: now,
+                    kind: .lifecycleChanged(model: model.id, from: scores[index].stage, to: stage)))
+            scores[index].stage = stage
+        }
+        let grade = model.grade(for: total)
+        if grade != scores[index].grade {
+            effects.append(
+                Effect(contact: id, userId: userId, time: now,
+                    kind: .gradeChanged(model: model.id, from: scores[index].grade, to: grade)))
+            scores[index].grade = grade
+        }
+    }
+}
+
+// MARK: - Segments and time
+
+extension ContactState {
+    /// Evaluates the given segments (by order) and, in turn, the segments that use any that changed.
+    mutating func evaluateSegments(_ candidates: [Int], effects: inout [Effect]) {
+        guard !candidates.isEmpty else { return }
+        let definitions = context!.definitions
+        var pending = candidates.sorted()
+        var position = 0
+        var last = -1
+        while position < pending.count {
+            let order = pending[position]
+            position += 1
+            if order == last { continue }
+            last = order
+            let segment = definitions.segments[order]
+            let member = segment.definition.condition.evaluate(self)
+            let (found, index) = membershipIndex(segment.symbol)
+            guard member != found else { continue }
+            let now = context!.now
+            if member {
+                segments.insert(SegmentMembership(segment: segment.symbol, since: now.milliseconds), at: index)
+                effects.append(Effect(contact: id, userId: userId, time: now, kind: .segmentEntered(segment: segment.definition.id)))
+            } else {
+                segments.remove(at: index)
+                effects.append(Effect(contact: id, userId: userId, time: now, kind: .segmentLeft(segment: segment.definition.id)))
+            }
+            if !segment.dependents.isEmpty {
+                // Dependents come later in evaluation order, so they can join the pending tail.
+                var tail = Array(pending[position...]) + segment.dependents
+                tail.sort()
+                pending = Array(pending[..<position]) + tail
+            }
+        }
+    }
+
+    /// The next moment at which something may change with no new event.
+    mutating func updateNextWake() {
+        let definitions = context!.definitions
+        let now = context!.now
+        var next: Int64 = .max
+        for order in definitions.timeDependentSegments {
+            if let time = definitions.segments[order].definition.condition.nextChange(in: self), time < next { next = time }
+        }
+        for (number, boundaries) in definitions.decayBoundaries {
+            guard let halfLife = definitions.models[number].halfLife,
+                let index = scoreIndex(of: definitions.modelSymbols[number])
+            else { continue }
+            for value in boundaries {
+                if let time = scores[index].crossing(of: value, after: now, halfLife: halfLife), time < next { next = time }
+            }
+        }
+        nextWake = next == .max ? nil : Timestamp(milliseconds: next)
+    }
+}
+
+extension Predicate {
+    /// The earliest moment after now at which this predicate's value may change
+    /// without any new event (a window lapsing, a relative time passing).
+    func nextChange(in contact: ContactState) -> Int64? {
+        let now = contact.now.milliseconds
+        switch self {
+        case .all(let items), .any(let items):
+            var best: Int64?
+            for item in items {
+                if let time = item.nextChange(in: contact), time < (best ?? .max) { best = time }
+            }
+            return best
+        case .not(let item): return item.nextChange(in: contact)
+        case .event(let condition):
+            guard let window = condition.window, let counter = contact.counters[condition.counterSymbol] else { return nil }
+            return counter.nextLapse(within: window, now: now)
+        case .firstSeen(let condition): return condition.nextChange(for: contact.firstSeen, now: contact.now)?.milliseconds
+        case .lastSeen(let condition): return condition.nextChange(for: contact.lastSeen, now: contact.now)?.milliseconds
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,87 @@
+extension ContactState {
+    /// Merges another profile of the same person into this one (an anonymous visitor who
+    /// identified, or an alias). This profile's traits win where both have one; counters,
+    /// scores, history and activity add up; segments are evaluated afresh, keeping the
+    /// earliest entry time where both were members.
+    public mutating func absorb(_ other: ContactState, context: EvaluationContext, effects: inout [Effect]) {
+        self.context = context
+        defer { self.context = nil }
+        let definitions = context.definitions
+
+        if userId == nil { userId = other.userId }
+        for anonymousId in other.anonymousIds where !anonymousIds.contains(anonymousId) { anonymousIds.append(anonymousId) }
+        for (key, value) in other.traits where traits[key] == nil { traits[key] = value }
+        if accountId == nil { accountId = other.accountId }
+        if let first = other.firstSeen, firstSeen.map({ first < $0 }) ?? true { firstSeen = first }
+        if let last = other.lastSeen, lastSeen.map({ last > $0 }) ?? true { lastSeen = last }
+        counters.merge(other.counters) { definitions.counterDepth[$0] ?? 0 }
+
+        for theirs in other.scores {
+            guard let number = definitions.modelNumber(ofSymbol: theirs.model) else { continue }
+            let halfLife = definitions.models[number].halfLife
+            var incoming = theirs
+            incoming.advance(to: context.now, halfLife: halfLife)
+            let index = modelScoreIndex(number)
+            // Trait-rule points are recomputed from the merged traits below.
+            for contribution in incoming.contributions where contribution.decays || halfLife == nil {
+                if contribution.decays || !isTraitRule(contribution.rule, model: number) {
+                    scores[index].add(rule: contribution.rule, points: contribution.points, decays: contribution.decays)
+                }
+            }
+            for usage in incoming.capUsage {
+                if let existing = scores[index].capUsage.firstIndex(where: { $0.rule == usage.rule }) {
+                    if scores[index].capUsage[existing].period == usage.period {
+                        scores[index].capUsage[existing].count += usage.count
+                    } else if scores[index].capUsage[existing].period < usage.period {
+                        scores[index].capUsage[existing] = usage
+                    }
+                } else {
+                    scores[index].capUsage.append(usage)
+                }
+            }
+            if let changed = incoming.lastChanged, scores[index].lastChanged.map({ changed > $0 }) ?? true {
+                scores[index].lastChanged = changed
+            }
+        }
+        scoreHistory = Array((scoreHistory + other.scoreHistory).sorted { $0.time < $1.time }.suffix(ContactState.scoreHistoryLimit))
+        recent = Array((recent + other.recent).sorted { $0.time < $1.time }.suffix(ContactState.recentEventLimit))
+        lastSequence = max(lastSequence, other.lastSequence)
+
+        for number in definitions.models.indices {
+            _ = refreshTraitRules(model: number)
+            refreshStageAndGrade(model: number, effects: &effects)
+        }
+        evaluateSegments(Array(definitions.segments.indices), effects: &effects)
+        for membership in other.segments {
+            let (found, index) = membershipIndex(membership.segment)
+            if found, membership.since < segments[index].since { segments[index].since = membership.since }
+        }
+        updateNextWake()
+    }
+
+    func isTraitRule(_ symbol: UInt32, model number: Int) -> Bool {
+        guard let definitions = context?.definitions,
+            let ruleNumber = definitions.ruleSymbols[number].firstIndex(of: symbol)
+        else { return false }
+        if case .trait = definitions.models[number].rules[ruleNumber].condition { return true }
+        return false
+    }
+
+    /// Empties this profile because it was merged into `target`: leaves every segment
+    /// (so member counts stay exact) and returns the state to merge.
+    public mutating func surrender(into target: UInt64, definitions: TenantDefinitions, now: Timestamp, effects: inout [Effect])
+        -> ContactState
+    {
+        let state = self
+        for membership in segments {
+            if let order = definitions.segmentOrderBySymbol[membership.segment] {
+                effects.append(
+                    Effect(contact: id, userId: userId, time: now,
+                        kind: .segmentLeft(segment: definitions.segments[order].definition.id)))
+            }
+        }
+        effects.append(Effect(contact: id, userId: userId, time: now, kind: .merged(into: target)))
+        self = ContactState(id: id)
+        return state
+    }
+}

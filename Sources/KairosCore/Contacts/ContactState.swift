@@ -1,0 +1,186 @@
+import Foundation
+
+/// Points one rule has given a contact in one model.
+public struct RuleContribution: Sendable, Hashable {
+    public var rule: UInt32
+    /// For decaying rules: the amount at the model's reference time.
+    public var points: Double
+    public var decays: Bool
+}
+
+/// How many times a capped rule has fired in its current period.
+public struct CapUsage: Sendable, Hashable {
+    public var rule: UInt32
+    public var period: Int64
+    public var count: Int32
+}
+
+/// A contact's standing in one scoring model.
+public struct ModelScore: Sendable, Hashable {
+    public var model: UInt32
+    /// Decaying contributions are expressed as of this time (ms).
+    public var referenceTime: Int64
+    public var contributions: [RuleContribution] = []
+    public var capUsage: [CapUsage] = []
+    public var lastChanged: Timestamp?
+    /// The stage and grade last announced by an effect.
+    public var stage: String?
+    public var grade: String?
+
+    static func decayFactor(elapsed: Int64, halfLife: TimeSpan?) -> Double {
+        guard let halfLife, elapsed > 0 else { return 1 }
+        return pow2(-Double(elapsed) / Double(halfLife.milliseconds))
+    }
+
+    public func total(at now: Timestamp, halfLife: TimeSpan?) -> Double {
+        let factor = ModelScore.decayFactor(elapsed: now.milliseconds - referenceTime, halfLife: halfLife)
+        var sum = 0.0
+        for item in contributions { sum += item.decays ? item.points * factor : item.points }
+        return sum
+    }
+
+    public func points(of rule: UInt32, at now: Timestamp, halfLife: TimeSpan?) -> Double {
+        let factor = ModelScore.decayFactor(elapsed: now.milliseconds - referenceTime, halfLife: halfLife)
+        var sum = 0.0
+        for item in contributions where item.rule == rule { sum += item.decays ? item.points * factor : item.points }
+        return sum
+    }
+
+    /// Folds the decay since the reference time into the stored amounts.
+    mutating func advance(to now: Timestamp, halfLife: TimeSpan?) {
+        guard now.milliseconds > referenceTime else { return }
+        if halfLife != nil {
+            let factor = ModelScore.decayFactor(elapsed: now.milliseconds - referenceTime, halfLife: halfLife)
+            for index in contributions.indices where contributions[index].decays {
+                contributions[index].points *= factor
+            }
+        }
+        referenceTime = now.milliseconds
+    }
+
+    mutating func add(rule: UInt32, points: Double, decays: Bool) {
+        if let index = contributions.firstIndex(where: { $0.rule == rule && $0.decays == decays }) {
+            contributions[index].points += points
+        } else {
+            contributions.append(RuleContribution(rule: rule, points: points, decays: decays))
+        }
+    }
+
+    /// The time after `now` at which the decaying score crosses `value`, if it ever does.
+    func crossing(of value: Double, after now: Timestamp, halfLife: TimeSpan) -> Int64? {
+        var decaying = 0.0
+        var steady = 0.0
+        for item in contributions {
+            if item.decays { decaying += item.points } else { steady += item.points }
+        }
+        guard decaying != 0 else { return nil }
+        let fraction = (value - steady) / decaying
+        guard fraction > 0, fraction < 1 else { return nil }
+        let time = Double(referenceTime) - Double(halfLife.milliseconds) * log2(fraction)
+        guard time.isFinite, time > Double(now.milliseconds) else { return nil }
+        return Int64(time.rounded(.up)) + 1
+    }
+}
+
+/// One entry of a contact's score history: which rule gave how many points, when, for which event.
+public struct ScoreChange: Sendable, Hashable {
+    public var rule: UInt32
+    /// The event's counter symbol, or 0 for trait rules.
+    public var event: UInt32
+    public var points: Float
+    public var time: Int64
+}
+
+/// A contact's membership of one segment.
+public struct SegmentMembership: Sendable, Hashable {
+    public var segment: UInt32
+    public var since: Int64
+}
+
+/// A compact record of a recent event, for reads and merges.
+public struct RecentEvent: Sendable, Hashable {
+    public var symbol: UInt32
+    public var time: Int64
+}
+
+/// What an evaluation needs besides the contact itself; set for the length of one command.
+public struct EvaluationContext: Sendable {
+    public var now: Timestamp
+    public var definitions: TenantDefinitions
+    public var accountTraits: [String: JSONValue]?
+
+    public init(now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil) {
+        self.now = now
+        self.definitions = definitions
+        self.accountTraits = accountTraits
+    }
+}
+
+/// Everything Kairos knows about one contact. Pure data plus pure functions:
+/// a `ContactActor` owns one and applies commands to it one at a time.
+public struct ContactState: Sendable {
+    public static let recentEventLimit = 16
+    public static let scoreHistoryLimit = 16
+
+    public let id: UInt64
+    public var userId: String?
+    public var anonymousIds: [String]
+    public var traits: [String: JSONValue] = [:]
+    public var accountId: String?
+    public var firstSeen: Timestamp?
+    public var lastSeen: Timestamp?
+    public var counters = CounterSet()
+    public var scores: [ModelScore] = []
+    public var scoreHistory: [ScoreChange] = []
+    /// Sorted by segment symbol.
+    public var segments: [SegmentMembership] = []
+    public var recent: [RecentEvent] = []
+    public var nextWake: Timestamp?
+    /// The journal sequence of the last command applied (0 before any).
+    public var lastSequence: UInt64 = 0
+
+    /// Set while a command is being applied; nil otherwise.
+    var context: EvaluationContext?
+
+    public init(id: UInt64, userId: String? = nil, anonymousId: String? = nil) {
+        self.id = id
+        self.userId = userId
+        self.anonymousIds = anonymousId.map { [$0] } ?? []
+    }
+
+    public var isKnown: Bool { userId != nil }
+
+    public func isMember(of symbol: UInt32) -> Bool { membershipIndex(symbol).found }
+
+    func membershipIndex(_ symbol: UInt32) -> (found: Bool, index: Int) {
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let mid = (low + high) / 2
+            let value = segments[mid].segment
+            if value == symbol { return (true, mid) }
+            if value < symbol { low = mid + 1 } else { high = mid }
+        }
+        return (false, low)
+    }
+
+    func scoreIndex(of symbol: UInt32) -> Int? { scores.firstIndex { $0.model == symbol } }
+
+    /// The model's score now, decay included.
+    public func score(model number: Int, definitions: TenantDefinitions, now: Timestamp) -> Double {
+        guard let index = scoreIndex(of: definitions.modelSymbols[number]) else { return 0 }
+        return scores[index].total(at: now, halfLife: definitions.models[number].halfLife)
+    }
+
+    /// The model's grade now; for a matrix model, the row model's grade followed by this one's (`A1`).
+    public func grade(model number: Int, definitions: TenantDefinitions, now: Timestamp) -> String? {
+        let model = definitions.models[number]
+        guard let own = model.grade(for: score(model: number, definitions: definitions, now: now)) else { return nil }
+        guard let rowId = model.gradeMatrixRowModel, let row = definitions.modelIndex[rowId] else { return own }
+        guard let rowGrade = definitions.models[row].grade(for: score(model: row, definitions: definitions, now: now))
+        else { return nil }
+        return rowGrade + own
+    }
+}
+
+@inline(__always) func pow2(_ x: Double) -> Double { exp2(x) }

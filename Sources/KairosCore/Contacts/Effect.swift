@@ -1,0 +1,37 @@
+/// Something observable that happened to a contact as a consequence of a command:
+/// what journeys, webhooks and dashboards react to.
+public struct Effect: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        case segmentEntered(segment: String)
+        case segmentLeft(segment: String)
+        case lifecycleChanged(model: String, from: String?, to: String?)
+        case gradeChanged(model: String, from: String?, to: String?)
+        /// This contact's profile was merged into `into` (anonymous → known).
+        case merged(into: UInt64)
+    }
+
+    public var contact: UInt64
+    public var userId: String?
+    public var time: Timestamp
+    public var kind: Kind
+
+    public init(contact: UInt64, userId: String?, time: Timestamp, kind: Kind) {
+        self.contact = contact
+        self.userId = userId
+        self.time = time
+        self.kind = kind
+    }
+
+    public var description: String {
+        let who = userId.map { "\(contact)/\($0)" } ?? "\(contact)"
+        switch kind {
+        case .segmentEntered(let segment): return "\(time) contact \(who) entered segment \(segment)"
+        case .segmentLeft(let segment): return "\(time) contact \(who) left segment \(segment)"
+        case .lifecycleChanged(let model, let from, let to):
+            return "\(time) contact \(who) \(model) stage \(from ?? "none") → \(to ?? "none")"
+        case .gradeChanged(let model, let from, let to):
+            return "\(time) contact \(who) \(model) grade \(from ?? "none") → \(to ?? "none")"
+        case .merged(let into): return "\(time) contact \(who) merged into \(into)"
+        }
+    }
+}

@@ -1,0 +1,109 @@
+/// How often a contact did one kind of event, with the most recent times kept
+/// only as deep as some time-window condition needs (so counts inside a window
+/// are exact and the moment one lapses is known).
+public struct EventCounter: Sendable, Hashable {
+    /// Deepest window a condition may ask about (counts up to this minus one).
+    public static let maximumDepth = 1000
+
+    public var symbol: UInt32
+    public var total: UInt32
+    public var last: Int64
+    /// Most recent occurrence times in milliseconds, ascending, at most `depth` long.
+    public var recent: [Int64]
+
+    public init(symbol: UInt32) {
+        self.symbol = symbol
+        self.total = 0
+        self.last = .min
+        self.recent = []
+    }
+
+    public mutating func record(at time: Int64, depth: Int) {
+        total &+= 1
+        if time > last { last = time }
+        guard depth > 0 else {
+            if !recent.isEmpty { recent = [] }
+            return
+        }
+        // Events mostly arrive in order; keep the array sorted when one does not.
+        var index = recent.count
+        while index > 0 && recent[index - 1] > time { index -= 1 }
+        recent.insert(time, at: index)
+        if recent.count > depth { recent.removeFirst(recent.count - depth) }
+    }
+
+    /// Occurrences in the window `(now - span, now]`, exact up to the kept depth.
+    public func count(within span: TimeSpan, now: Int64) -> Int {
+        let start = now - span.milliseconds
+        if recent.isEmpty {
+            // Depth 0 or 1 data: only the last time is known.
+            return last > start && last <= now ? 1 : 0
+        }
+        var count = 0
+        for time in recent.reversed() {
+            if time <= start { break }
+            if time <= now { count += 1 }
+        }
+        return count
+    }
+
+    /// When the oldest occurrence inside the window drops out of it.
+    public func nextLapse(within span: TimeSpan, now: Int64) -> Int64? {
+        let start = now - span.milliseconds
+        if recent.isEmpty { return last > start ? last + span.milliseconds : nil }
+        for time in recent where time > start { return time + span.milliseconds }
+        return nil
+    }
+
+    mutating func merge(_ other: EventCounter, depth: Int) {
+        total &+= other.total
+        last = max(last, other.last)
+        if depth > 0 {
+            recent = Array((recent + other.recent).sorted().suffix(depth))
+        } else {
+            recent = []
+        }
+    }
+}
+
+/// A contact's counters, as a sorted array: 20 counters take about 500 bytes,
+/// a dictionary would take twice that.
+public struct CounterSet: Sendable, Hashable {
+    public private(set) var counters: [EventCounter] = []
+
+    public init() {}
+
+    func index(of symbol: UInt32) -> (found: Bool, index: Int) {
+        var low = 0
+        var high = counters.count
+        while low < high {
+            let mid = (low + high) / 2
+            let value = counters[mid].symbol
+            if value == symbol { return (true, mid) }
+            if value < symbol { low = mid + 1 } else { high = mid }
+        }
+        return (false, low)
+    }
+
+    public subscript(symbol: UInt32) -> EventCounter? {
+        let (found, index) = index(of: symbol)
+        return found ? counters[index] : nil
+    }
+
+    public mutating func record(_ symbol: UInt32, at time: Int64, depth: Int) {
+        let (found, index) = index(of: symbol)
+        if !found { counters.insert(EventCounter(symbol: symbol), at: index) }
+        counters[index].record(at: time, depth: depth)
+    }
+
+    mutating func merge(_ other: CounterSet, depth: (UInt32) -> Int) {
+        for counter in other.counters {
+            let (found, index) = index(of: counter.symbol)
+            if found {
+                counters[index].merge(counter, depth: depth(counter.symbol))
+            } else {
+                counters.insert(counter, at: index)
+            }
+        }
+    }
+}

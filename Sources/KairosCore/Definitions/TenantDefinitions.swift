@@ -1,0 +1,280 @@
+/// One tenant's definitions, compiled into the indexes the hot path reads.
+///
+/// Immutable and shared: contact actors read the current value without a hop,
+/// and a definition change publishes a new value.
+public final class TenantDefinitions: Sendable {
+    public struct CompiledSegment: Sendable {
+        public let definition: SegmentDefinition
+        public let symbol: UInt32
+        /// Position in evaluation order (dependencies first).
+        public let order: Int
+        public let dependencies: PredicateDependencies
+        /// Segments whose condition uses this one, by order.
+        public internal(set) var dependents: [Int]
+    }
+
+    /// A counter with a filter (`where`) or a wildcard name: updated when a matching event arrives.
+    public struct FilteredCounter: Sendable {
+        public let symbol: UInt32
+        public let filter: Predicate?
+    }
+
+    public struct RuleReference: Sendable {
+        public let model: Int
+        public let rule: Int
+    }
+
+    /// Everything one event key (`track:Signed Up` or `page:*`) can touch.
+    public struct EventIndexEntry: Sendable {
+        public internal(set) var rules: [RuleReference] = []
+        public internal(set) var filteredCounters: [FilteredCounter] = []
+        public internal(set) var segments: [Int] = []
+    }
+
+    public let version: UInt64
+    public let models: [ScoringModel]
+    public let modelIndex: [String: Int]
+    /// In evaluation order: a segment comes after every segment its condition uses.
+    public let segments: [CompiledSegment]
+    public let segmentOrderBySymbol: [UInt32: Int]
+    public let eventIndex: [String: EventIndexEntry]
+    /// How many recent occurrence times each counter keeps.
+    public let counterDepth: [UInt32: Int]
+    public let segmentsByTrait: [String: [Int]]
+    public let segmentsByScoreModel: [String: [Int]]
+    public let accountSegments: [Int]
+    public let seenSegments: [Int]
+    public let timeDependentSegments: [Int]
+    /// Models with trait rules, by the trait keys those rules read.
+    public let traitRuleModelsByTrait: [String: [Int]]
+    public let accountTraitRuleModels: [Int]
+    /// Interned `model:ID` per model, as contacts store them.
+    public let modelSymbols: [UInt32]
+    /// Interned `rule:MODEL/RULE` per model and rule.
+    public let ruleSymbols: [[UInt32]]
+    /// Per decaying model: the score values at which something observable changes
+    /// (stages, grades, segment thresholds), so a contact knows when to wake up.
+    public let decayBoundaries: [Int: [Double]]
+
+    public static let empty = TenantDefinitions(
+        version: 0, models: [], modelIndex: [:], segments: [], segmentOrderBySymbol: [:], eventIndex: [:],
+        counterDepth: [:], segmentsByTrait: [:], segmentsByScoreModel: [:], accountSegments: [], seenSegments: [],
+        timeDependentSegments: [], traitRuleModelsByTrait: [:], accountTraitRuleModels: [], modelSymbols: [],
+        ruleSymbols: [], decayBoundaries: [:])
+
+    init(
+        version: UInt64, models: [ScoringModel], modelIndex: [String: Int], segments: [CompiledSegment],
+        segmentOrderBySymbol: [UInt32: Int], eventIndex: [String: EventIndexEntry], counterDepth: [UInt32: Int],
+        segmentsByTrait: [String: [Int]], segmentsByScoreModel: [String: [Int]], accountSegments: [Int],
+        seenSegments: [Int], timeDependentSegments: [Int], traitRuleModelsByTrait: [String: [Int]],
+        accountTraitRuleModels: [Int], modelSymbols: [UInt32], ruleSymbols: [[UInt32]], decayBoundaries: [Int: [Double]]
+    ) {
+        self.version = version
+        self.models = models
+        self.modelIndex = modelIndex
+        self.segments = segments
+        self.segmentOrderBySymbol = segmentOrderBySymbol
+        self.eventIndex = eventIndex
+        self.counterDepth = counterDepth
+        self.segmentsByTrait = segmentsByTrait
+        self.segmentsByScoreModel = segmentsByScoreModel
+        self.accountSegments = accountSegments
+        self.seenSegments = seenSegments
+        self.timeDependentSegments = timeDependentSegments
+        self.traitRuleModelsByTrait = traitRuleModelsByTrait
+        self.accountTraitRuleModels = accountTraitRuleModels
+        self.modelSymbols = modelSymbols
+        self.ruleSymbols = ruleSymbols
+        self.decayBoundaries = decayBoundaries
+    }
+
+    public func modelNumber(ofSymbol symbol: UInt32) -> Int? { modelSymbols.firstIndex(of: symbol) }
+
+    public static func modelKey(_ id: String) -> String { "model:" + id }
+    public static func ruleKey(model: String, rule: String) -> String { "rule:\(model)/\(rule)" }
+
+    public func model(_ id: String) -> ScoringModel? { modelIndex[id].map { models[$0] } }
+
+    public func segment(_ id: String) -> CompiledSegment? {
+        segments.first { $0.definition.id == id }
+    }
+
+    /// Which definition a cross-reference error belongs to, for messages.
+    public enum Owner: Sendable, Hashable {
+        case model(String)
+        case segment(String)
+    }
+
+    /// A definition set that does not hold together (unknown reference, cycle).
+    public struct CompileError: Error, Sendable, Hashable {
+        public var owner: Owner
+        public var error: DefinitionError
+    }
+
+    /// Validates cross-references and builds the indexes.
+    /// `intern` turns counter keys and segment keys into symbols.
+    public static func compile(
+        version: UInt64, models: [ScoringModel], segments: [SegmentDefinition], intern: (String) -> UInt32
+    ) throws(CompileError) -> TenantDefinitions {
+        var modelIndex: [String: Int] = [:]
+        for (index, model) in models.enumerated() { modelIndex[model.id] = index }
+        for model in models {
+            if let row = model.gradeMatrixRowModel, modelIndex[row] == nil {
+                throw CompileError(
+                    owner: .model(model.id),
+                    error: DefinitionError(pointer: "/gradeMatrix/rows", message: "unknown scoring model '\(row)'"))
+            }
+        }
+
+        // Check references, then order segments so that each comes after those it uses.
+        let byId = Dictionary(segments.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+        var dependencies: [String: PredicateDependencies] = [:]
+        for segment in segments {
+            let deps = segment.condition.dependencies
+            for model in deps.scoreModels.sorted() where modelIndex[model] == nil {
+                let pointer = segment.source.pointer(ofKey: "score", value: model)
+                    ?? segment.source.pointer(ofKey: "grade", value: model)
+                    ?? segment.source.pointer(ofKey: "lifecycle", value: model) ?? "/condition"
+                throw CompileError(
+                    owner: .segment(segment.id),
+                    error: DefinitionError(pointer: pointer, message: "unknown scoring model '\(model)'"))
+            }
+            for used in deps.segments.sorted() where byId[used] == nil {
+                throw CompileError(
+                    owner: .segment(segment.id),
+                    error: DefinitionError(
+                        pointer: segment.source.pointer(ofKey: "segment", value: used) ?? "/condition",
+                        message: "unknown segment '\(used)'"))
+            }
+            dependencies[segment.id] = deps
+        }
+        var ordered: [SegmentDefinition] = []
+        var state: [String: Int] = [:]  // 1 visiting, 2 done
+        func visit(_ id: String, path: [String]) throws(CompileError) {
+            if state[id] == 2 { return }
+            if state[id] == 1 {
+                let cycle = (path.drop { $0 != id } + [id]).joined(separator: " → ")
+                let owner = path.last ?? id
+                throw CompileError(
+                    owner: .segment(owner),
+                    error: DefinitionError(
+                        pointer: byId[owner]?.source.pointer(ofKey: "segment", value: id) ?? "/condition",
+                        message: "segments may not use each other in a cycle: \(cycle)"))
+            }
+            state[id] = 1
+            for used in dependencies[id]!.segments.sorted() { try visit(used, path: path + [id]) }
+            state[id] = 2
+            ordered.append(byId[id]!)
+        }
+        for segment in segments { try visit(segment.id, path: []) }
+
+        // Counters and the event index.
+        var eventIndex: [String: EventIndexEntry] = [:]
+        var counterDepth: [UInt32: Int] = [:]
+        var filteredSeen: Set<UInt32> = []
+        func registerCounter(_ condition: EventCondition, key: String) -> UInt32 {
+            let symbol = intern(condition.counterKey)
+            counterDepth[symbol] = max(counterDepth[symbol] ?? 0, condition.requiredDepth)
+            if (condition.filter != nil || condition.name == nil) && filteredSeen.insert(symbol).inserted {
+                eventIndex[key, default: EventIndexEntry()].filteredCounters.append(
+                    FilteredCounter(symbol: symbol, filter: condition.filter))
+            }
+            return symbol
+        }
+
+        var compiled: [CompiledSegment] = []
+        var orderBySymbol: [UInt32: Int] = [:]
+        var segmentsByTrait: [String: [Int]] = [:]
+        var segmentsByScoreModel: [String: [Int]] = [:]
+        var accountSegments: [Int] = []
+        var seenSegments: [Int] = []
+        var timeDependent: [Int] = []
+        for (order, definition) in ordered.enumerated() {
+            let deps = dependencies[definition.id]!
+            for condition in deps.eventConditions {
+                let key = condition.name.map { Event.counterName(type: condition.type, name: $0) }
+                    ?? "\(condition.type.rawValue):*"
+                _ = registerCounter(condition, key: key)
+                var entry = eventIndex[key, default: EventIndexEntry()]
+                if entry.segments.last != order { entry.segments.append(order) }
+                eventIndex[key] = entry
+            }
+            for trait in deps.traitKeys { segmentsByTrait[trait, default: []].append(order) }
+            for model in deps.scoreModels {
+                segmentsByScoreModel[model, default: []].append(order)
+                // A matrix grade (A1) also moves with its row model.
+                if let row = modelIndex[model].flatMap({ models[$0].gradeMatrixRowModel }) {
+                    segmentsByScoreModel[row, default: []].append(order)
+                }
+            }
+            if deps.usesAccount { accountSegments.append(order) }
+            if deps.usesSeen { seenSegments.append(order) }
+            let decays = deps.scoreModels.contains { modelIndex[$0].map { models[$0].halfLife != nil } ?? false }
+            if deps.isTimeDependent || decays { timeDependent.append(order) }
+            var resolved = definition
+            resolved.condition = definition.condition.resolvingSymbols(intern)
+            let symbol = intern(SymbolTable.segmentKey(definition.id))
+            orderBySymbol[symbol] = order
+            compiled.append(
+                CompiledSegment(definition: resolved, symbol: symbol, order: order, dependencies: deps, dependents: []))
+        }
+        for segment in compiled {
+            for used in segment.dependencies.segments {
+                if let usedOrder = compiled.firstIndex(where: { $0.definition.id == used }) {
+                    compiled[usedOrder].dependents.append(segment.order)
+                }
+            }
+        }
+
+        var traitRuleModelsByTrait: [String: [Int]] = [:]
+        var accountTraitRuleModels: [Int] = []
+        for (modelNumber, model) in models.enumerated() {
+            for (ruleNumber, rule) in model.rules.enumerated() {
+                switch rule.condition {
+                case .event(let matcher):
+                    // A rule's filter is checked per event; the index only narrows by name.
+                    eventIndex[matcher.indexKey, default: EventIndexEntry()].rules.append(
+                        RuleReference(model: modelNumber, rule: ruleNumber))
+                case .trait(let predicate):
+                    let deps = predicate.dependencies
+                    for key in deps.traitKeys where traitRuleModelsByTrait[key]?.last != modelNumber {
+                        traitRuleModelsByTrait[key, default: []].append(modelNumber)
+                    }
+                    if deps.usesAccount && accountTraitRuleModels.last != modelNumber {
+                        accountTraitRuleModels.append(modelNumber)
+                    }
+                }
+            }
+        }
+
+        var decayBoundaries: [Int: [Double]] = [:]
+        for (number, model) in models.enumerated() where model.halfLife != nil {
+            var values = Set(model.lifecycle.map(\.minimum) + model.grades.map(\.minimum).filter(\.isFinite))
+            for segment in compiled {
+                segment.definition.condition.collectScoreThresholds(model: model.id, into: &values)
+            }
+            decayBoundaries[number] = values.sorted()
+        }
+        let modelSymbols = models.map { intern(modelKey($0.id)) }
+        let ruleSymbols = models.map { model in model.rules.map { intern(ruleKey(model: model.id, rule: $0.id)) } }
+
+        return TenantDefinitions(
+            version: version, models: models, modelIndex: modelIndex, segments: compiled,
+            segmentOrderBySymbol: orderBySymbol, eventIndex: eventIndex, counterDepth: counterDepth,
+            segmentsByTrait: segmentsByTrait, segmentsByScoreModel: segmentsByScoreModel,
+            accountSegments: accountSegments, seenSegments: seenSegments, timeDependentSegments: timeDependent,
+            traitRuleModelsByTrait: traitRuleModelsByTrait, accountTraitRuleModels: accountTraitRuleModels,
+            modelSymbols: modelSymbols, ruleSymbols: ruleSymbols, decayBoundaries: decayBoundaries)
+    }
+}
+
+extension Predicate {
+    func collectScoreThresholds(model: String, into values: inout Set<Double>) {
+        switch self {
+        case .all(let items), .any(let items): items.forEach { $0.collectScoreThresholds(model: model, into: &values) }
+        case .not(let item): item.collectScoreThresholds(model: model, into: &values)
+        case .score(let scored, _, let value) where scored == model: values.insert(value)
+        default: break
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import KairosCore
+import Synchronization
+
+/// One contact, live in memory. Owns its `ContactState` and applies commands to it one
+/// at a time, so no lock guards contact state; contacts of one tenant run in parallel.
+actor ContactActor {
+    /// One event on its way to this contact.
+    struct Item: Sendable {
+        var event: Event
+        var counterSymbol: UInt32
+        /// A profile to merge into this one before applying `event` (identify/alias).
+        var mergeSource: ContactActor?
+    }
+
+    private struct Identity {
+        var keys: [ContactDirectory.IdentityKey] = []
+        var merged = false
+    }
+
+    nonisolated let id: UInt64
+    nonisolated let tenant: TenantRuntime
+    private nonisolated let identity = Mutex(Identity())
+
+    private var state: ContactState
+    /// Set once this profile has been merged into another: later calls go there.
+    private var forward: ContactActor?
+    /// The due time of the scheduler entry this contact is waiting for.
+    private var scheduledWake: Int64?
+    /// The latest command time applied, so a late timer never evaluates in the past.
+    private var latestNow: Int64 = .min
+
+    init(id: UInt64, tenant: TenantRuntime) {
+        self.id = id
+        self.tenant = tenant
+        self.state = ContactState(id: id)
+    }
+
+    init(restoring state: ContactState, tenant: TenantRuntime) {
+        self.id = state.id
+        self.tenant = tenant
+        self.state = state
+    }
+
+    // MARK: Identity bookkeeping (called by the directory under its locks)
+
+    nonisolated func addKey(_ key: ContactDirectory.IdentityKey) {
+        identity.withLock { if !$0.keys.contains(key) { $0.keys.append(key) } }
+    }
+
+    nonisolated func takeKeys() -> [ContactDirectory.IdentityKey] {
+        identity.withLock { record in
+            defer { record.keys = [] }
+            return record.keys
+        }
+    }
+
+    /// An anonymous profile not merged yet.
+    nonisolated var isLinkable: Bool {
+        identity.withLock { record in
+            !record.merged && !record.keys.contains { if case .user = $0 { return true } else { return false } }
+        }
+    }
+
+    nonisolated func markMerged() { identity.withLock { $0.merged = true } }
+
+    // MARK: Commands
+
+    private func effectiveNow(_ now: Timestamp) -> Timestamp {
+        latestNow = max(latestNow, now.milliseconds)
+        return Timestamp(milliseconds: latestNow)
+    }
+
+    func apply(_ items: [Item], now: Timestamp) async -> [Effect] {
+        var effects: [Effect] = []
+        var position = 0
+        while position < items.count {
+            if let forward {
+                effects += await forward.apply(Array(items[position...]), now: now)
+                return effects
+            }
+            let item = items[position]
+            position += 1
+            let commandNow = effectiveNow(now)
+            if let source = item.mergeSource, let (absorbed, left) = await source.surrender(into: self, now: commandNow) {
+                effects += left
+                state.absorb(absorbed, context: context(commandNow), effects: &effects)
+            }
+            state.apply(item.event, counterSymbol: item.counterSymbol, context: context(commandNow), effects: &effects)
+        }
+        finish(effects)
+        return effects
+    }
+
+    /// Hands this profile's state over to `target` exactly once; later calls are forwarded.
+    /// Returns the state and the effects of leaving (its segments, the merge itself).
+    func surrender(into target: ContactActor, now: Timestamp) -> (ContactState, [Effect])? {
+        guard forward == nil else { return nil }
+        var effects: [Effect] = []
+        let definitions = tenant.definitions
+        let surrendered = state.surrender(into: target.id, definitions: definitions, now: effectiveNow(now), effects: &effects)
+        forward = target
+        tenant.directory.unregister(id: id)
+        tenant.members.apply(effects)
+        return (surrendered, effects)
+    }
+
+    /// Called by the scheduler for an entry due at `due`.
+    func fire(due: Int64) async -> [Effect] {
+        if let forward { return await forward.fire(due: due) }
+        if scheduledWake == due { scheduledWake = nil }
+        var effects: [Effect] = []
+        if let next = state.nextWake, next.milliseconds <= due {
+            state.wake(context: context(effectiveNow(Timestamp(milliseconds: due))), effects: &effects)
+        }
+        finish(effects)
+        return effects
+    }
+
+    func reevaluate(segments: [Int]?, now: Timestamp) async -> [Effect] {
+        if let forward { return await forward.reevaluate(segments: segments, now: now) }
+        var effects: [Effect] = []
+        state.reevaluate(segments: segments, context: context(effectiveNow(now)), effects: &effects)
+        finish(effects)
+        return effects
+    }
+
+    func accountTraitsChanged(now: Timestamp) async -> [Effect] {
+        if let forward { return await forward.accountTraitsChanged(now: now) }
+        var effects: [Effect] = []
+        state.accountTraitsChanged(context: context(effectiveNow(now)), effects: &effects)
+        finish(effects)
+        return effects
+    }
+
+    func dropMembership(symbol: UInt32) {
+        state.dropMembership(symbol: symbol)
+    }
+
+    func snapshot() -> ContactState { state }
+
+    var isForwarded: Bool { forward != nil }
+
+    // MARK: Helpers
+
+    private func context(_ now: Timestamp) -> EvaluationContext {
+        let definitions = tenant.definitions
+        var account: [String: JSONValue]?
+        if let accountId = state.accountId,
+            !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty
+        {
+            account = tenant.accounts.traits(of: accountId)
+        }
+        return EvaluationContext(now: now, definitions: definitions, accountTraits: account)
+    }
+
+    /// Publishes membership changes and keeps exactly one scheduler entry for the next wake-up.
+    private func finish(_ effects: [Effect]) {
+        if !effects.isEmpty { tenant.members.apply(effects) }
+        if let next = state.nextWake?.milliseconds, scheduledWake.map({ next < $0 }) ?? true {
+            scheduledWake = next
+            tenant.scheduler.schedule(self, at: next)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import KairosCore
+import Synchronization
+
+/// Finds a tenant's contact actors by id (`userId` or `anonymousId`), creating them on
+/// first sight. Sharded so concurrent ingest does not queue on one lock; a separate
+/// lock serializes only identity links (identify/alias), so each anonymous profile
+/// is merged exactly once.
+final class ContactDirectory: Sendable {
+    enum IdentityKey: Hashable, Sendable {
+        case user(String)
+        case anonymous(String)
+    }
+
+    private static let shardCount = 64
+    /// A Mutex in a box, so shards can live in an array.
+    private final class Shard<Value: Sendable>: Sendable {
+        let table: Mutex<Value>
+        init(_ value: Value) { table = Mutex(value) }
+        func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
+            try table.withLock(body)
+        }
+    }
+
+    private let shards: [Shard<[IdentityKey: ContactActor]>]
+    private let byId: [Shard<[UInt64: ContactActor]>]
+    private let nextId = Atomic<UInt64>(1)
+    private let contactCount = Atomic<Int>(0)
+    /// Held only while linking identities.
+    private let linkLock = Mutex<Void>(())
+
+    init() {
+        shards = (0..<Self.shardCount).map { _ in Shard([:]) }
+        byId = (0..<Self.shardCount).map { _ in Shard([:]) }
+    }
+
+    private func shard(_ key: IdentityKey) -> Int {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))
+    }
+
+    private func idShard(_ id: UInt64) -> Int { Int(id % UInt64(Self.shardCount)) }
+
+    var count: Int { contactCount.load(ordering: .relaxed) }
+
+    func lookup(_ key: IdentityKey) -> ContactActor? {
+        shards[shard(key)].withLock { $0[key] }
+    }
+
+    func lookup(id: UInt64) -> ContactActor? {
+        byId[idShard(id)].withLock { $0[id] }
+    }
+
+    /// Returns the contact for `key`, creating it when unknown.
+    func resolve(_ key: IdentityKey, make: (UInt64) -> ContactActor) -> ContactActor {
+        let index = shard(key)
+        let (actor, created) = shards[index].withLock { table -> (ContactActor, Bool) in
+            if let existing = table[key] { return (existing, false) }
+            let id = nextId.add(1, ordering: .relaxed).oldValue
+            let actor = make(id)
+            table[key] = actor
+            actor.addKey(key)
+            return (actor, true)
+        }
+        if created { register(actor) }
+        return actor
+    }
+
+    private func register(_ actor: ContactActor) {
+        byId[idShard(actor.id)].withLock { $0[actor.id] = actor }
+        contactCount.add(1, ordering: .relaxed)
+    }
+
+    func unregister(id: UInt64) {
+        let removed = byId[idShard(id)].withLock { $0.removeValue(forKey: id) }
+        if removed != nil { contactCount.subtract(1, ordering: .relaxed) }
+    }
+
+    /// What `link` decided.
+    struct Link {
+        /// The contact the event should be applied to.
+        var target: ContactActor
+        /// A profile to merge into the target first, exactly once.
+        var mergeSource: ContactActor?
+    }
+
+    /// Links `source` (an anonymousId, or an alias's previousId) to the known `userId`.
+    /// An anonymous profile is merged into the known one; two known users are never merged.
+    func link(userId: String, source: IdentityKey, sourceIsAlias: Bool, make: (UInt64) -> ContactActor) -> Link {
+        linkLock.withLock { _ in
+            let target = resolve(.user(userId), make: make)
+            var candidates: [IdentityKey] = [source]
+            if sourceIsAlias, case .user(let previous) = source { candidates.append(.anonymous(previous)) }
+            if sourceIsAlias, case .anonymous(let previous) = source { candidates.append(.user(previous)) }
+            for key in candidates {
+                guard let existing = lookup(key) else { continue }
+                if existing === target { return Link(target: target, mergeSource: nil) }
+                // The existing profile's keys now lead to the target; its state follows in the merge.
+                if existing.isLinkable {
+                    existing.markMerged()
+                    remap(from: existing, to: target)
+                    return Link(target: target, mergeSource: existing)
+                }
+                if !sourceIsAlias { return Link(target: target, mergeSource: nil) }
+            }
+            if case .anonymous = source {
+                let index = shard(source)
+                shards[index].withLock { table in
+                    if table[source] == nil {
+                        table[source] = target
+                        target.addKey(source)
+                    }
+                }
+            }
+            return Link(target: target, mergeSource: nil)
+        }
+    }
+
+    private func remap(from old: ContactActor, to new: ContactActor) {
+        for key in old.takeKeys() {
+            shards[shard(key)].withLock { table in
+                if table[key] === old { table[key] = new }
+            }
+            new.addKey(key)
+        }
+    }
+
+    /// Every live contact, for evaluating a new definition over all of them.
+    func allContacts() -> [ContactActor] {
+        var result: [ContactActor] = []
+        result.reserveCapacity(count)
+        for index in byId.indices { byId[index].withLock { result.append(contentsOf: $0.values) } }
+        return result
+    }
+}

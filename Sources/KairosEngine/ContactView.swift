@@ -1,0 +1,139 @@
+import KairosCore
+
+/// A contact as people and APIs read it: names instead of symbols, scores at `now`,
+/// every point explained.
+public struct ContactView: Sendable, Codable, Hashable {
+    public struct RulePoints: Sendable, Codable, Hashable {
+        public var rule: String
+        public var name: String
+        public var group: String?
+        public var points: Double
+    }
+
+    public struct GroupPoints: Sendable, Codable, Hashable {
+        public var group: String
+        public var points: Double
+        public var limit: Double?
+    }
+
+    public struct Score: Sendable, Codable, Hashable {
+        public var model: String
+        public var score: Double
+        public var grade: String?
+        public var stage: String?
+        public var lastChanged: Timestamp?
+        public var rules: [RulePoints]
+        public var groups: [GroupPoints]
+    }
+
+    public struct ScoreHistoryEntry: Sendable, Codable, Hashable {
+        public var model: String
+        public var rule: String
+        /// The event that earned the points (`track:Demo Requested`); nil for trait rules.
+        public var event: String?
+        public var points: Double
+        public var time: Timestamp
+    }
+
+    public struct Membership: Sendable, Codable, Hashable {
+        public var segment: String
+        public var name: String
+        public var since: Timestamp
+    }
+
+    public struct Activity: Sendable, Codable, Hashable {
+        public var event: String
+        public var time: Timestamp
+    }
+
+    public struct EventCount: Sendable, Codable, Hashable {
+        public var event: String
+        public var total: Int
+        public var last: Timestamp?
+    }
+
+    public var id: UInt64
+    public var userId: String?
+    public var anonymousIds: [String]
+    public var traits: [String: JSONValue]
+    public var accountId: String?
+    public var accountTraits: [String: JSONValue]?
+    public var firstSeen: Timestamp?
+    public var lastSeen: Timestamp?
+    public var scores: [Score]
+    public var scoreHistory: [ScoreHistoryEntry]
+    public var segments: [Membership]
+    public var recentEvents: [Activity]
+    public var eventCounts: [EventCount]
+    public var nextWake: Timestamp?
+
+    public func score(_ model: String) -> Score? { scores.first { $0.model == model } }
+
+    public func isMember(of segment: String) -> Bool { segments.contains { $0.segment == segment } }
+}
+
+extension ContactView {
+    init(state: ContactState, definitions: TenantDefinitions, symbols: SymbolTable, account: [String: JSONValue]?, now: Timestamp) {
+        func name(_ symbol: UInt32) -> String { symbols.name(of: symbol) ?? "#\(symbol)" }
+        func ruleName(_ symbol: UInt32) -> (model: String, rule: String) {
+            let text = name(symbol).dropFirst("rule:".count)
+            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+            return parts.count == 2 ? (parts[0], parts[1]) : (String(text), String(text))
+        }
+
+        var scores: [Score] = []
+        for (number, model) in definitions.models.enumerated() {
+            let total = state.score(model: number, definitions: definitions, now: now)
+            let stored = state.scores.first { $0.model == definitions.modelSymbols[number] }
+            var rules: [RulePoints] = []
+            var groups: [String: Double] = [:]
+            for (ruleNumber, rule) in model.rules.enumerated() {
+                guard let stored else { break }
+                let points = stored.points(of: definitions.ruleSymbols[number][ruleNumber], at: now, halfLife: model.halfLife)
+                guard points != 0 else { continue }
+                rules.append(RulePoints(rule: rule.id, name: rule.name, group: rule.group, points: points))
+                if let group = rule.group { groups[group, default: 0] += points }
+            }
+            scores.append(
+                Score(
+                    model: model.id, score: total,
+                    grade: state.grade(model: number, definitions: definitions, now: now),
+                    stage: model.stage(for: total), lastChanged: stored?.lastChanged, rules: rules,
+                    groups: model.groups.compactMap { group in
+                        groups[group.id].map { GroupPoints(group: group.id, points: $0, limit: group.limit) }
+                    }))
+        }
+
+        self.id = state.id
+        self.userId = state.userId
+        self.anonymousIds = state.anonymousIds
+        self.traits = state.traits
+        self.accountId = state.accountId
+        self.accountTraits = account
+        self.firstSeen = state.firstSeen
+        self.lastSeen = state.lastSeen
+        self.scores = scores
+        self.scoreHistory = state.scoreHistory.map { change in
+            let (model, rule) = ruleName(change.rule)
+            return ScoreHistoryEntry(
+                model: model, rule: rule, event: change.event == 0 ? nil : name(change.event),
+                points: Double(change.points), time: Timestamp(milliseconds: change.time))
+        }
+        self.segments = state.segments.compactMap { membership in
+            guard let order = definitions.segmentOrderBySymbol[membership.segment] else { return nil }
+            let definition = definitions.segments[order].definition
+            return Membership(segment: definition.id, name: definition.name, since: Timestamp(milliseconds: membership.since))
+        }
+        self.recentEvents = state.recent.reversed().map {
+            Activity(event: name($0.symbol), time: Timestamp(milliseconds: $0.time))
+        }
+        self.eventCounts = state.counters.counters.compactMap { counter in
+            let key = name(counter.symbol)
+            guard !key.contains("|") else { return nil }  // filtered counters are internal
+            return EventCount(
+                event: key, total: Int(counter.total),
+                last: counter.last == .min ? nil : Timestamp(milliseconds: counter.last))
+        }
+        self.nextWake = state.nextWake
+    }
+}

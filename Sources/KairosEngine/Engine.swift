@@ -1,0 +1,331 @@
+import KairosCore
+import Synchronization
+
+/// What happened to one ingested event.
+public enum IngestResult: Sendable, Hashable {
+    case applied
+    /// Its `messageId` was seen within the dedupe window: acknowledged, not applied again.
+    case duplicate
+}
+
+public struct IngestReport: Sendable {
+    /// One per event, in order.
+    public var results: [IngestResult]
+    public var effects: [Effect]
+
+    public var appliedCount: Int { results.count { $0 == .applied } }
+    public var duplicateCount: Int { results.count { $0 == .duplicate } }
+}
+
+/// One page of a segment's members.
+public struct SegmentPage: Sendable, Hashable {
+    public struct Member: Sendable, Hashable, Codable {
+        public var id: UInt64
+        public var userId: String?
+        public var anonymousIds: [String]
+    }
+
+    public var members: [Member]
+    /// Pass as `after` for the next page; nil when this was the last.
+    public var nextCursor: UInt64?
+    public var total: Int
+}
+
+public struct TenantStats: Sendable, Hashable, Codable {
+    public var tenant: String
+    public var contacts: Int
+    public var accounts: Int
+    public var segmentSizes: [String: Int]
+    public var definitionsVersion: UInt64
+}
+
+/// The engine in process: tenants, their contacts as actors, definitions, ingest,
+/// reads, timers and effects. Every call that changes state takes `now`.
+public final class Engine: Sendable {
+    private struct Tenant: Sendable {
+        let runtime: TenantRuntime
+        let actor: TenantActor
+    }
+
+    private let tenants = Mutex<[String: Tenant]>([:])
+    private let scheduler = Scheduler()
+    private let bus = EffectBus()
+    private let dedupeWindow: TimeSpan
+    private let dedupeCapacity: Int
+
+    /// - Parameters:
+    ///   - dedupeWindow: how long a `messageId` is remembered (default 24 hours).
+    ///   - dedupeCapacity: the most ids remembered per tenant (default 2,000,000; the oldest go first).
+    public init(dedupeWindow: TimeSpan = .hours(24), dedupeCapacity: Int = 2_000_000) {
+        self.dedupeWindow = dedupeWindow
+        self.dedupeCapacity = dedupeCapacity
+    }
+
+    // MARK: Tenants
+
+    public func createTenant(id: String, name: String? = nil) throws(EngineError) {
+        guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw EngineError(.invalidArgument, "tenant id '\(id)' must be 1–64 letters, digits, '-' or '_'")
+        }
+        try tenants.withLock { (tenants: inout [String: Tenant]) throws(EngineError) in
+            guard tenants[id] == nil else { throw EngineError(.tenantExists, "tenant '\(id)' already exists") }
+            let runtime = TenantRuntime(
+                id: id, name: name ?? id, scheduler: scheduler, effects: bus,
+                deduplicator: MessageDeduplicator(window: dedupeWindow, capacity: dedupeCapacity))
+            tenants[id] = Tenant(runtime: runtime, actor: TenantActor(runtime: runtime))
+        }
+    }
+
+    public var tenantIds: [String] { tenants.withLock { $0.keys.sorted() } }
+
+    private func tenant(_ id: String) throws(EngineError) -> Tenant {
+        guard let tenant = tenants.withLock({ $0[id] }) else {
+            throw EngineError(.unknownTenant, "no tenant '\(id)'")
+        }
+        return tenant
+    }
+
+    public func stats(tenant id: String) async throws(EngineError) -> TenantStats {
+        let runtime = try tenant(id).runtime
+        return TenantStats(
+            tenant: id, contacts: runtime.directory.count, accounts: runtime.accounts.count,
+            segmentSizes: runtime.members.counts(), definitionsVersion: runtime.definitions.version)
+    }
+
+    // MARK: Definitions
+
+    /// Defines or replaces a scoring model; trait rules and stages apply to every contact before this returns.
+    @discardableResult
+    public func defineScoringModel(
+        tenant id: String, _ json: JSONValue, now: Timestamp, progress: (@Sendable (BackfillProgress) -> Void)? = nil
+    ) async throws(EngineError) -> DefinitionReceipt {
+        try await tenant(id).actor.defineModel(json, now: now, progress: progress)
+    }
+
+    /// Defines or replaces a segment and evaluates it over every existing contact before returning.
+    @discardableResult
+    public func defineSegment(
+        tenant id: String, _ json: JSONValue, now: Timestamp, progress: (@Sendable (BackfillProgress) -> Void)? = nil
+    ) async throws(EngineError) -> DefinitionReceipt {
+        try await tenant(id).actor.defineSegment(json, now: now, progress: progress)
+    }
+
+    /// Checks a scoring model without applying it (a dry run).
+    public func validateScoringModel(tenant id: String, _ json: JSONValue) async throws(EngineError) {
+        _ = try await tenant(id).actor.validateModel(json)
+    }
+
+    /// Checks a segment without applying it (a dry run).
+    public func validateSegment(tenant id: String, _ json: JSONValue) async throws(EngineError) {
+        _ = try await tenant(id).actor.validateSegment(json)
+    }
+
+    @discardableResult
+    public func deleteDefinition(tenant id: String, _ kind: DefinitionKind, id definitionId: String, now: Timestamp)
+        async throws(EngineError) -> DefinitionReceipt
+    {
+        try await tenant(id).actor.delete(kind, id: definitionId, now: now)
+    }
+
+    /// The current version of each definition of a kind.
+    public func definitions(tenant id: String, _ kind: DefinitionKind) async throws(EngineError) -> [DefinitionVersion] {
+        try await tenant(id).actor.list(kind)
+    }
+
+    public func definitionHistory(tenant id: String, _ kind: DefinitionKind, id definitionId: String)
+        async throws(EngineError) -> [DefinitionVersion]
+    {
+        try await tenant(id).actor.history(kind, id: definitionId)
+    }
+
+    /// Definitions being evaluated over existing contacts right now.
+    public func backfills(tenant id: String) async throws(EngineError) -> [BackfillProgress] {
+        try await tenant(id).actor.backfillProgress
+    }
+
+    // MARK: Ingest
+
+    /// Applies a batch of events. Events for one contact apply in order; contacts run in parallel.
+    public func ingest(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
+        let runtime = try tenant(id).runtime
+        let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
+        let symbols = runtime.intern(events.map(\.counterName))
+        let make = runtime.makeContact
+
+        var groups: [(ContactActor, [ContactActor.Item])] = []
+        var groupIndex: [ObjectIdentifier: Int] = [:]
+        var accountChanges: [UInt64] = []
+        var results: [IngestResult] = []
+        results.reserveCapacity(events.count)
+        for (index, event) in events.enumerated() {
+            guard fresh[index] else {
+                results.append(.duplicate)
+                continue
+            }
+            results.append(.applied)
+            let link = resolve(event, in: runtime.directory, make: make)
+            if event.type == .group, let groupId = event.groupId {
+                accountChanges += runtime.accounts.record(groupId: groupId, traits: event.traits, contact: link.target.id)
+            }
+            let item = ContactActor.Item(event: event, counterSymbol: symbols[index], mergeSource: link.mergeSource)
+            let key = ObjectIdentifier(link.target)
+            if let position = groupIndex[key] {
+                groups[position].1.append(item)
+            } else {
+                groupIndex[key] = groups.count
+                groups.append((link.target, [item]))
+            }
+        }
+
+        var effects: [Effect] = []
+        if groups.count == 1 {
+            effects = await groups[0].0.apply(groups[0].1, now: now)
+        } else if !groups.isEmpty {
+            effects = await withTaskGroup(of: [Effect].self) { group in
+                for (contact, items) in groups {
+                    group.addTask { await contact.apply(items, now: now) }
+                }
+                var all: [Effect] = []
+                for await part in group { all += part }
+                return all
+            }
+        }
+        // Other contacts of an account whose traits changed.
+        for contactId in Set(accountChanges) {
+            if let contact = runtime.directory.lookup(id: contactId) {
+                effects += await contact.accountTraitsChanged(now: now)
+            }
+        }
+        bus.publish(tenant: id, effects)
+        return IngestReport(results: results, effects: effects)
+    }
+
+    private func resolve(_ event: Event, in directory: ContactDirectory, make: (UInt64) -> ContactActor) -> ContactDirectory.Link {
+        switch event.type {
+        case .alias:
+            guard let userId = event.userId, let previousId = event.previousId else { break }
+            let source: ContactDirectory.IdentityKey =
+                directory.lookup(.user(previousId)) != nil ? .user(previousId) : .anonymous(previousId)
+            return directory.link(userId: userId, source: source, sourceIsAlias: true, make: make)
+        default:
+            break
+        }
+        if let userId = event.userId {
+            if let anonymousId = event.anonymousId {
+                // Fast path: both ids already lead to the same contact.
+                if let known = directory.lookup(.user(userId)), directory.lookup(.anonymous(anonymousId)) === known {
+                    return ContactDirectory.Link(target: known)
+                }
+                return directory.link(userId: userId, source: .anonymous(anonymousId), sourceIsAlias: false, make: make)
+            }
+            return ContactDirectory.Link(target: directory.resolve(.user(userId), make: make))
+        }
+        return ContactDirectory.Link(target: directory.resolve(.anonymous(event.anonymousId ?? ""), make: make))
+    }
+
+    // MARK: Reads
+
+    public enum ContactReference: Sendable, Hashable {
+        case userId(String)
+        case anonymousId(String)
+        case id(UInt64)
+    }
+
+    /// A contact as of `now`, or nil when unknown.
+    public func contact(tenant id: String, _ reference: ContactReference, now: Timestamp) async throws(EngineError) -> ContactView? {
+        let runtime = try tenant(id).runtime
+        let actor: ContactActor?
+        switch reference {
+        case .userId(let userId): actor = runtime.directory.lookup(.user(userId))
+        case .anonymousId(let anonymousId): actor = runtime.directory.lookup(.anonymous(anonymousId))
+        case .id(let contactId): actor = runtime.directory.lookup(id: contactId)
+        }
+        guard let actor else { return nil }
+        let state = await actor.snapshot()
+        let definitions = runtime.definitions
+        let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
+        return ContactView(state: state, definitions: definitions, symbols: runtime.symbolNames(), account: account, now: now)
+    }
+
+    public func segmentCount(tenant id: String, segment: String) throws(EngineError) -> Int {
+        let runtime = try tenant(id).runtime
+        guard runtime.definitions.segment(segment) != nil else {
+            throw EngineError(.unknownDefinition, "no segment '\(segment)'")
+        }
+        return runtime.members.count(segment)
+    }
+
+    /// Members in ascending contact id order, `limit` at a time (1…1000).
+    public func segmentMembers(tenant id: String, segment: String, after cursor: UInt64? = nil, limit: Int = 100)
+        async throws(EngineError) -> SegmentPage
+    {
+        let runtime = try tenant(id).runtime
+        guard runtime.definitions.segment(segment) != nil else {
+            throw EngineError(.unknownDefinition, "no segment '\(segment)'")
+        }
+        guard (1...1000).contains(limit) else { throw EngineError(.invalidArgument, "limit must be 1–1000, got \(limit)") }
+        let (ids, total) = runtime.members.page(segment, after: cursor, limit: limit)
+        var members: [SegmentPage.Member] = []
+        for contactId in ids {
+            guard let actor = runtime.directory.lookup(id: contactId) else { continue }
+            let state = await actor.snapshot()
+            members.append(SegmentPage.Member(id: contactId, userId: state.userId, anonymousIds: state.anonymousIds))
+        }
+        return SegmentPage(members: members, nextCursor: ids.count == limit ? ids.last : nil, total: total)
+    }
+
+    // MARK: Effects and time
+
+    /// Every effect from now on, of every tenant.
+    public func effects() -> AsyncStream<TenantEffect> { bus.subscribe() }
+
+    /// Fires every timer due at or before `time`, each at its own due time, in order.
+    /// Returns the effects they caused.
+    @discardableResult
+    public func advanceTime(to time: Timestamp) async -> [TenantEffect] {
+        var fired: [TenantEffect] = []
+        while true {
+            let entries = scheduler.popEarliest(notAfter: time.milliseconds)
+            if entries.isEmpty { break }
+            let lanes = min(entries.count, 8)
+            let batch: [TenantEffect] = await withTaskGroup(of: [TenantEffect].self) { group in
+                for lane in 0..<lanes {
+                    group.addTask {
+                        var effects: [TenantEffect] = []
+                        var index = lane
+                        while index < entries.count {
+                            let entry = entries[index]
+                            let tenantId = entry.contact.tenant.id
+                            for effect in await entry.contact.fire(due: entry.due) {
+                                effects.append(TenantEffect(tenant: tenantId, effect: effect))
+                            }
+                            index += lanes
+                        }
+                        return effects
+                    }
+                }
+                var all: [TenantEffect] = []
+                for await part in group { all += part }
+                return all
+            }
+            bus.publish(batch)
+            fired += batch
+        }
+        return fired
+    }
+
+    /// Fires timers against `clock` until the task is cancelled (the live server's loop).
+    public func runTimers(clock: any EngineClock, pollInterval: TimeSpan = .milliseconds(20)) async {
+        while !Task.isCancelled {
+            let now = clock.now()
+            if let due = scheduler.nextDue, due <= now.milliseconds {
+                await advanceTime(to: now)
+                continue
+            }
+            try? await Task.sleep(for: .milliseconds(pollInterval.milliseconds))
+        }
+    }
+
+    /// Timers waiting to fire (stale entries included).
+    public var pendingTimers: Int { scheduler.pendingCount }
+}

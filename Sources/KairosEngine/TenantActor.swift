@@ -1,0 +1,218 @@
+import KairosCore
+
+/// A definition's kind, for listings and history.
+public enum DefinitionKind: String, Sendable, Codable, CaseIterable {
+    case scoringModel = "scoring_model"
+    case segment
+}
+
+/// One version of one definition.
+public struct DefinitionVersion: Sendable, Codable, Hashable {
+    public var kind: DefinitionKind
+    public var id: String
+    public var version: Int
+    public var definedAt: Timestamp
+    /// nil for the version that deleted it.
+    public var source: JSONValue?
+}
+
+/// What a successful definition change returns.
+public struct DefinitionReceipt: Sendable, Hashable {
+    public var kind: DefinitionKind
+    public var id: String
+    public var version: Int
+    /// The tenant's definitions version now in force.
+    public var definitionsVersion: UInt64
+    /// Contacts re-evaluated against the change.
+    public var contactsEvaluated: Int
+}
+
+/// Progress of evaluating a changed definition over all existing contacts.
+public struct BackfillProgress: Sendable, Hashable {
+    public var kind: DefinitionKind
+    public var id: String
+    public var done: Int
+    public var total: Int
+    public var finished: Bool { done >= total }
+}
+
+/// A tenant's definitions: scoring models and segments, versioned. Serializes
+/// definition changes; compiles and publishes them for contact actors to read.
+actor TenantActor {
+    let runtime: TenantRuntime
+    private var models: [String: ScoringModel] = [:]
+    private var segments: [String: SegmentDefinition] = [:]
+    private var history: [DefinitionVersion] = []
+    private var definitionsVersion: UInt64 = 0
+    private(set) var backfills: [String: BackfillProgress] = [:]
+
+    init(runtime: TenantRuntime) { self.runtime = runtime }
+
+    // MARK: Queries
+
+    func list(_ kind: DefinitionKind) -> [DefinitionVersion] {
+        let ids: [String] = kind == .scoringModel ? Array(models.keys) : Array(segments.keys)
+        return ids.sorted().compactMap { id in history.last { $0.kind == kind && $0.id == id } }
+    }
+
+    func history(_ kind: DefinitionKind, id: String) -> [DefinitionVersion] {
+        history.filter { $0.kind == kind && $0.id == id }
+    }
+
+    var backfillProgress: [BackfillProgress] { backfills.values.sorted { $0.id < $1.id } }
+
+    // MARK: Changes
+
+    /// Parses and checks a scoring model against the others without applying it.
+    func validateModel(_ json: JSONValue) throws(EngineError) -> ScoringModel {
+        let model: ScoringModel
+        do { model = try ScoringModel.parse(json) } catch { throw EngineError.invalid(error, in: "scoring model") }
+        var candidate = models
+        candidate[model.id] = model
+        _ = try compile(models: candidate, segments: segments, publish: false)
+        return model
+    }
+
+    func validateSegment(_ json: JSONValue) throws(EngineError) -> SegmentDefinition {
+        let segment: SegmentDefinition
+        do { segment = try SegmentDefinition.parse(json) } catch { throw EngineError.invalid(error, in: "segment") }
+        var candidate = segments
+        candidate[segment.id] = segment
+        _ = try compile(models: models, segments: candidate, publish: false)
+        return segment
+    }
+
+    func defineModel(_ json: JSONValue, now: Timestamp, progress: (@Sendable (BackfillProgress) -> Void)?) async throws(EngineError)
+        -> DefinitionReceipt
+    {
+        let model = try validateModel(json)
+        let previous = models[model.id]
+        models[model.id] = model
+        let definitions = try compile(models: models, segments: segments, publish: true)
+        let version = record(.scoringModel, id: model.id, source: json, now: now)
+        // Trait rules and stages apply to every contact at once; segments that use the model follow.
+        let affected = definitions.segmentsByScoreModel[model.id] ?? []
+        let evaluated = previous == model ? 0
+            : await backfill(.scoringModel, id: model.id, segments: affected, now: now, progress: progress)
+        return DefinitionReceipt(
+            kind: .scoringModel, id: model.id, version: version, definitionsVersion: definitions.version,
+            contactsEvaluated: evaluated)
+    }
+
+    func defineSegment(_ json: JSONValue, now: Timestamp, progress: (@Sendable (BackfillProgress) -> Void)?) async throws(EngineError)
+        -> DefinitionReceipt
+    {
+        let segment = try validateSegment(json)
+        let unchanged = segments[segment.id]?.condition == segment.condition
+        segments[segment.id] = segment
+        let definitions = try compile(models: models, segments: segments, publish: true)
+        let version = record(.segment, id: segment.id, source: json, now: now)
+        var evaluated = 0
+        if !unchanged, let compiled = definitions.segment(segment.id) {
+            evaluated = await backfill(.segment, id: segment.id, segments: [compiled.order] + compiled.dependents, now: now, progress: progress)
+        }
+        return DefinitionReceipt(
+            kind: .segment, id: segment.id, version: version, definitionsVersion: definitions.version,
+            contactsEvaluated: evaluated)
+    }
+
+    func delete(_ kind: DefinitionKind, id: String, now: Timestamp) async throws(EngineError) -> DefinitionReceipt {
+        switch kind {
+        case .scoringModel:
+            guard models[id] != nil else { throw EngineError(.unknownDefinition, "no scoring model '\(id)'") }
+            if let user = segments.values.sorted(by: { $0.id < $1.id }).first(where: { $0.condition.dependencies.scoreModels.contains(id) }) {
+                throw EngineError(.definitionInUse, "scoring model '\(id)' is used by segment '\(user.id)'")
+            }
+            if let user = models.values.sorted(by: { $0.id < $1.id }).first(where: { $0.gradeMatrixRowModel == id }) {
+                throw EngineError(.definitionInUse, "scoring model '\(id)' is the grade matrix row of model '\(user.id)'")
+            }
+            models.removeValue(forKey: id)
+        case .segment:
+            guard segments[id] != nil else { throw EngineError(.unknownDefinition, "no segment '\(id)'") }
+            if let user = segments.values.sorted(by: { $0.id < $1.id }).first(where: { $0.condition.dependencies.segments.contains(id) }) {
+                throw EngineError(.definitionInUse, "segment '\(id)' is used by segment '\(user.id)'")
+            }
+            segments.removeValue(forKey: id)
+        }
+        let definitions = try compile(models: models, segments: segments, publish: true)
+        let version = record(kind, id: id, source: nil, now: now)
+        if kind == .segment {
+            let symbol = runtime.intern(SymbolTable.segmentKey(id))
+            for contact in runtime.directory.allContacts() { await contact.dropMembership(symbol: symbol) }
+            runtime.members.remove(segment: id)
+        }
+        return DefinitionReceipt(
+            kind: kind, id: id, version: version, definitionsVersion: definitions.version, contactsEvaluated: 0)
+    }
+
+    // MARK: Helpers
+
+    private func compile(models: [String: ScoringModel], segments: [String: SegmentDefinition], publish: Bool)
+        throws(EngineError) -> TenantDefinitions
+    {
+        let runtime = self.runtime
+        do {
+            let definitions = try TenantDefinitions.compile(
+                version: definitionsVersion + 1,
+                models: models.values.sorted { $0.id < $1.id },
+                segments: segments.values.sorted { $0.id < $1.id },
+                intern: { runtime.intern($0) })
+            if publish {
+                definitionsVersion += 1
+                runtime.publish(definitions)
+            }
+            return definitions
+        } catch {
+            let owner: String
+            switch error.owner {
+            case .model(let id): owner = "scoring model '\(id)'"
+            case .segment(let id): owner = "segment '\(id)'"
+            }
+            throw EngineError(.invalidDefinition, "\(owner) is invalid at \(error.error)", definitionError: error.error)
+        }
+    }
+
+    private func record(_ kind: DefinitionKind, id: String, source: JSONValue?, now: Timestamp) -> Int {
+        let version = (history.last { $0.kind == kind && $0.id == id }?.version ?? 0) + 1
+        history.append(DefinitionVersion(kind: kind, id: id, version: version, definedAt: now, source: source))
+        return version
+    }
+
+    /// Evaluates `segments` (and trait rules and stages) over every existing contact, two at a time per core.
+    private func backfill(
+        _ kind: DefinitionKind, id: String, segments orders: [Int], now: Timestamp,
+        progress: (@Sendable (BackfillProgress) -> Void)?
+    ) async -> Int {
+        let contacts = runtime.directory.allContacts()
+        let key = "\(kind.rawValue):\(id)"
+        var status = BackfillProgress(kind: kind, id: id, done: 0, total: contacts.count)
+        backfills[key] = status
+        progress?(status)
+        let chunkSize = 4096
+        var start = 0
+        let lanes = 4
+        while start < contacts.count {
+            let end = min(start + chunkSize * lanes, contacts.count)
+            let slice = contacts[start..<end]
+            await withTaskGroup(of: Void.self) { group in
+                var laneStart = slice.startIndex
+                while laneStart < slice.endIndex {
+                    let laneEnd = min(laneStart + chunkSize, slice.endIndex)
+                    let lane = slice[laneStart..<laneEnd]
+                    group.addTask { [runtime] in
+                        var effects: [Effect] = []
+                        for contact in lane { effects += await contact.reevaluate(segments: orders, now: now) }
+                        runtime.effects.publish(tenant: runtime.id, effects)
+                    }
+                    laneStart = laneEnd
+                }
+            }
+            start = end
+            status.done = start
+            backfills[key] = status
+            progress?(status)
+        }
+        backfills.removeValue(forKey: key)
+        return contacts.count
+    }
+}

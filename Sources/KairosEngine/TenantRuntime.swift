@@ -1,0 +1,46 @@
+import KairosCore
+import Synchronization
+
+/// The parts of a tenant that contact actors share: read without an actor hop.
+final class TenantRuntime: Sendable {
+    let id: String
+    let name: String
+    let directory = ContactDirectory()
+    let members = SegmentMembers()
+    let accounts = AccountDirectory()
+    let deduplicator: MessageDeduplicator
+    let scheduler: Scheduler
+    let effects: EffectBus
+    private let currentDefinitions = Mutex(TenantDefinitions.empty)
+    private let symbolTable = Mutex(SymbolTable())
+
+    init(id: String, name: String, scheduler: Scheduler, effects: EffectBus, deduplicator: MessageDeduplicator) {
+        self.id = id
+        self.name = name
+        self.scheduler = scheduler
+        self.effects = effects
+        self.deduplicator = deduplicator
+    }
+
+    /// The definitions in force now.
+    var definitions: TenantDefinitions { currentDefinitions.withLock { $0 } }
+
+    func publish(_ definitions: TenantDefinitions) { currentDefinitions.withLock { $0 = definitions } }
+
+    func intern(_ name: String) -> UInt32 { symbolTable.withLock { $0.intern(name) } }
+
+    /// Interns many names under one lock acquisition (one per ingested batch).
+    func intern(_ names: [String]) -> [UInt32] {
+        symbolTable.withLock { table in names.map { table.intern($0) } }
+    }
+
+    func symbolName(_ symbol: UInt32) -> String? { symbolTable.withLock { $0.name(of: symbol) } }
+
+    func symbolNames() -> SymbolTable { symbolTable.withLock { $0 } }
+
+    func contact(forUser userId: String) -> ContactActor? { directory.lookup(.user(userId)) }
+
+    func contact(forAnonymous anonymousId: String) -> ContactActor? { directory.lookup(.anonymous(anonymousId)) }
+
+    func makeContact(_ id: UInt64) -> ContactActor { ContactActor(id: id, tenant: self) }
+}
