@@ -85,7 +85,11 @@ actor ContactActor {
                 effects += left
                 state.absorb(absorbed, context: context(commandNow), effects: &effects)
             }
-            state.apply(item.event, counterSymbol: item.counterSymbol, context: context(commandNow), effects: &effects)
+            // A group call moves the contact to its account before the event is evaluated.
+            let accountId = item.event.type == .group ? item.event.groupId : state.accountId
+            state.apply(
+                item.event, counterSymbol: item.counterSymbol, context: context(commandNow, accountId: accountId),
+                effects: &effects)
         }
         finish(effects)
         return effects
@@ -142,10 +146,12 @@ actor ContactActor {
 
     // MARK: Helpers
 
-    private func context(_ now: Timestamp) -> EvaluationContext {
+    private func context(_ now: Timestamp) -> EvaluationContext { context(now, accountId: state.accountId) }
+
+    private func context(_ now: Timestamp, accountId: String?) -> EvaluationContext {
         let definitions = tenant.definitions
         var account: [String: JSONValue]?
-        if let accountId = state.accountId,
+        if let accountId,
             !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty
         {
             account = tenant.accounts.traits(of: accountId)

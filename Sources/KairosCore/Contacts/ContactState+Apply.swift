@@ -74,6 +74,9 @@ extension ContactState {
         let definitions = context.definitions
         let now = context.now
         let time = min(event.time, now)
+        // A new contact is evaluated against every segment once: conditions such as
+        // "trait X is not Y" hold for it without any change that would index them.
+        let isFirstEvent = firstSeen == nil
 
         if firstSeen.map({ time < $0 }) ?? true { firstSeen = time }
         if lastSeen.map({ time > $0 }) ?? true { lastSeen = time }
@@ -140,6 +143,7 @@ extension ContactState {
 
         // Segments that this event can affect.
         var candidates: [Int] = []
+        if isFirstEvent { candidates.append(contentsOf: definitions.segments.indices) }
         candidates.append(contentsOf: entry?.segments ?? [])
         candidates.append(contentsOf: wildcard?.segments ?? [])
         candidates.append(contentsOf: definitions.seenSegments)

@@ -1,0 +1,115 @@
+import KairosCore
+
+/// The demo tenant's definitions: sensible default scoring models and segments that
+/// a new installation starts with, and that the documentation uses as examples.
+public enum DemoTenant {
+    public static let id = "demo"
+
+    public static let fitModel = """
+        {
+          "id": "fit", "name": "Fit",
+          "description": "Who they are: firmographics and role. No decay.",
+          "limit": 100,
+          "rules": [
+            {"id": "free-mail", "name": "Free-mail address", "points": -10,
+             "trait": {"trait": "email", "op": "ends_with",
+                       "value": ["@gmail.com", "@yahoo.com", "@hotmail.com", "@outlook.com", "@icloud.com", "@aol.com", "@gmx.com", "@proton.me"]}},
+            {"id": "company-large", "name": "Company size > 500", "points": 25,
+             "trait": {"trait": "company_size", "op": "gt", "value": 500}},
+            {"id": "company-mid", "name": "Company size 50–500", "points": 15,
+             "trait": {"all": [{"trait": "company_size", "op": "gte", "value": 50},
+                               {"trait": "company_size", "op": "lte", "value": 500}]}},
+            {"id": "decision-maker", "name": "Decision-maker title", "points": 20,
+             "trait": {"trait": "title", "op": "contains", "value": ["VP", "Director", "Head", "Chief", "CEO", "CTO", "Founder"]}},
+            {"id": "target-industry", "name": "Target industry", "points": 15,
+             "trait": {"trait": "industry", "op": "in", "value": ["Software", "SaaS", "E-commerce", "Fintech"]}},
+            {"id": "enterprise-account", "name": "Account with 1,000+ employees", "points": 15,
+             "trait": {"account": "employees", "op": "gte", "value": 1000}}
+          ],
+          "grades": [{"grade": "A", "min": 50}, {"grade": "B", "min": 25}, {"grade": "C"}]
+        }
+        """
+
+    public static let engagementModel = """
+        {
+          "id": "engagement", "name": "Engagement",
+          "description": "What they do. Points halve every 30 days.",
+          "halfLifeDays": 30,
+          "limit": 200,
+          "minimum": -100,
+          "groups": [
+            {"id": "web", "name": "Website", "limit": 80},
+            {"id": "email", "name": "Email", "limit": 60},
+            {"id": "sales", "name": "Sales intent"}
+          ],
+          "rules": [
+            {"id": "page-view", "name": "Page view", "group": "web", "points": 1,
+             "event": {"type": "page"}, "cap": {"times": 10, "per": "day"}},
+            {"id": "pricing-page", "name": "Viewed pricing", "group": "web", "points": 20,
+             "event": {"type": "page", "where": {"property": "path", "op": "starts_with", "value": "/pricing"}},
+             "cap": {"times": 3, "per": "day"}},
+            {"id": "email-click", "name": "Clicked an email", "group": "email", "points": 10,
+             "event": "Email Link Clicked", "cap": {"times": 5, "per": "day"}},
+            {"id": "unsubscribe", "name": "Unsubscribed", "group": "email", "points": -50, "event": "Unsubscribed"},
+            {"id": "webinar", "name": "Attended a webinar", "group": "sales", "points": 30, "event": "Webinar Attended"},
+            {"id": "signup", "name": "Signed up", "group": "sales", "points": 25, "event": "Signed Up",
+             "cap": {"times": 1, "per": "ever"}},
+            {"id": "demo-request", "name": "Requested a demo", "group": "sales", "points": 50, "event": "Demo Requested"}
+          ],
+          "grades": [{"grade": "1", "min": 100}, {"grade": "2", "min": 40}, {"grade": "3"}],
+          "gradeMatrix": {"rows": "fit"},
+          "lifecycle": [{"stage": "MQL", "min": 80}, {"stage": "SQL", "min": 150}]
+        }
+        """
+
+    public static let segments = [
+        """
+        {"id": "trial-users", "name": "Trial users", "condition": {"trait": "plan", "op": "eq", "value": "trial"}}
+        """,
+        """
+        {"id": "pricing-interest", "name": "Viewed pricing twice this week",
+         "condition": {"event": "*", "type": "page", "where": {"property": "path", "op": "starts_with", "value": "/pricing"},
+                       "count": {"op": "gte", "value": 2}, "within": {"days": 7}}}
+        """,
+        """
+        {"id": "trial-pricing", "name": "Trial users who viewed pricing twice this week",
+         "condition": {"all": [{"segment": "trial-users"}, {"segment": "pricing-interest"}]}}
+        """,
+        """
+        {"id": "mqls", "name": "Marketing-qualified leads",
+         "condition": {"lifecycle": "engagement", "op": "in", "value": ["MQL", "SQL"]}}
+        """,
+        """
+        {"id": "hot-leads", "name": "Hot leads (good fit, engaged)",
+         "condition": {"all": [{"grade": "fit", "op": "in", "value": ["A", "B"]}, {"score": "engagement", "op": "gte", "value": 60}]}}
+        """,
+        """
+        {"id": "new-signups", "name": "Signed up in the last 7 days",
+         "condition": {"event": "Signed Up", "within": {"days": 7}}}
+        """,
+        """
+        {"id": "dormant", "name": "Not seen for 30 days", "condition": {"last_seen": {"older_than": {"days": 30}}}}
+        """,
+        """
+        {"id": "enterprise-accounts", "name": "People at 1,000+ employee accounts",
+         "condition": {"account": "employees", "op": "gte", "value": 1000}}
+        """,
+    ]
+
+    /// Creates the demo tenant with its default models and segments.
+    public static func install(into engine: Engine, tenant: String = id, now: Timestamp) async throws(EngineError) {
+        try engine.createTenant(id: tenant, name: "Demo")
+        for text in [fitModel, engagementModel] {
+            try await engine.defineScoringModel(tenant: tenant, parse(text), now: now)
+        }
+        for text in segments {
+            try await engine.defineSegment(tenant: tenant, parse(text), now: now)
+        }
+    }
+
+    static func parse(_ text: String) throws(EngineError) -> JSONValue {
+        do { return try JSONValue.parse(text) } catch {
+            throw EngineError(.invalidArgument, "demo definition is not valid JSON: \(error)")
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import KairosCore
+import Synchronization
+import Testing
+@testable import KairosEngine
+
+let t0 = Timestamp(iso8601: "2026-03-02T09:00:00Z")!
+
+func json(_ text: String) -> JSONValue {
+    do { return try JSONValue.parse(text) } catch { fatalError("test JSON does not parse: \(error)\n\(text)") }
+}
+
+func demoEngine() async throws -> Engine {
+    let engine = Engine()
+    try await DemoTenant.install(into: engine, now: t0)
+    return engine
+}
+
+@Suite struct EngineTests {
+    @Test func ingestScoresAndSegmentsAContact() async throws {
+        let engine = try await demoEngine()
+        let events: [Event] = [
+            .identify(userId: "ana", traits: ["email": "ana@acme.com", "company_size": 800, "title": "VP Marketing", "plan": "trial"], at: t0),
+            .page("Pricing", userId: "ana", properties: ["path": "/pricing"], at: t0 + .minutes(1)),
+            .page("Pricing", userId: "ana", properties: ["path": "/pricing/enterprise"], at: t0 + .minutes(2)),
+            .track("Demo Requested", userId: "ana", at: t0 + .minutes(3)),
+        ]
+        let report = try await engine.ingest(tenant: "demo", events: events, now: t0 + .minutes(3))
+        #expect(report.appliedCount == 4)
+        let contact = try #require(try await engine.contact(tenant: "demo", .userId("ana"), now: t0 + .minutes(3)))
+        let fit = try #require(contact.score("fit"))
+        #expect(fit.score == 45)
+        #expect(Set(fit.rules.map(\.rule)) == ["company-large", "decision-maker"])
+        let engagement = try #require(contact.score("engagement"))
+        // 2 page views (+1 each), 2 pricing views (+20 each), a demo request (+50).
+        #expect(abs(engagement.score - 92) < 0.01)
+        #expect(engagement.stage == "MQL")
+        #expect(engagement.grade == "B2")
+        #expect(engagement.groups.first { $0.group == "web" }.map { abs($0.points - 42) < 0.01 } == true)
+        #expect(contact.scoreHistory.contains { $0.rule == "demo-request" && $0.event == "track:Demo Requested" && $0.points == 50 })
+        #expect(Set(contact.segments.map(\.segment)) == ["trial-users", "pricing-interest", "trial-pricing", "mqls", "hot-leads"])
+        #expect(report.effects.contains { $0.kind == .lifecycleChanged(model: "engagement", from: nil, to: "MQL") })
+        #expect(try engine.segmentCount(tenant: "demo", segment: "trial-pricing") == 1)
+        #expect(contact.recentEvents.first?.event == "track:Demo Requested")
+        #expect(contact.eventCounts.first { $0.event == "page:Pricing" }?.total == 2)
+    }
+
+    @Test func windowLapsesWithoutNewEvents() async throws {
+        let engine = try await demoEngine()
+        let effects = engine.effects()
+        _ = try await engine.ingest(
+            tenant: "demo",
+            events: [
+                .page("Pricing", anonymousId: "v1", properties: ["path": "/pricing"], at: t0),
+                .page("Pricing", anonymousId: "v1", properties: ["path": "/pricing"], at: t0 + .hours(1)),
+            ], now: t0 + .hours(1))
+        #expect(try engine.segmentCount(tenant: "demo", segment: "pricing-interest") == 1)
+        await engine.advanceTime(to: t0 + .days(7) - .seconds(1))
+        #expect(try engine.segmentCount(tenant: "demo", segment: "pricing-interest") == 1)
+        let fired = await engine.advanceTime(to: t0 + .days(7))
+        #expect(fired.contains { $0.effect.kind == .segmentLeft(segment: "pricing-interest") && $0.effect.time == t0 + .days(7) })
+        #expect(try engine.segmentCount(tenant: "demo", segment: "pricing-interest") == 0)
+        // 30 days after the last visit the visitor turns dormant, on the dot.
+        let dormant = await engine.advanceTime(to: t0 + .days(40))
+        #expect(dormant.contains { $0.effect.kind == .segmentEntered(segment: "dormant") && $0.effect.time == t0 + .hours(1) + .days(30) })
+        #expect(try engine.segmentCount(tenant: "demo", segment: "dormant") == 1)
+        // The subscriber saw the same effects in order.
+        var seen: [Effect.Kind] = []
+        for await effect in effects {
+            seen.append(effect.effect.kind)
+            if effect.effect.kind == .segmentEntered(segment: "dormant") { break }
+        }
+        #expect(seen.firstIndex(of: .segmentLeft(segment: "pricing-interest"))! < seen.firstIndex(of: .segmentEntered(segment: "dormant"))!)
+    }
+
+    @Test func duplicatesAreAcknowledgedButNotApplied() async throws {
+        let engine = try await demoEngine()
+        let event = Event.track("Demo Requested", userId: "bo", messageId: "m-1", at: t0)
+        let first = try await engine.ingest(tenant: "demo", events: [event, event], now: t0)
+        #expect(first.results == [.applied, .duplicate])
+        let second = try await engine.ingest(tenant: "demo", events: [event], now: t0 + .hours(1))
+        #expect(second.results == [.duplicate])
+        let contact = try #require(try await engine.contact(tenant: "demo", .userId("bo"), now: t0))
+        #expect(contact.score("engagement")?.score == 50)
+        // After the window the id is forgotten.
+        let later = try await engine.ingest(tenant: "demo", events: [event], now: t0 + .hours(25))
+        #expect(later.results == [.applied])
+    }
+
+    @Test func accountTraitsReachEveryContactOfTheAccount() async throws {
+        let engine = try await demoEngine()
+        _ = try await engine.ingest(
+            tenant: "demo",
+            events: [
+                .group("acme", userId: "a", traits: ["employees": 200], at: t0),
+                .group("acme", userId: "b", at: t0),
+            ], now: t0)
+        #expect(try engine.segmentCount(tenant: "demo", segment: "enterprise-accounts") == 0)
+        let report = try await engine.ingest(
+            tenant: "demo", events: [.group("acme", userId: "c", traits: ["employees": 5000], at: t0 + .minutes(1))],
+            now: t0 + .minutes(1))
+        #expect(try engine.segmentCount(tenant: "demo", segment: "enterprise-accounts") == 3)
+        #expect(report.effects.filter { $0.kind == .segmentEntered(segment: "enterprise-accounts") }.count == 3)
+        let b = try #require(try await engine.contact(tenant: "demo", .userId("b"), now: t0 + .minutes(1)))
+        #expect(b.accountTraits?["employees"] == 5000)
+        #expect(b.score("fit")?.rules.contains { $0.rule == "enterprise-account" } == true)
+    }
+
+    @Test func definitionsAreVersionedValidatedAndDeletable() async throws {
+        let engine = try await demoEngine()
+        do {
+            try await engine.defineSegment(tenant: "demo", json(#"{"id": "x", "condition": {"segment": "nope"}}"#), now: t0)
+            Issue.record("accepted a segment using an unknown segment")
+        } catch {
+            #expect(error.code == .invalidDefinition)
+            #expect(error.definitionError?.pointer == "/condition/segment")
+            #expect(error.message == "segment 'x' is invalid at /condition/segment: unknown segment 'nope'")
+        }
+        do {
+            try await engine.validateScoringModel(tenant: "demo", json(#"{"id": "m", "rules": [{"id": "r", "points": "ten", "event": "E"}]}"#))
+            Issue.record("accepted points as a string")
+        } catch {
+            #expect(error.definitionError == DefinitionError(pointer: "/rules/0/points", message: "must be a number, got string"))
+        }
+        do {
+            try await engine.deleteDefinition(tenant: "demo", .segment, id: "trial-users", now: t0)
+            Issue.record("deleted a segment another one uses")
+        } catch {
+            #expect(error.code == .definitionInUse)
+            #expect(error.message == "segment 'trial-users' is used by segment 'trial-pricing'")
+        }
+        try await engine.defineSegment(
+            tenant: "demo", json(#"{"id": "trial-users", "condition": {"trait": "plan", "op": "in", "value": ["trial", "poc"]}}"#),
+            now: t0 + .minutes(1))
+        let history = try await engine.definitionHistory(tenant: "demo", .segment, id: "trial-users")
+        #expect(history.map(\.version) == [1, 2])
+        try await engine.deleteDefinition(tenant: "demo", .segment, id: "trial-pricing", now: t0 + .minutes(2))
+        let segments = try await engine.definitions(tenant: "demo", .segment)
+        #expect(!segments.map(\.id).contains("trial-pricing"))
+        #expect(try await engine.definitionHistory(tenant: "demo", .segment, id: "trial-pricing").last?.source == nil)
+        do {
+            _ = try engine.segmentCount(tenant: "demo", segment: "trial-pricing")
+            Issue.record("counted a deleted segment")
+        } catch {
+            #expect(error.code == .unknownDefinition)
+        }
+    }
+
+    @Test func unknownTenantIsAClearError() async {
+        let engine = Engine()
+        await #expect(throws: EngineError(.unknownTenant, "no tenant 'ghost'")) {
+            _ = try await engine.ingest(tenant: "ghost", events: [], now: t0)
+        }
+        #expect(throws: EngineError.self) { try engine.createTenant(id: "bad tenant!") }
+    }
+
+    @Test func membersArePagedInIdOrder() async throws {
+        let engine = try await demoEngine()
+        let events = (0..<250).map { Event.identify(userId: "u\($0)", traits: ["plan": "trial"], at: t0) }
+        _ = try await engine.ingest(tenant: "demo", events: events, now: t0)
+        var cursor: UInt64?
+        var seen: [UInt64] = []
+        repeat {
+            let page = try await engine.segmentMembers(tenant: "demo", segment: "trial-users", after: cursor, limit: 100)
+            #expect(page.total == 250)
+            seen += page.members.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(seen.count == 250)
+        #expect(seen == seen.sorted())
+        #expect(Set(seen).count == 250)
+    }
+}
