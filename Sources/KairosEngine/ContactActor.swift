@@ -78,18 +78,19 @@ actor ContactActor {
                 effects += await forward.apply(Array(items[position...]), now: now)
                 return effects
             }
-            let item = items[position]
-            position += 1
             let commandNow = effectiveNow(now)
-            if let source = item.mergeSource, let (absorbed, left) = await source.surrender(into: self, now: commandNow) {
+            if let source = items[position].mergeSource,
+                let (absorbed, left) = await source.surrender(into: self, now: commandNow)
+            {
                 effects += left
                 state.absorb(absorbed, context: context(commandNow), effects: &effects)
             }
             // A group call moves the contact to its account before the event is evaluated.
-            let accountId = item.event.type == .group ? item.event.groupId : state.accountId
+            let accountId = items[position].event.type == .group ? items[position].event.groupId : state.accountId
             state.apply(
-                item.event, counterSymbol: item.counterSymbol, context: context(commandNow, accountId: accountId),
-                effects: &effects)
+                items[position].event, counterSymbol: items[position].counterSymbol,
+                context: context(commandNow, accountId: accountId), effects: &effects)
+            position += 1
         }
         finish(effects)
         return effects

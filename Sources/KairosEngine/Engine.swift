@@ -47,6 +47,9 @@ public final class Engine: Sendable {
         let actor: TenantActor
     }
 
+    /// Parallel lanes one ingested batch is spread over (one per core here).
+    static let lanesPerBatch = 2
+
     private let tenants = Mutex<[String: Tenant]>([:])
     private let scheduler = Scheduler()
     private let bus = EffectBus()
@@ -149,7 +152,7 @@ public final class Engine: Sendable {
     public func ingest(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
         let runtime = try tenant(id).runtime
         let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
-        let symbols = runtime.intern(events.map(\.counterName))
+        let symbols = runtime.internCounters(of: events)
         let make = runtime.makeContact
 
         var groups: [(ContactActor, [ContactActor.Item])] = []
@@ -177,13 +180,22 @@ public final class Engine: Sendable {
             }
         }
 
+        // A few lanes per batch, not a task per contact: a child task costs more than applying an event.
         var effects: [Effect] = []
-        if groups.count == 1 {
-            effects = await groups[0].0.apply(groups[0].1, now: now)
-        } else if !groups.isEmpty {
+        let lanes = min(groups.count, Self.lanesPerBatch)
+        if lanes <= 1 {
+            for (contact, items) in groups { effects += await contact.apply(items, now: now) }
+        } else {
+            let work = groups
             effects = await withTaskGroup(of: [Effect].self) { group in
-                for (contact, items) in groups {
-                    group.addTask { await contact.apply(items, now: now) }
+                for lane in 0..<lanes {
+                    group.addTask {
+                        var laneEffects: [Effect] = []
+                        for index in stride(from: lane, to: work.count, by: lanes) {
+                            laneEffects += await work[index].0.apply(work[index].1, now: now)
+                        }
+                        return laneEffects
+                    }
                 }
                 var all: [Effect] = []
                 for await part in group { all += part }

@@ -6,9 +6,28 @@ import Synchronization
 /// acknowledged again but applied once. Bounded in time (the window) and in memory
 /// (the capacity: the oldest ids are forgotten first).
 final class MessageDeduplicator: Sendable {
+    /// Ids are kept as two independent 64-bit hashes: 16 bytes each whatever their length,
+    /// with a chance of two different ids colliding far below one in 10^20 per window.
+    struct Key: Hashable {
+        var first: UInt64
+        var second: UInt64
+
+        init(_ id: String) {
+            var first: UInt64 = 0xcbf2_9ce4_8422_2325
+            var second: UInt64 = 0x84222325_cbf29ce4
+            for byte in id.utf8 {
+                first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+                second = (second &+ UInt64(byte)) &* 0x9E37_79B9_7F4A_7C15
+                second ^= second >> 29
+            }
+            self.first = first
+            self.second = second ^ UInt64(id.utf8.count)
+        }
+    }
+
     private struct State {
-        var seen: [String: Int64] = [:]
-        var order = Deque<(id: String, time: Int64)>()
+        var seen: [Key: Int64] = [:]
+        var order = Deque<(id: Key, time: Int64)>()
     }
 
     let window: TimeSpan
@@ -23,17 +42,18 @@ final class MessageDeduplicator: Sendable {
     /// Claims each id; returns, per position, whether that event is new. Ids repeated
     /// inside the batch count as duplicates after their first occurrence.
     func claim(_ ids: [String?], now: Timestamp) -> [Bool] {
-        state.withLock { state in
+        let keys = ids.map { $0.map(Key.init) }
+        return state.withLock { state in
             let horizon = now.milliseconds - window.milliseconds
             while let oldest = state.order.first, oldest.time <= horizon || state.order.count > capacity {
                 state.order.removeFirst()
                 if state.seen[oldest.id] == oldest.time { state.seen.removeValue(forKey: oldest.id) }
             }
-            return ids.map { id in
-                guard let id else { return true }
-                if let seenAt = state.seen[id], seenAt > horizon { return false }
-                state.seen[id] = now.milliseconds
-                state.order.append((id, now.milliseconds))
+            return keys.map { key in
+                guard let key else { return true }
+                if let seenAt = state.seen[key], seenAt > horizon { return false }
+                state.seen[key] = now.milliseconds
+                state.order.append((key, now.milliseconds))
                 return true
             }
         }

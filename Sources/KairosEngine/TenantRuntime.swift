@@ -29,9 +29,16 @@ final class TenantRuntime: Sendable {
 
     func intern(_ name: String) -> UInt32 { symbolTable.withLock { $0.intern(name) } }
 
-    /// Interns many names under one lock acquisition (one per ingested batch).
-    func intern(_ names: [String]) -> [UInt32] {
-        symbolTable.withLock { table in names.map { table.intern($0) } }
+    /// Interns the counter names of a batch under one lock acquisition.
+    func internCounters(of events: [Event]) -> [UInt32] {
+        symbolTable.withLock { table in
+            var symbols: [UInt32] = []
+            symbols.reserveCapacity(events.count)
+            for index in events.indices {
+                symbols.append(table.internCounter(type: events[index].type, name: events[index].name))
+            }
+            return symbols
+        }
     }
 
     func symbolName(_ symbol: UInt32) -> String? { symbolTable.withLock { $0.name(of: symbol) } }

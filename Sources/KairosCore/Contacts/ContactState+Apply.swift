@@ -9,42 +9,52 @@ extension ContactState: PredicateSubject {
         }
     }
 
-    public func score(model: String) -> Double? {
-        guard let context, let number = context.definitions.modelIndex[model] else { return nil }
+    /// A model's score now, from the per-evaluation cache when it is filled.
+    func currentScore(_ number: Int) -> Double {
+        guard let context else { return 0 }
+        if number < context.scores.count { return context.scores[number] }
         return score(model: number, definitions: context.definitions, now: context.now)
     }
 
+    public func score(model: String) -> Double? {
+        guard let context, let number = context.definitions.modelNumber(model) else { return nil }
+        return currentScore(number)
+    }
+
     public func grade(model: String) -> String? {
-        guard let context, let number = context.definitions.modelIndex[model] else { return nil }
-        return grade(model: number, definitions: context.definitions, now: context.now)
+        guard let context, let number = context.definitions.modelNumber(model) else { return nil }
+        let definitions = context.definitions
+        guard let own = definitions.models[number].grade(for: currentScore(number)) else { return nil }
+        guard let rowId = definitions.models[number].gradeMatrixRowModel, let row = definitions.modelNumber(rowId) else {
+            return own
+        }
+        guard let rowGrade = definitions.models[row].grade(for: currentScore(row)) else { return nil }
+        return rowGrade + own
     }
 
     public func lifecycleStage(model: String) -> String? {
-        guard let context, let number = context.definitions.modelIndex[model] else { return nil }
-        return context.definitions.models[number].stage(
-            for: score(model: number, definitions: context.definitions, now: context.now))
+        guard let context, let number = context.definitions.modelNumber(model) else { return nil }
+        return context.definitions.models[number].stage(for: currentScore(number))
     }
 
     public func isMember(segmentSymbol: UInt32) -> Bool { isMember(of: segmentSymbol) }
 
     public func eventCount(_ condition: EventCondition) -> Int {
-        guard let counter = counters[condition.counterSymbol] else { return 0 }
-        guard let window = condition.window else { return Int(counter.total) }
-        return counter.count(within: window, now: now.milliseconds)
+        counters.count(condition.counterSymbol, within: condition.window, now: now.milliseconds)
     }
 }
 
 /// An event's properties and context, for the `where` of event conditions and rules.
 struct EventSubject: PredicateSubject {
-    let event: Event
-    var now: Timestamp { event.time }
+    let properties: [String: JSONValue]
+    let eventContext: [String: JSONValue]
+    var now: Timestamp { Timestamp(milliseconds: 0) }
 
     func field(_ scope: FieldScope, path: String) -> JSONValue? {
         switch scope {
-        case .property: return event.properties.value(atPath: path)
-        case .context: return event.context.value(atPath: path)
-        case .trait: return event.traits.value(atPath: path)
-        case .account: return nil
+        case .property: return properties.value(atPath: path)
+        case .context: return eventContext.value(atPath: path)
+        case .trait, .account: return nil
         }
     }
     func score(model: String) -> Double? { nil }
@@ -57,7 +67,9 @@ struct EventSubject: PredicateSubject {
 }
 
 extension Predicate {
-    func matches(_ event: Event) -> Bool { evaluate(EventSubject(event: event)) }
+    func matches(_ event: Event) -> Bool {
+        evaluate(EventSubject(properties: event.properties, eventContext: event.context))
+    }
 }
 
 // MARK: - Applying commands
@@ -105,28 +117,13 @@ extension ContactState {
         }
 
         // Counters: the plain one for this event's name, then filtered and wildcard ones.
-        counters.record(counterSymbol, at: time.milliseconds, depth: definitions.counterDepth[counterSymbol] ?? 0)
-        let entry = definitions.eventIndex[event.counterName]
-        let wildcard = definitions.eventIndex["\(event.type.rawValue):*"]
-        for indexEntry in [entry, wildcard] {
-            guard let indexEntry else { continue }
-            for counter in indexEntry.filteredCounters where counter.filter?.matches(event) ?? true {
-                counters.record(counter.symbol, at: time.milliseconds, depth: definitions.counterDepth[counter.symbol] ?? 0)
-            }
-        }
-
-        // Scores.
+        counters.record(counterSymbol, at: time.milliseconds, depth: definitions.depth(of: counterSymbol))
+        let entry = definitions.indexEntry(of: counterSymbol)
+        let wildcard = definitions.wildcardIndex[event.type.ordinal]
         var changedModels: [Int] = []
-        for indexEntry in [entry, wildcard] {
-            guard let indexEntry else { continue }
-            for reference in indexEntry.rules {
-                let rule = definitions.models[reference.model].rules[reference.rule]
-                guard case .event(let matcher) = rule.condition, matcher.filter?.matches(event) ?? true else { continue }
-                if award(model: reference.model, rule: reference.rule, eventSymbol: counterSymbol, eventTime: time) {
-                    if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
-                }
-            }
-        }
+        var windowedCounterChanged = false
+        if let entry { applyIndexEntry(entry, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
+        if let wildcard { applyIndexEntry(wildcard, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
         var traitModels: [Int] = []
         for key in changedTraits {
             for model in definitions.traitRuleModelsByTrait[key] ?? [] where !traitModels.contains(model) {
@@ -153,7 +150,31 @@ extension ContactState {
             candidates.append(contentsOf: definitions.segmentsByScoreModel[definitions.models[model].id] ?? [])
         }
         evaluateSegments(candidates, effects: &effects)
-        updateNextWake()
+        // The next wake-up moves only when something it is computed from moved.
+        var wakeMayMove = isFirstEvent || windowedCounterChanged || (definitions.depth(of: counterSymbol)) > 0
+        if !wakeMayMove && definitions.seenIsTimeDependent { wakeMayMove = true }
+        if !wakeMayMove { wakeMayMove = changedModels.contains { definitions.decayingModels.contains($0) } }
+        if wakeMayMove { updateNextWake() }
+    }
+
+    /// Updates the filtered counters and awards the event rules of one index entry.
+    private mutating func applyIndexEntry(
+        _ indexEntry: TenantDefinitions.EventIndexEntry, _ event: Event, _ counterSymbol: UInt32, _ time: Timestamp,
+        _ changedModels: inout [Int], _ windowedCounterChanged: inout Bool
+    ) {
+        let definitions = context!.definitions
+        for counter in indexEntry.filteredCounters where counter.filter?.matches(event) ?? true {
+            let depth = definitions.depth(of: counter.symbol)
+            counters.record(counter.symbol, at: time.milliseconds, depth: depth)
+            if depth > 0 { windowedCounterChanged = true }
+        }
+        for reference in indexEntry.rules {
+            let rule = definitions.models[reference.model].rules[reference.rule]
+            guard case .event(let matcher) = rule.condition, matcher.filter?.matches(event) ?? true else { continue }
+            if award(model: reference.model, rule: reference.rule, eventSymbol: counterSymbol, eventTime: time) {
+                if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
+            }
+        }
     }
 
     /// Re-evaluates what can change with time alone: decayed scores and time windows.
@@ -161,7 +182,7 @@ extension ContactState {
         self.context = context
         defer { self.context = nil }
         let definitions = context.definitions
-        for number in definitions.decayBoundaries.keys.sorted() where scoreIndex(of: definitions.modelSymbols[number]) != nil {
+        for number in definitions.decayingModels where scoreIndex(of: definitions.modelSymbols[number]) != nil {
             refreshStageAndGrade(model: number, effects: &effects)
         }
         evaluateSegments(definitions.timeDependentSegments, effects: &effects)
@@ -230,16 +251,16 @@ extension ContactState {
     }
 
     /// Applies limits to requested points: the rule's group limit, then the model's limit and minimum.
-    func limited(_ requested: Double, rule: ScoringRule, model: ScoringModel, number: Int, score: ModelScore) -> Double {
+    func limited(_ requested: Double, rule: ScoringRule, model: ScoringModel, number: Int, scoreIndex index: Int) -> Double {
         let now = context!.now
         var points = requested
-        let total = score.total(at: now, halfLife: model.halfLife)
+        let total = scores[index].total(at: now, halfLife: model.halfLife)
         if points > 0 {
             if let groupId = rule.group, let groupLimit = model.group(groupId)?.limit {
                 let symbols = context!.definitions.ruleSymbols[number]
                 var groupTotal = 0.0
                 for (ruleNumber, candidate) in model.rules.enumerated() where candidate.group == groupId {
-                    groupTotal += score.points(of: symbols[ruleNumber], at: now, halfLife: model.halfLife)
+                    groupTotal += scores[index].points(of: symbols[ruleNumber], at: now, halfLife: model.halfLife)
                 }
                 points = min(points, max(0, groupLimit - groupTotal))
             }
@@ -277,7 +298,7 @@ extension ContactState {
         // Points for an event that happened a while ago have already decayed by its age.
         let age = context!.now.milliseconds - eventTime.milliseconds
         let requested = rule.points * ModelScore.decayFactor(elapsed: age, halfLife: model.halfLife)
-        let points = limited(requested, rule: rule, model: model, number: number, score: scores[index])
+        let points = limited(requested, rule: rule, model: model, number: number, scoreIndex: index)
         guard points != 0 else { return false }
         scores[index].add(rule: ruleSymbol, points: points, decays: model.halfLife != nil)
         scores[index].lastChanged = context!.now
@@ -299,7 +320,7 @@ extension ContactState {
             }
             if holds && existing == nil {
                 let index = modelScoreIndex(number)
-                let points = limited(rule.points, rule: rule, model: model, number: number, score: scores[index])
+                let points = limited(rule.points, rule: rule, model: model, number: number, scoreIndex: index)
                 scores[index].contributions.append(RuleContribution(rule: ruleSymbol, points: points, decays: false))
                 scores[index].lastChanged = context!.now
                 recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(points), time: context!.now.milliseconds))
@@ -349,6 +370,12 @@ extension ContactState {
     mutating func evaluateSegments(_ candidates: [Int], effects: inout [Effect]) {
         guard !candidates.isEmpty else { return }
         let definitions = context!.definitions
+        // Scores do not change while segments are evaluated: compute each model's once.
+        if !definitions.segmentsByScoreModel.isEmpty {
+            let now = context!.now
+            context!.scores = definitions.models.indices.map { score(model: $0, definitions: definitions, now: now) }
+        }
+        defer { context!.scores = [] }
         var pending = candidates.sorted()
         var position = 0
         var last = -1
@@ -386,12 +413,19 @@ extension ContactState {
         for order in definitions.timeDependentSegments {
             if let time = definitions.segments[order].definition.condition.nextChange(in: self), time < next { next = time }
         }
-        for (number, boundaries) in definitions.decayBoundaries {
-            guard let halfLife = definitions.models[number].halfLife,
+        for number in definitions.decayingModels {
+            guard let boundaries = definitions.decayBoundaries[number], let halfLife = definitions.models[number].halfLife,
                 let index = scoreIndex(of: definitions.modelSymbols[number])
             else { continue }
-            for value in boundaries {
-                if let time = scores[index].crossing(of: value, after: now, halfLife: halfLife), time < next { next = time }
+            // A decaying score moves monotonically toward its steady part, so the first
+            // boundary it meets is the nearest one in that direction.
+            let total = scores[index].total(at: now, halfLife: halfLife)
+            let falling = scores[index].contributions.reduce(0.0) { $0 + ($1.decays ? $1.points : 0) } > 0
+            let ahead = falling ? boundaries.reversed().filter { $0 <= total } : boundaries.filter { $0 > total }
+            for boundary in ahead {
+                guard let time = scores[index].crossing(of: boundary, after: now, halfLife: halfLife) else { continue }
+                if time < next { next = time }
+                break
             }
         }
         nextWake = next == .max ? nil : Timestamp(milliseconds: next)
@@ -412,8 +446,8 @@ extension Predicate {
             return best
         case .not(let item): return item.nextChange(in: contact)
         case .event(let condition):
-            guard let window = condition.window, let counter = contact.counters[condition.counterSymbol] else { return nil }
-            return counter.nextLapse(within: window, now: now)
+            guard let window = condition.window else { return nil }
+            return contact.counters.nextLapse(condition.counterSymbol, within: window, now: now)
         case .firstSeen(let condition): return condition.nextChange(for: contact.firstSeen, now: contact.now)?.milliseconds
         case .lastSeen(let condition): return condition.nextChange(for: contact.lastSeen, now: contact.now)?.milliseconds
         default: return nil

@@ -14,7 +14,7 @@ extension ContactState {
         if accountId == nil { accountId = other.accountId }
         if let first = other.firstSeen, firstSeen.map({ first < $0 }) ?? true { firstSeen = first }
         if let last = other.lastSeen, lastSeen.map({ last > $0 }) ?? true { lastSeen = last }
-        counters.merge(other.counters) { definitions.counterDepth[$0] ?? 0 }
+        counters.merge(other.counters) { definitions.depth(of: $0) }
 
         for theirs in other.scores {
             guard let number = definitions.modelNumber(ofSymbol: theirs.model) else { continue }
@@ -48,6 +48,7 @@ extension ContactState {
         lastSequence = max(lastSequence, other.lastSequence)
 
         for number in definitions.models.indices {
+            enforceLimits(model: number)
             _ = refreshTraitRules(model: number)
             refreshStageAndGrade(model: number, effects: &effects)
         }
@@ -57,6 +58,48 @@ extension ContactState {
             if found, membership.since < segments[index].since { segments[index].since = membership.since }
         }
         updateNextWake()
+    }
+
+    /// Two profiles' points added up can exceed a group's or the model's limit: scale the
+    /// positive contributions down so every limit holds again (and raise to the minimum).
+    mutating func enforceLimits(model number: Int) {
+        let definitions = context!.definitions
+        let model = definitions.models[number]
+        guard let index = scoreIndex(of: definitions.modelSymbols[number]) else { return }
+        let now = context!.now
+        scores[index].advance(to: now, halfLife: model.halfLife)
+        let symbols = definitions.ruleSymbols[number]
+        func scalePositive(where belongs: (UInt32) -> Bool, limit: Double) {
+            var positive = 0.0
+            var total = 0.0
+            for item in scores[index].contributions where belongs(item.rule) {
+                total += item.points
+                if item.points > 0 { positive += item.points }
+            }
+            guard total > limit, positive > 0 else { return }
+            let factor = max(0, 1 - (total - limit) / positive)
+            for item in scores[index].contributions.indices
+            where belongs(scores[index].contributions[item].rule) && scores[index].contributions[item].points > 0 {
+                scores[index].contributions[item].points *= factor
+            }
+        }
+        for group in model.groups {
+            guard let limit = group.limit else { continue }
+            let members = Set(model.rules.indices.filter { model.rules[$0].group == group.id }.map { symbols[$0] })
+            scalePositive(where: { members.contains($0) }, limit: limit)
+        }
+        if let limit = model.limit { scalePositive(where: { _ in true }, limit: limit) }
+        if let minimum = model.minimum {
+            let total = scores[index].total(at: now, halfLife: model.halfLife)
+            if total < minimum {
+                var negative = 0.0
+                for item in scores[index].contributions where item.points < 0 { negative += item.points }
+                let factor = max(0, 1 - (minimum - total) / -negative)
+                for item in scores[index].contributions.indices where scores[index].contributions[item].points < 0 {
+                    scores[index].contributions[item].points *= factor
+                }
+            }
+        }
     }
 
     func isTraitRule(_ symbol: UInt32, model number: Int) -> Bool {

@@ -108,6 +108,8 @@ public struct EvaluationContext: Sendable {
     public var now: Timestamp
     public var definitions: TenantDefinitions
     public var accountTraits: [String: JSONValue]?
+    /// Each model's score at `now`, filled while segments are evaluated.
+    var scores: [Double] = []
 
     public init(now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil) {
         self.now = now
@@ -164,7 +166,15 @@ public struct ContactState: Sendable {
         return (false, low)
     }
 
-    func scoreIndex(of symbol: UInt32) -> Int? { scores.firstIndex { $0.model == symbol } }
+    func scoreIndex(of symbol: UInt32) -> Int? {
+        // A plain loop: `firstIndex(where:)` would copy each ModelScore into the closure.
+        var index = 0
+        while index < scores.count {
+            if scores[index].model == symbol { return index }
+            index += 1
+        }
+        return nil
+    }
 
     /// The model's score now, decay included.
     public func score(model number: Int, definitions: TenantDefinitions, now: Timestamp) -> Double {

@@ -90,6 +90,20 @@ public struct CounterSet: Sendable, Hashable {
         return found ? counters[index] : nil
     }
 
+    /// Occurrences of `symbol` in the window (all of them when `span` is nil), read in place.
+    public func count(_ symbol: UInt32, within span: TimeSpan?, now: Int64) -> Int {
+        let (found, index) = index(of: symbol)
+        guard found else { return 0 }
+        guard let span else { return Int(counters[index].total) }
+        return counters[index].count(within: span, now: now)
+    }
+
+    /// When the oldest in-window occurrence of `symbol` lapses, read in place.
+    public func nextLapse(_ symbol: UInt32, within span: TimeSpan, now: Int64) -> Int64? {
+        let (found, index) = index(of: symbol)
+        return found ? counters[index].nextLapse(within: span, now: now) : nil
+    }
+
     public mutating func record(_ symbol: UInt32, at time: Int64, depth: Int) {
         let (found, index) = index(of: symbol)
         if !found { counters.insert(EventCounter(symbol: symbol), at: index) }

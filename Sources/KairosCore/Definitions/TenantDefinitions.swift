@@ -3,14 +3,23 @@
 /// Immutable and shared: contact actors read the current value without a hop,
 /// and a definition change publishes a new value.
 public final class TenantDefinitions: Sendable {
-    public struct CompiledSegment: Sendable {
+    /// A reference type: the hot path reads segments without copying them.
+    public final class CompiledSegment: Sendable {
         public let definition: SegmentDefinition
         public let symbol: UInt32
         /// Position in evaluation order (dependencies first).
         public let order: Int
         public let dependencies: PredicateDependencies
         /// Segments whose condition uses this one, by order.
-        public internal(set) var dependents: [Int]
+        public let dependents: [Int]
+
+        init(definition: SegmentDefinition, symbol: UInt32, order: Int, dependencies: PredicateDependencies, dependents: [Int]) {
+            self.definition = definition
+            self.symbol = symbol
+            self.order = order
+            self.dependencies = dependencies
+            self.dependents = dependents
+        }
     }
 
     /// A counter with a filter (`where`) or a wildcard name: updated when a matching event arrives.
@@ -38,13 +47,21 @@ public final class TenantDefinitions: Sendable {
     public let segments: [CompiledSegment]
     public let segmentOrderBySymbol: [UInt32: Int]
     public let eventIndex: [String: EventIndexEntry]
+    /// The same index by the symbol of the event's counter name (what contacts receive);
+    /// symbols are small dense integers, so an array beats hashing.
+    public let eventIndexBySymbol: [EventIndexEntry?]
+    /// Entries for `type:*`, by `EventType.ordinal`.
+    public let wildcardIndex: [EventIndexEntry?]
     /// How many recent occurrence times each counter keeps.
     public let counterDepth: [UInt32: Int]
+    private let depthBySymbol: [Int32]
     public let segmentsByTrait: [String: [Int]]
     public let segmentsByScoreModel: [String: [Int]]
     public let accountSegments: [Int]
     public let seenSegments: [Int]
     public let timeDependentSegments: [Int]
+    /// Whether a time-dependent segment uses first or last seen (then every event moves a wake-up).
+    public let seenIsTimeDependent: Bool
     /// Models with trait rules, by the trait keys those rules read.
     public let traitRuleModelsByTrait: [String: [Int]]
     public let accountTraitRuleModels: [Int]
@@ -55,16 +72,20 @@ public final class TenantDefinitions: Sendable {
     /// Per decaying model: the score values at which something observable changes
     /// (stages, grades, segment thresholds), so a contact knows when to wake up.
     public let decayBoundaries: [Int: [Double]]
+    /// Models that decay, by number (an array: read on every event).
+    public let decayingModels: [Int]
 
     public static let empty = TenantDefinitions(
         version: 0, models: [], modelIndex: [:], segments: [], segmentOrderBySymbol: [:], eventIndex: [:],
+        eventIndexBySymbol: [], wildcardIndex: EventType.allCases.map { _ in nil },
         counterDepth: [:], segmentsByTrait: [:], segmentsByScoreModel: [:], accountSegments: [], seenSegments: [],
         timeDependentSegments: [], traitRuleModelsByTrait: [:], accountTraitRuleModels: [], modelSymbols: [],
         ruleSymbols: [], decayBoundaries: [:])
 
     init(
         version: UInt64, models: [ScoringModel], modelIndex: [String: Int], segments: [CompiledSegment],
-        segmentOrderBySymbol: [UInt32: Int], eventIndex: [String: EventIndexEntry], counterDepth: [UInt32: Int],
+        segmentOrderBySymbol: [UInt32: Int], eventIndex: [String: EventIndexEntry],
+        eventIndexBySymbol: [EventIndexEntry?], wildcardIndex: [EventIndexEntry?], counterDepth: [UInt32: Int],
         segmentsByTrait: [String: [Int]], segmentsByScoreModel: [String: [Int]], accountSegments: [Int],
         seenSegments: [Int], timeDependentSegments: [Int], traitRuleModelsByTrait: [String: [Int]],
         accountTraitRuleModels: [Int], modelSymbols: [UInt32], ruleSymbols: [[UInt32]], decayBoundaries: [Int: [Double]]
@@ -75,17 +96,24 @@ public final class TenantDefinitions: Sendable {
         self.segments = segments
         self.segmentOrderBySymbol = segmentOrderBySymbol
         self.eventIndex = eventIndex
+        self.eventIndexBySymbol = eventIndexBySymbol
+        self.wildcardIndex = wildcardIndex
         self.counterDepth = counterDepth
+        var depths = [Int32](repeating: 0, count: Int(counterDepth.keys.max() ?? 0) + 1)
+        for (symbol, depth) in counterDepth { depths[Int(symbol)] = Int32(depth) }
+        self.depthBySymbol = depths
         self.segmentsByTrait = segmentsByTrait
         self.segmentsByScoreModel = segmentsByScoreModel
         self.accountSegments = accountSegments
         self.seenSegments = seenSegments
         self.timeDependentSegments = timeDependentSegments
+        self.seenIsTimeDependent = timeDependentSegments.contains { segments[$0].dependencies.usesSeen }
         self.traitRuleModelsByTrait = traitRuleModelsByTrait
         self.accountTraitRuleModels = accountTraitRuleModels
         self.modelSymbols = modelSymbols
         self.ruleSymbols = ruleSymbols
         self.decayBoundaries = decayBoundaries
+        self.decayingModels = decayBoundaries.keys.sorted()
     }
 
     public func modelNumber(ofSymbol symbol: UInt32) -> Int? { modelSymbols.firstIndex(of: symbol) }
@@ -93,7 +121,25 @@ public final class TenantDefinitions: Sendable {
     public static func modelKey(_ id: String) -> String { "model:" + id }
     public static func ruleKey(model: String, rule: String) -> String { "rule:\(model)/\(rule)" }
 
-    public func model(_ id: String) -> ScoringModel? { modelIndex[id].map { models[$0] } }
+    public func model(_ id: String) -> ScoringModel? { modelNumber(id).map { models[$0] } }
+
+    /// A model's position; a scan beats hashing for the handful of models a tenant has.
+    @inline(__always) public func modelNumber(_ id: String) -> Int? {
+        if models.count <= 8 {
+            for index in models.indices where models[index].id == id { return index }
+            return nil
+        }
+        return modelIndex[id]
+    }
+
+    /// Recent occurrence times kept for a counter.
+    @inline(__always) public func depth(of symbol: UInt32) -> Int {
+        Int(symbol) < depthBySymbol.count ? Int(depthBySymbol[Int(symbol)]) : 0
+    }
+
+    @inline(__always) public func indexEntry(of symbol: UInt32) -> EventIndexEntry? {
+        Int(symbol) < eventIndexBySymbol.count ? eventIndexBySymbol[Int(symbol)] : nil
+    }
 
     public func segment(_ id: String) -> CompiledSegment? {
         segments.first { $0.definition.id == id }
@@ -182,6 +228,12 @@ public final class TenantDefinitions: Sendable {
             return symbol
         }
 
+        var orderById: [String: Int] = [:]
+        for (order, definition) in ordered.enumerated() { orderById[definition.id] = order }
+        var dependentsByOrder = Array(repeating: [Int](), count: ordered.count)
+        for (order, definition) in ordered.enumerated() {
+            for used in dependencies[definition.id]!.segments { dependentsByOrder[orderById[used]!].append(order) }
+        }
         var compiled: [CompiledSegment] = []
         var orderBySymbol: [UInt32: Int] = [:]
         var segmentsByTrait: [String: [Int]] = [:]
@@ -216,14 +268,9 @@ public final class TenantDefinitions: Sendable {
             let symbol = intern(SymbolTable.segmentKey(definition.id))
             orderBySymbol[symbol] = order
             compiled.append(
-                CompiledSegment(definition: resolved, symbol: symbol, order: order, dependencies: deps, dependents: []))
-        }
-        for segment in compiled {
-            for used in segment.dependencies.segments {
-                if let usedOrder = compiled.firstIndex(where: { $0.definition.id == used }) {
-                    compiled[usedOrder].dependents.append(segment.order)
-                }
-            }
+                CompiledSegment(
+                    definition: resolved, symbol: symbol, order: order, dependencies: deps,
+                    dependents: dependentsByOrder[order].sorted()))
         }
 
         var traitRuleModelsByTrait: [String: [Int]] = [:]
@@ -256,11 +303,17 @@ public final class TenantDefinitions: Sendable {
             decayBoundaries[number] = values.sorted()
         }
         let modelSymbols = models.map { intern(modelKey($0.id)) }
+        var entriesBySymbol: [UInt32: EventIndexEntry] = [:]
+        for (key, entry) in eventIndex where !key.hasSuffix(":*") { entriesBySymbol[intern(key)] = entry }
+        var eventIndexBySymbol = [EventIndexEntry?](repeating: nil, count: Int(entriesBySymbol.keys.max() ?? 0) + 1)
+        for (symbol, entry) in entriesBySymbol { eventIndexBySymbol[Int(symbol)] = entry }
+        let wildcardIndex = EventType.allCases.map { eventIndex["\($0.rawValue):*"] }
         let ruleSymbols = models.map { model in model.rules.map { intern(ruleKey(model: model.id, rule: $0.id)) } }
 
         return TenantDefinitions(
             version: version, models: models, modelIndex: modelIndex, segments: compiled,
-            segmentOrderBySymbol: orderBySymbol, eventIndex: eventIndex, counterDepth: counterDepth,
+            segmentOrderBySymbol: orderBySymbol, eventIndex: eventIndex, eventIndexBySymbol: eventIndexBySymbol,
+            wildcardIndex: wildcardIndex, counterDepth: counterDepth,
             segmentsByTrait: segmentsByTrait, segmentsByScoreModel: segmentsByScoreModel,
             accountSegments: accountSegments, seenSegments: seenSegments, timeDependentSegments: timeDependent,
             traitRuleModelsByTrait: traitRuleModelsByTrait, accountTraitRuleModels: accountTraitRuleModels,

@@ -1,6 +1,18 @@
 /// The Segment spec's message types.
 public enum EventType: String, Sendable, Codable, CaseIterable {
     case track, identify, page, screen, group, alias
+
+    /// Position in `allCases`, for array-indexed tables.
+    public var ordinal: Int {
+        switch self {
+        case .track: return 0
+        case .identify: return 1
+        case .page: return 2
+        case .screen: return 3
+        case .group: return 4
+        case .alias: return 5
+        }
+    }
 }
 
 /// One validated Segment message.

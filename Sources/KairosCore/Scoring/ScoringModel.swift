@@ -33,7 +33,8 @@ public struct RuleCap: Sendable, Hashable {
     public var period: CapPeriod
 }
 
-public struct ScoringRule: Sendable, Hashable {
+/// A reference type: the hot path reads rules without copying them.
+public final class ScoringRule: Sendable, Hashable {
     public enum Condition: Sendable, Hashable {
         /// Awards points every time a matching event arrives.
         case event(EventMatcher)
@@ -41,12 +42,28 @@ public struct ScoringRule: Sendable, Hashable {
         case trait(Predicate)
     }
 
-    public var id: String
-    public var name: String
-    public var group: String?
-    public var points: Double
-    public var condition: Condition
-    public var cap: RuleCap?
+    public let id: String
+    public let name: String
+    public let group: String?
+    public let points: Double
+    public let condition: Condition
+    public let cap: RuleCap?
+
+    public init(id: String, name: String, group: String?, points: Double, condition: Condition, cap: RuleCap?) {
+        self.id = id
+        self.name = name
+        self.group = group
+        self.points = points
+        self.condition = condition
+        self.cap = cap
+    }
+
+    public static func == (lhs: ScoringRule, rhs: ScoringRule) -> Bool {
+        lhs.id == rhs.id && lhs.name == rhs.name && lhs.group == rhs.group && lhs.points == rhs.points
+            && lhs.condition == rhs.condition && lhs.cap == rhs.cap
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
 public struct ScoreGroup: Sendable, Hashable {
@@ -68,25 +85,47 @@ public struct LifecycleThreshold: Sendable, Hashable {
 }
 
 /// A named scoring model (`fit`, `engagement`): rules, groups, limits, decay, grades and stages.
-public struct ScoringModel: Sendable, Hashable {
-    public var id: String
-    public var name: String
+/// A reference type: the hot path reads it without copying.
+public final class ScoringModel: Sendable, Equatable {
+    public let id: String
+    public let name: String
     /// Event points halve every `halfLife`; nil: no decay. Trait points never decay.
-    public var halfLife: TimeSpan?
+    public let halfLife: TimeSpan?
     /// The most points the model can hold (HubSpot's "score limit").
-    public var limit: Double?
+    public let limit: Double?
     /// The fewest points the model can hold; nil lets a score go below zero.
-    public var minimum: Double?
-    public var groups: [ScoreGroup]
-    public var rules: [ScoringRule]
+    public let minimum: Double?
+    public let groups: [ScoreGroup]
+    public let rules: [ScoringRule]
     /// Highest minimum first.
-    public var grades: [GradeBand]
+    public let grades: [GradeBand]
     /// When set, this model's grade is combined with another model's: `A` + `1` → `A1`.
-    public var gradeMatrixRowModel: String?
+    public let gradeMatrixRowModel: String?
     /// Lowest minimum first.
-    public var lifecycle: [LifecycleThreshold]
+    public let lifecycle: [LifecycleThreshold]
     /// The JSON this model was defined with, kept for listing and versioning.
-    public var source: JSONValue
+    public let source: JSONValue
+
+    init(
+        id: String, name: String, halfLife: TimeSpan?, limit: Double?, minimum: Double?, groups: [ScoreGroup],
+        rules: [ScoringRule], grades: [GradeBand], gradeMatrixRowModel: String?, lifecycle: [LifecycleThreshold],
+        source: JSONValue
+    ) {
+        self.id = id
+        self.name = name
+        self.halfLife = halfLife
+        self.limit = limit
+        self.minimum = minimum
+        self.groups = groups
+        self.rules = rules
+        self.grades = grades
+        self.gradeMatrixRowModel = gradeMatrixRowModel
+        self.lifecycle = lifecycle
+        self.source = source
+    }
+
+    /// Two models are the same when they were defined with the same JSON.
+    public static func == (lhs: ScoringModel, rhs: ScoringModel) -> Bool { lhs.source == rhs.source }
 
     public func grade(for score: Double) -> String? {
         grades.first { score >= $0.minimum }?.grade

@@ -4,6 +4,8 @@
 public struct SymbolTable: Sendable {
     private var ids: [String: UInt32] = [:]
     private var names: [String] = [""]
+    /// Counter names by type and raw name, so interning an event needs no string concatenation.
+    private var counterIds: [[String: UInt32]] = EventType.allCases.map { _ in [:] }
 
     public init() {}
 
@@ -12,6 +14,14 @@ public struct SymbolTable: Sendable {
         let id = UInt32(names.count)
         names.append(name)
         ids[name] = id
+        return id
+    }
+
+    /// The symbol of `Event.counterName(type:name:)`.
+    public mutating func internCounter(type: EventType, name: String?) -> UInt32 {
+        if let id = counterIds[type.ordinal][name ?? ""] { return id }
+        let id = intern(Event.counterName(type: type, name: name))
+        counterIds[type.ordinal][name ?? ""] = id
         return id
     }
 

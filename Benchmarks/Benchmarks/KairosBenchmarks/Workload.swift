@@ -1,0 +1,137 @@
+import Foundation
+import KairosCore
+import KairosEngine
+
+/// The benchmark tenant: 20 event names, 10 scoring rules, 50 segments of which 10
+/// use time windows, and contacts with 10 traits.
+enum Workload {
+    static let tenant = "bench"
+    static let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
+    static let eventNames = (0..<20).map { "Event \($0)" }
+    static let plans = ["free", "trial", "pro", "team", "enterprise"]
+    static let countries = ["FR", "DE", "US", "GB", "ES", "IT", "NL", "SE"]
+
+    static let models: [String] = [
+        """
+        {"id": "engagement", "halfLifeDays": 30, "limit": 500,
+         "groups": [{"id": "web", "limit": 200}],
+         "rules": [
+           {"id": "r0", "group": "web", "points": 1, "event": {"type": "page"}, "cap": {"times": 20, "per": "day"}},
+           {"id": "r1", "group": "web", "points": 15, "event": {"type": "page", "where": {"property": "path", "op": "starts_with", "value": "/pricing"}}, "cap": {"times": 3, "per": "day"}},
+           {"id": "r2", "points": 10, "event": "Event 1", "cap": {"times": 5, "per": "day"}},
+           {"id": "r3", "points": 25, "event": "Event 2"},
+           {"id": "r4", "points": -20, "event": "Event 3"},
+           {"id": "r5", "points": 5, "event": {"event": "Event 4", "where": {"property": "plan", "op": "eq", "value": "pro"}}},
+           {"id": "r6", "points": 50, "event": "Event 5", "cap": {"times": 1, "per": "week"}}
+         ],
+         "grades": [{"grade": "A", "min": 100}, {"grade": "B", "min": 40}, {"grade": "C"}],
+         "lifecycle": [{"stage": "MQL", "min": 80}, {"stage": "SQL", "min": 200}]}
+        """,
+        """
+        {"id": "fit", "rules": [
+           {"id": "f0", "points": 25, "trait": {"trait": "company_size", "op": "gt", "value": 500}},
+           {"id": "f1", "points": -10, "trait": {"trait": "email", "op": "ends_with", "value": ["@gmail.com", "@yahoo.com"]}},
+           {"id": "f2", "points": 20, "trait": {"trait": "title", "op": "contains", "value": ["VP", "Director", "CTO"]}}
+         ],
+         "grades": [{"grade": "A", "min": 40}, {"grade": "B", "min": 20}, {"grade": "C"}]}
+        """,
+    ]
+
+    static var segments: [String] {
+        var result: [String] = []
+        for (index, plan) in plans.enumerated() {
+            result.append(#"{"id": "plan-\#(index)", "condition": {"trait": "plan", "op": "eq", "value": "\#(plan)"}}"#)
+        }
+        for (index, country) in countries.enumerated() {
+            result.append(#"{"id": "country-\#(index)", "condition": {"trait": "country", "op": "eq", "value": "\#(country)"}}"#)
+        }
+        for size in [10, 50, 200, 500, 1000, 5000, 10000] {
+            result.append(#"{"id": "size-\#(size)", "condition": {"trait": "company_size", "op": "gte", "value": \#(size)}}"#)
+        }
+        // 10 segments with time windows.
+        for index in 0..<10 {
+            result.append(
+                #"{"id": "window-\#(index)", "condition": {"event": "Event \#(index)", "count": {"op": "gte", "value": \#(index % 3 + 1)}, "within": {"days": \#(index % 4 * 7 + 1)}}}"#)
+        }
+        // 10 on scores, grades and stages.
+        for threshold in [10, 30, 60, 100, 150] {
+            result.append(#"{"id": "score-\#(threshold)", "condition": {"score": "engagement", "op": "gte", "value": \#(threshold)}}"#)
+        }
+        result.append(#"{"id": "grade-a", "condition": {"grade": "engagement", "op": "eq", "value": "A"}}"#)
+        result.append(#"{"id": "fit-a", "condition": {"grade": "fit", "op": "eq", "value": "A"}}"#)
+        result.append(#"{"id": "mql", "condition": {"lifecycle": "engagement", "op": "eq", "value": "MQL"}}"#)
+        result.append(#"{"id": "sql", "condition": {"lifecycle": "engagement", "op": "eq", "value": "SQL"}}"#)
+        result.append(#"{"id": "fit-b", "condition": {"grade": "fit", "op": "eq", "value": "B"}}"#)
+        // 5 lifetime counts, 5 combinations.
+        for index in 10..<15 {
+            result.append(#"{"id": "ever-\#(index)", "condition": {"event": "Event \#(index)", "count": {"op": "gte", "value": 3}}}"#)
+        }
+        for index in 0..<5 {
+            result.append(
+                #"{"id": "combo-\#(index)", "condition": {"all": [{"segment": "plan-\#(index)"}, {"segment": "window-\#(index)"}, {"trait": "active", "op": "is_true"}]}}"#)
+        }
+        return result
+    }
+
+    static func makeEngine() async throws -> Engine {
+        let engine = Engine()
+        try engine.createTenant(id: tenant)
+        for model in models { try await engine.defineScoringModel(tenant: tenant, try JSONValue.parse(model), now: start) }
+        for segment in segments { try await engine.defineSegment(tenant: tenant, try JSONValue.parse(segment), now: start) }
+        return engine
+    }
+
+    /// Ten traits for one contact.
+    static func identify(contact: Int, at time: Timestamp) -> Event {
+        .identify(
+            userId: "user-\(contact)",
+            traits: [
+                "email": .string("person\(contact)@\(contact % 3 == 0 ? "gmail.com" : "corp\(contact % 50).com")"),
+                "plan": .string(plans[contact % plans.count]), "country": .string(countries[contact % countries.count]),
+                "company_size": .number(Double([5, 40, 150, 700, 3000, 20000][contact % 6])),
+                "title": .string(["Engineer", "VP Sales", "CTO", "Analyst"][contact % 4]), "active": .bool(contact % 2 == 0),
+                "first_name": "Ana", "last_name": "Lopez", "city": "Lyon", "signup_source": "ads",
+            ], at: time)
+    }
+
+    /// A stream of events over `contacts` contacts with Zipf popularity.
+    struct Stream {
+        let contacts: Int
+        var random: SeededRandom
+        let popularity: ZipfDistribution
+
+        init(contacts: Int, seed: UInt64) {
+            self.contacts = contacts
+            self.random = SeededRandom(seed: seed)
+            self.popularity = ZipfDistribution(count: contacts)
+        }
+
+        mutating func batch(size: Int, at time: Timestamp) -> [Event] {
+            (0..<size).map { _ in
+                let contact = popularity.sample(&random)
+                let userId = "user-\(contact)"
+                let roll = random.next() % 100
+                switch roll {
+                case 0..<45:
+                    let pricing = roll < 8
+                    return .page(
+                        pricing ? "Pricing" : "Docs", userId: userId,
+                        properties: ["path": pricing ? "/pricing" : "/docs/start", "title": "Page"], at: time)
+                case 45..<98:
+                    let name = Workload.eventNames[Int(random.next() % 20)]
+                    return .track(name, userId: userId, properties: ["plan": random.next() % 2 == 0 ? "pro" : "free", "value": 12.5], at: time)
+                default:
+                    return Workload.identify(contact: contact, at: time)
+                }
+            }
+        }
+    }
+
+    /// Resident memory of this process in bytes.
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

@@ -1,0 +1,36 @@
+# Kairos — common tasks. `make help` lists them.
+
+# Debian packages the build needs (checked, and installed when missing, by `make deps`).
+DEBIAN_PACKAGES := pkg-config libsqlite3-dev zlib1g-dev
+# The toolchain's usual place on our machines; an existing `swift` on PATH wins.
+export PATH := $(PATH):/opt/swift/usr/bin
+SWIFT ?= swift
+
+.PHONY: help deps build test run demo bench clean
+
+help:
+	@echo "make run    - set up and run Kairos on its embedded defaults (the demo tenant)"
+	@echo "make test   - set up and run every test"
+	@echo "make build  - debug build"
+	@echo "make bench  - in-process benchmarks (Benchmarks/, ordo-one/benchmark)"
+	@echo "make deps   - install missing Debian packages"
+
+deps:
+	@tools/install-deps.sh $(DEBIAN_PACKAGES)
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) test
+
+run: deps
+	$(SWIFT) run -c release kairos demo
+
+demo: run
+
+bench: deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+clean:
+	rm -rf .build Benchmarks/.build

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import KairosCore
+import KairosEngine
+
+extension Kairos {
+    struct Demo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the engine in process on the demo tenant with simulated traffic.",
+            discussion: """
+                Creates the demo tenant (default scoring models 'fit' and 'engagement' and a few
+                live segments), then replays simulated days of website and email traffic on a
+                virtual clock, firing timers as windows lapse. Prints progress per day, segment
+                sizes, and the hottest leads with the rules that explain their scores.
+                """
+        )
+
+        @Option(help: "How many contacts the simulated traffic comes from.")
+        var contacts = 20_000
+
+        @Option(help: "How many days to simulate.")
+        var days = 14
+
+        @Option(help: "Events per simulated day.")
+        var eventsPerDay = 50_000
+
+        @Option(help: "Seed of the traffic generator (the same seed gives the same run).")
+        var seed: UInt64 = 42
+
+        @Option(help: "How many top leads to show.")
+        var top = 5
+
+        func validate() throws {
+            guard contacts > 0, days > 0, eventsPerDay > 0 else {
+                throw ValidationError("--contacts, --days and --events-per-day must be positive")
+            }
+        }
+
+        func run() async throws {
+            let engine = Engine()
+            let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
+            try await DemoTenant.install(into: engine, now: start)
+            print("Kairos demo: tenant '\(DemoTenant.id)', \(contacts) contacts, \(days) days, \(eventsPerDay) events a day (seed \(seed))")
+
+            var traffic = DemoTraffic(contacts: contacts, seed: seed)
+            let batchSize = 100
+            let batchesPerHour = max(1, eventsPerDay / 24 / batchSize)
+            var effectCount = 0
+            var eventCount = 0
+            let wall = ContinuousClock.now
+            for day in 0..<days {
+                for hour in 0..<24 {
+                    let hourStart = start + .days(Int64(day)) + .hours(Int64(hour))
+                    effectCount += await engine.advanceTime(to: hourStart).count
+                    for batch in 0..<batchesPerHour {
+                        let offset = TimeSpan(milliseconds: Int64(batch) * 3_600_000 / Int64(batchesPerHour))
+                        let now = hourStart + offset
+                        let events = (0..<batchSize).map { _ in traffic.next(at: now) }
+                        let report = try await engine.ingest(tenant: DemoTenant.id, events: events, now: now)
+                        effectCount += report.effects.count
+                        eventCount += report.appliedCount
+                    }
+                }
+                let stats = try await engine.stats(tenant: DemoTenant.id)
+                let sizes = stats.segmentSizes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                print("day \(day + 1)/\(days): \(eventCount) events, \(effectCount) effects, \(stats.contacts) contacts | \(sizes)")
+            }
+            let elapsed = ContinuousClock.now - wall
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            print(String(format: "applied %d events in %.2f s (%.0f events/s, in process)", eventCount, seconds, Double(eventCount) / seconds))
+
+            let end = start + .days(Int64(days))
+            let page = try await engine.segmentMembers(tenant: DemoTenant.id, segment: "mqls", limit: 1000)
+            var leads: [ContactView] = []
+            for member in page.members {
+                if let view = try await engine.contact(tenant: DemoTenant.id, .id(member.id), now: end) { leads.append(view) }
+            }
+            leads.sort { ($0.score("engagement")?.score ?? 0) > ($1.score("engagement")?.score ?? 0) }
+            print("\nTop \(min(top, leads.count)) of \(page.total) marketing-qualified leads:")
+            for lead in leads.prefix(top) {
+                let engagement = lead.score("engagement")
+                let fit = lead.score("fit")
+                print(String(format: "  %@  engagement %.1f (%@, grade %@)  fit %.0f (grade %@)",
+                    lead.userId ?? "contact \(lead.id)", engagement?.score ?? 0, engagement?.stage ?? "-",
+                    engagement?.grade ?? "-", fit?.score ?? 0, fit?.grade ?? "-"))
+                for rule in (engagement?.rules ?? []) + (fit?.rules ?? []) {
+                    print(String(format: "      %+7.1f  %@", rule.points, rule.name))
+                }
+            }
+        }
+    }
+}
