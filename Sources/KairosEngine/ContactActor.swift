@@ -63,6 +63,8 @@ actor ContactActor {
 
     nonisolated func markMerged() { identity.withLock { $0.merged = true } }
 
+    nonisolated var isMerged: Bool { identity.withLock { $0.merged } }
+
     // MARK: Commands
 
     private func effectiveNow(_ now: Timestamp) -> Timestamp {

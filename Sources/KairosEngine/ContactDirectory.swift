@@ -85,7 +85,8 @@ final class ContactDirectory: Sendable {
     }
 
     /// Links `source` (an anonymousId, or an alias's previousId) to the known `userId`.
-    /// An anonymous profile is merged into the known one; two known users are never merged.
+    /// An anonymous profile is merged into the known one. Two known users are merged only
+    /// by an explicit alias, never by identify.
     func link(userId: String, source: IdentityKey, sourceIsAlias: Bool, make: (UInt64) -> ContactActor) -> Link {
         linkLock.withLock { _ in
             let target = resolve(.user(userId), make: make)
@@ -96,7 +97,8 @@ final class ContactDirectory: Sendable {
                 guard let existing = lookup(key) else { continue }
                 if existing === target { return Link(target: target, mergeSource: nil) }
                 // The existing profile's keys now lead to the target; its state follows in the merge.
-                if existing.isLinkable {
+                // identify merges only anonymous profiles; alias also merges a previous user id.
+                if existing.isLinkable || (sourceIsAlias && !existing.isMerged) {
                     existing.markMerged()
                     remap(from: existing, to: target)
                     return Link(target: target, mergeSource: existing)

@@ -60,6 +60,22 @@ import Testing
         #expect(try engine.segmentCount(tenant: "demo", segment: "new-signups") == 1)
     }
 
+    @Test func aliasMergesAPreviousUserId() async throws {
+        let engine = try await demoEngine()
+        _ = try await engine.ingest(
+            tenant: "demo",
+            events: [
+                .track("Demo Requested", userId: "old-id", at: t0),
+                .track("Email Link Clicked", userId: "new-id", at: t0),
+            ], now: t0)
+        _ = try await engine.ingest(
+            tenant: "demo", events: [.alias(userId: "new-id", previousId: "old-id", at: t0 + .minutes(1))], now: t0 + .minutes(1))
+        #expect(try await engine.stats(tenant: "demo").contacts == 1)
+        let merged = try #require(try await engine.contact(tenant: "demo", .userId("old-id"), now: t0 + .minutes(1)))
+        #expect(merged.userId == "new-id")
+        #expect(Set(merged.scoreHistory.map(\.rule)) == ["demo-request", "email-click"])
+    }
+
     @Test func twoKnownUsersAreNeverMergedByIdentify() async throws {
         let engine = try await demoEngine()
         _ = try await engine.ingest(
