@@ -24,8 +24,8 @@ actor ContactActor {
     private var state: ContactState
     /// Set once this profile has been merged into another: later calls go there.
     private var forward: ContactActor?
-    /// The due time of the scheduler entry this contact is waiting for.
-    private var scheduledWake: Int64?
+    /// The due time of the scheduler entry this contact is waiting for (`.max`: none).
+    private var scheduledWake: Int64 = .max
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
 
@@ -114,7 +114,7 @@ actor ContactActor {
     /// Called by the scheduler for an entry due at `due`.
     func fire(due: Int64) async -> [Effect] {
         if let forward { return await forward.fire(due: due) }
-        if scheduledWake == due { scheduledWake = nil }
+        if scheduledWake == due { scheduledWake = .max }
         var effects: [Effect] = []
         if let next = state.nextWake, next.milliseconds <= due {
             state.wake(context: context(effectiveNow(Timestamp(milliseconds: due))), effects: &effects)
@@ -165,7 +165,7 @@ actor ContactActor {
     /// Publishes membership changes and keeps exactly one scheduler entry for the next wake-up.
     private func finish(_ effects: [Effect]) {
         if !effects.isEmpty { tenant.members.apply(effects) }
-        if let next = state.nextWake?.milliseconds, scheduledWake.map({ next < $0 }) ?? true {
+        if let next = state.nextWakeMilliseconds, next < scheduledWake {
             scheduledWake = next
             tenant.scheduler.schedule(self, at: next)
         }

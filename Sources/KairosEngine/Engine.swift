@@ -160,17 +160,18 @@ public final class Engine: Sendable {
         var accountChanges: [UInt64] = []
         var results: [IngestResult] = []
         results.reserveCapacity(events.count)
-        for (index, event) in events.enumerated() {
+        for index in events.indices {
             guard fresh[index] else {
                 results.append(.duplicate)
                 continue
             }
             results.append(.applied)
-            let link = resolve(event, in: runtime.directory, make: make)
-            if event.type == .group, let groupId = event.groupId {
-                accountChanges += runtime.accounts.record(groupId: groupId, traits: event.traits, contact: link.target.id)
+            let link = resolve(events[index], in: runtime.directory, make: make)
+            if events[index].type == .group, let groupId = events[index].groupId {
+                accountChanges += runtime.accounts.record(
+                    groupId: groupId, traits: events[index].traits, contact: link.target.id)
             }
-            let item = ContactActor.Item(event: event, counterSymbol: symbols[index], mergeSource: link.mergeSource)
+            let item = ContactActor.Item(event: events[index], counterSymbol: symbols[index], mergeSource: link.mergeSource)
             let key = ObjectIdentifier(link.target)
             if let position = groupIndex[key] {
                 groups[position].1.append(item)

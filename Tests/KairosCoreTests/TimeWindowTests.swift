@@ -84,5 +84,17 @@ import Testing
         #expect(counter.nextLapse(within: .seconds(5), now: 9000) == 12_000)
         counter.record(at: 7500, depth: 3)  // out of order
         #expect(counter.recent == [7500, 8000, 9000])
+
+        // Depth 1 keeps only the last time, without an array.
+        var shallow = EventCounter(symbol: 2)
+        shallow.record(at: 1000, depth: 1)
+        shallow.record(at: 2000, depth: 1)
+        #expect(shallow.recent.isEmpty)
+        #expect(shallow.count(within: .seconds(5), now: 3000) == 1)
+        #expect(shallow.nextLapse(within: .seconds(5), now: 3000) == 7000)
+        // A deeper window later keeps the last known time.
+        shallow.record(at: 2500, depth: 2)
+        #expect(shallow.recent == [2000, 2500])
+        #expect(shallow.count(within: .seconds(5), now: 3000) == 2)
     }
 }

@@ -127,11 +127,16 @@ enum Workload {
         }
     }
 
-    /// Resident memory of this process in bytes.
+    /// Resident memory of this process in bytes, after returning freed heap pages to the
+    /// system (so memory that is free but still mapped is not counted as in use).
     static func residentBytes() -> Int {
+        _ = mallocTrim(0)
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
+
+/// glibc's malloc_trim (not exported by the Glibc module): hands free heap pages back.
+@_silgen_name("malloc_trim") func mallocTrim(_ pad: Int) -> Int32

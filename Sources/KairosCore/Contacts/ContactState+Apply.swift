@@ -222,17 +222,22 @@ extension ContactState {
     }
 
     mutating func recordRecent(_ event: RecentEvent) {
+        let limit = ContactState.recentEventLimit
+        if recent.count == limit {
+            // Full: an event older than all kept ones is dropped; otherwise the oldest makes room
+            // first, so the buffer never grows past its limit (and its capacity stays exact).
+            guard event.time >= recent[0].time else { return }
+            recent.removeFirst()
+        }
         var index = recent.count
         while index > 0 && recent[index - 1].time > event.time { index -= 1 }
-        recent.insert(event, at: index)
-        if recent.count > ContactState.recentEventLimit { recent.removeFirst(recent.count - ContactState.recentEventLimit) }
+        recent.insertCompactly(event, at: index, limit: limit)
     }
 
     mutating func recordHistory(_ change: ScoreChange) {
-        scoreHistory.append(change)
-        if scoreHistory.count > ContactState.scoreHistoryLimit {
-            scoreHistory.removeFirst(scoreHistory.count - ContactState.scoreHistoryLimit)
-        }
+        let limit = ContactState.scoreHistoryLimit
+        if scoreHistory.count == limit { scoreHistory.removeFirst() }
+        scoreHistory.insertCompactly(change, at: scoreHistory.count, limit: limit)
     }
 }
 
@@ -254,13 +259,13 @@ extension ContactState {
     func limited(_ requested: Double, rule: ScoringRule, model: ScoringModel, number: Int, scoreIndex index: Int) -> Double {
         let now = context!.now
         var points = requested
-        let total = scores[index].total(at: now, halfLife: model.halfLife)
+        let total = scoreTotal(index, at: now, halfLife: model.halfLife)
         if points > 0 {
             if let groupId = rule.group, let groupLimit = model.group(groupId)?.limit {
                 let symbols = context!.definitions.ruleSymbols[number]
                 var groupTotal = 0.0
                 for (ruleNumber, candidate) in model.rules.enumerated() where candidate.group == groupId {
-                    groupTotal += scores[index].points(of: symbols[ruleNumber], at: now, halfLife: model.halfLife)
+                    groupTotal += scorePoints(index, of: symbols[ruleNumber], at: now, halfLife: model.halfLife)
                 }
                 points = min(points, max(0, groupLimit - groupTotal))
             }
@@ -345,7 +350,7 @@ extension ContactState {
             let index = scoreIndex(of: definitions.modelSymbols[number])
         else { return }
         let now = context!.now
-        let total = scores[index].total(at: now, halfLife: model.halfLife)
+        let total = scoreTotal(index, at: now, halfLife: model.halfLife)
         let stage = model.stage(for: total)
         if stage != scores[index].stage {
             effects.append(
@@ -390,7 +395,8 @@ extension ContactState {
             guard member != found else { continue }
             let now = context!.now
             if member {
-                segments.insert(SegmentMembership(segment: segment.symbol, since: now.milliseconds), at: index)
+                segments.insertCompactly(
+                    SegmentMembership(segment: segment.symbol, since: now.milliseconds), at: index, limit: .max)
                 effects.append(Effect(contact: id, userId: userId, time: now, kind: .segmentEntered(segment: segment.definition.id)))
             } else {
                 segments.remove(at: index)
@@ -419,7 +425,7 @@ extension ContactState {
             else { continue }
             // A decaying score moves monotonically toward its steady part, so the first
             // boundary it meets is the nearest one in that direction.
-            let total = scores[index].total(at: now, halfLife: halfLife)
+            let total = scoreTotal(index, at: now, halfLife: halfLife)
             let falling = scores[index].contributions.reduce(0.0) { $0 + ($1.decays ? $1.points : 0) } > 0
             let ahead = falling ? boundaries.reversed().filter { $0 <= total } : boundaries.filter { $0 > total }
             for boundary in ahead {

@@ -90,7 +90,7 @@ extension ContactState {
         }
         if let limit = model.limit { scalePositive(where: { _ in true }, limit: limit) }
         if let minimum = model.minimum {
-            let total = scores[index].total(at: now, halfLife: model.halfLife)
+            let total = scoreTotal(index, at: now, halfLife: model.halfLife)
             if total < minimum {
                 var negative = 0.0
                 for item in scores[index].contributions where item.points < 0 { negative += item.points }

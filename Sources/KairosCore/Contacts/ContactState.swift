@@ -152,6 +152,11 @@ public struct ContactState: Sendable {
 
     public var isKnown: Bool { userId != nil }
 
+    /// `nextWake` in milliseconds; a narrow accessor so callers in other modules do not copy the state.
+    public var nextWakeMilliseconds: Int64? {
+        @inline(__always) get { nextWake?.milliseconds }
+    }
+
     public func isMember(of symbol: UInt32) -> Bool { membershipIndex(symbol).found }
 
     func membershipIndex(_ symbol: UInt32) -> (found: Bool, index: Int) {
@@ -164,6 +169,15 @@ public struct ContactState: Sendable {
             if value < symbol { low = mid + 1 } else { high = mid }
         }
         return (false, low)
+    }
+
+    /// `scores[index].total(…)` without copying the element (an unsafe buffer borrows it).
+    @inline(__always) func scoreTotal(_ index: Int, at now: Timestamp, halfLife: TimeSpan?) -> Double {
+        scores.withUnsafeBufferPointer { $0[index].total(at: now, halfLife: halfLife) }
+    }
+
+    @inline(__always) func scorePoints(_ index: Int, of rule: UInt32, at now: Timestamp, halfLife: TimeSpan?) -> Double {
+        scores.withUnsafeBufferPointer { $0[index].points(of: rule, at: now, halfLife: halfLife) }
     }
 
     func scoreIndex(of symbol: UInt32) -> Int? {
@@ -179,7 +193,7 @@ public struct ContactState: Sendable {
     /// The model's score now, decay included.
     public func score(model number: Int, definitions: TenantDefinitions, now: Timestamp) -> Double {
         guard let index = scoreIndex(of: definitions.modelSymbols[number]) else { return 0 }
-        return scores[index].total(at: now, halfLife: definitions.models[number].halfLife)
+        return scoreTotal(index, at: now, halfLife: definitions.models[number].halfLife)
     }
 
     /// The model's grade now; for a matrix model, the row model's grade followed by this one's (`A1`).

@@ -19,17 +19,25 @@ public struct EventCounter: Sendable, Hashable {
     }
 
     public mutating func record(at time: Int64, depth: Int) {
+        let previousLast = last
         total &+= 1
         if time > last { last = time }
-        guard depth > 0 else {
+        // Moving from depth 1 (only `last` kept) to a deeper window: keep what is known.
+        if depth > 1 && recent.isEmpty && previousLast != .min { recent = [previousLast] }
+        // Depth 1 needs only `last`: no array, no allocation.
+        guard depth > 1 else {
             if !recent.isEmpty { recent = [] }
             return
         }
-        // Events mostly arrive in order; keep the array sorted when one does not.
+        // Events mostly arrive in order; keep the array sorted when one does not. When full,
+        // the oldest time makes room first so the array never outgrows its depth.
+        if recent.count >= depth {
+            guard time >= recent[0] else { return }
+            recent.removeFirst(recent.count - depth + 1)
+        }
         var index = recent.count
         while index > 0 && recent[index - 1] > time { index -= 1 }
-        recent.insert(time, at: index)
-        if recent.count > depth { recent.removeFirst(recent.count - depth) }
+        recent.insertCompactly(time, at: index, limit: depth)
     }
 
     /// Occurrences in the window `(now - span, now]`, exact up to the kept depth.
@@ -58,8 +66,10 @@ public struct EventCounter: Sendable, Hashable {
     mutating func merge(_ other: EventCounter, depth: Int) {
         total &+= other.total
         last = max(last, other.last)
-        if depth > 0 {
-            recent = Array((recent + other.recent).sorted().suffix(depth))
+        if depth > 1 {
+            let mine = recent.isEmpty && last != .min ? [last] : recent
+            let theirs = other.recent.isEmpty && other.last != .min ? [other.last] : other.recent
+            recent = Array((mine + theirs).sorted().suffix(depth))
         } else {
             recent = []
         }
@@ -106,7 +116,7 @@ public struct CounterSet: Sendable, Hashable {
 
     public mutating func record(_ symbol: UInt32, at time: Int64, depth: Int) {
         let (found, index) = index(of: symbol)
-        if !found { counters.insert(EventCounter(symbol: symbol), at: index) }
+        if !found { counters.insertCompactly(EventCounter(symbol: symbol), at: index, limit: .max) }
         counters[index].record(at: time, depth: depth)
     }
 
@@ -119,5 +129,14 @@ public struct CounterSet: Sendable, Hashable {
                 counters.insert(counter, at: index)
             }
         }
+    }
+}
+
+extension Array {
+    /// Inserts, growing capacity by small steps (up to `limit`) instead of doubling:
+    /// per-contact arrays are many and small, and doubling wastes up to half of each.
+    @inline(__always) mutating func insertCompactly(_ element: Element, at index: Int, limit: Int) {
+        if count == capacity { reserveCapacity(Swift.min(count + Swift.max(2, count / 4), Swift.max(limit, count + 1))) }
+        insert(element, at: index)
     }
 }
