@@ -380,7 +380,7 @@ extension ContactState {
             let now = context!.now
             context!.scores = definitions.models.indices.map { score(model: $0, definitions: definitions, now: now) }
         }
-        defer { context!.scores = [] }
+        defer { context!.scores.removeAll(keepingCapacity: true) }
         var pending = candidates.sorted()
         var position = 0
         var last = -1
@@ -416,8 +416,16 @@ extension ContactState {
         let definitions = context!.definitions
         let now = context!.now
         var next: Int64 = .max
-        for order in definitions.timeDependentSegments {
-            if let time = definitions.segments[order].definition.condition.nextChange(in: self), time < next { next = time }
+        // Windows and relative times of every time-dependent segment, flattened and deduplicated.
+        for leaf in definitions.windowLeaves {
+            if let time = counters.nextLapse(leaf.symbol, within: leaf.window, now: now.milliseconds), time < next {
+                next = time
+            }
+        }
+        for leaf in definitions.seenLeaves {
+            guard let seen = leaf.first ? firstSeen : lastSeen else { continue }
+            let boundary = seen.milliseconds + leaf.span.milliseconds
+            if boundary > now.milliseconds && boundary < next { next = boundary }
         }
         for number in definitions.decayingModels {
             guard let boundaries = definitions.decayBoundaries[number], let halfLife = definitions.models[number].halfLife,
@@ -426,37 +434,18 @@ extension ContactState {
             // A decaying score moves monotonically toward its steady part, so the first
             // boundary it meets is the nearest one in that direction.
             let total = scoreTotal(index, at: now, halfLife: halfLife)
-            let falling = scores[index].contributions.reduce(0.0) { $0 + ($1.decays ? $1.points : 0) } > 0
-            let ahead = falling ? boundaries.reversed().filter { $0 <= total } : boundaries.filter { $0 > total }
-            for boundary in ahead {
+            var decaying = 0.0
+            for item in scores[index].contributions where item.decays { decaying += item.points }
+            var position = decaying > 0 ? boundaries.count - 1 : 0
+            while position >= 0 && position < boundaries.count {
+                let boundary = boundaries[position]
+                position += decaying > 0 ? -1 : 1
+                guard decaying > 0 ? boundary <= total : boundary > total else { continue }
                 guard let time = scores[index].crossing(of: boundary, after: now, halfLife: halfLife) else { continue }
                 if time < next { next = time }
                 break
             }
         }
         nextWake = next == .max ? nil : Timestamp(milliseconds: next)
-    }
-}
-
-extension Predicate {
-    /// The earliest moment after now at which this predicate's value may change
-    /// without any new event (a window lapsing, a relative time passing).
-    func nextChange(in contact: ContactState) -> Int64? {
-        let now = contact.now.milliseconds
-        switch self {
-        case .all(let items), .any(let items):
-            var best: Int64?
-            for item in items {
-                if let time = item.nextChange(in: contact), time < (best ?? .max) { best = time }
-            }
-            return best
-        case .not(let item): return item.nextChange(in: contact)
-        case .event(let condition):
-            guard let window = condition.window else { return nil }
-            return contact.counters.nextLapse(condition.counterSymbol, within: window, now: now)
-        case .firstSeen(let condition): return condition.nextChange(for: contact.firstSeen, now: contact.now)?.milliseconds
-        case .lastSeen(let condition): return condition.nextChange(for: contact.lastSeen, now: contact.now)?.milliseconds
-        default: return nil
-        }
     }
 }

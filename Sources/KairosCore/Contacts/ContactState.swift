@@ -104,10 +104,15 @@ public struct RecentEvent: Sendable, Hashable {
 }
 
 /// What an evaluation needs besides the contact itself; set for the length of one command.
-public struct EvaluationContext: Sendable {
-    public var now: Timestamp
-    public var definitions: TenantDefinitions
-    public var accountTraits: [String: JSONValue]?
+///
+/// A class so the hot path passes one reference instead of copying four fields.
+/// `@unchecked Sendable`: an instance is created for one command, used inside that
+/// command's actor turn only, and dropped (`ContactState.context` is nil again) before
+/// the state can leave the actor.
+public final class EvaluationContext: @unchecked Sendable {
+    public let now: Timestamp
+    public let definitions: TenantDefinitions
+    public let accountTraits: [String: JSONValue]?
     /// Each model's score at `now`, filled while segments are evaluated.
     var scores: [Double] = []
 

@@ -62,6 +62,22 @@ public final class TenantDefinitions: Sendable {
     public let timeDependentSegments: [Int]
     /// Whether a time-dependent segment uses first or last seen (then every event moves a wake-up).
     public let seenIsTimeDependent: Bool
+
+    /// A counter window some segment waits on.
+    public struct WindowLeaf: Sendable, Hashable {
+        public let symbol: UInt32
+        public let window: TimeSpan
+    }
+
+    /// A first/last-seen span some segment waits on.
+    public struct SeenLeaf: Sendable, Hashable {
+        public let first: Bool
+        public let span: TimeSpan
+    }
+
+    /// The leaves of time-dependent segments that lapse by themselves, flattened and deduplicated.
+    public let windowLeaves: [WindowLeaf]
+    public let seenLeaves: [SeenLeaf]
     /// Models with trait rules, by the trait keys those rules read.
     public let traitRuleModelsByTrait: [String: [Int]]
     public let accountTraitRuleModels: [Int]
@@ -108,6 +124,13 @@ public final class TenantDefinitions: Sendable {
         self.seenSegments = seenSegments
         self.timeDependentSegments = timeDependentSegments
         self.seenIsTimeDependent = timeDependentSegments.contains { segments[$0].dependencies.usesSeen }
+        var windows: [WindowLeaf] = []
+        var seen: [SeenLeaf] = []
+        for order in timeDependentSegments {
+            segments[order].definition.condition.collectTimeLeaves(windows: &windows, seen: &seen)
+        }
+        self.windowLeaves = windows
+        self.seenLeaves = seen
         self.traitRuleModelsByTrait = traitRuleModelsByTrait
         self.accountTraitRuleModels = accountTraitRuleModels
         self.modelSymbols = modelSymbols
@@ -327,6 +350,30 @@ extension Predicate {
         case .all(let items), .any(let items): items.forEach { $0.collectScoreThresholds(model: model, into: &values) }
         case .not(let item): item.collectScoreThresholds(model: model, into: &values)
         case .score(let scored, _, let value) where scored == model: values.insert(value)
+        default: break
+        }
+    }
+}
+
+extension Predicate {
+    func collectTimeLeaves(windows: inout [TenantDefinitions.WindowLeaf], seen: inout [TenantDefinitions.SeenLeaf]) {
+        switch self {
+        case .all(let items), .any(let items):
+            for item in items { item.collectTimeLeaves(windows: &windows, seen: &seen) }
+        case .not(let item): item.collectTimeLeaves(windows: &windows, seen: &seen)
+        case .event(let condition):
+            guard let window = condition.window else { return }
+            let leaf = TenantDefinitions.WindowLeaf(symbol: condition.counterSymbol, window: window)
+            if !windows.contains(leaf) { windows.append(leaf) }
+        case .firstSeen(let condition), .lastSeen(let condition):
+            let first: Bool
+            if case .firstSeen = self { first = true } else { first = false }
+            switch condition {
+            case .within(let span), .olderThan(let span):
+                let leaf = TenantDefinitions.SeenLeaf(first: first, span: span)
+                if !seen.contains(leaf) { seen.append(leaf) }
+            case .before, .after: break
+            }
         default: break
         }
     }

@@ -54,17 +54,6 @@ extension TimeCondition {
         case .olderThan(let span): return !(now - time < span)
         }
     }
-
-    /// The next moment after `now` at which `holds` may change with no new event.
-    func nextChange(for time: Timestamp?, now: Timestamp) -> Timestamp? {
-        guard let time else { return nil }
-        switch self {
-        case .before, .after: return nil
-        case .within(let span), .olderThan(let span):
-            let boundary = time + span
-            return boundary > now ? boundary : nil
-        }
-    }
 }
 
 extension ComparisonOperator {
