@@ -4,11 +4,22 @@ import Synchronization
 /// One contact, live in memory. Owns its `ContactState` and applies commands to it one
 /// at a time, so no lock guards contact state; contacts of one tenant run in parallel.
 actor ContactActor {
-    /// One event on its way to this contact.
+    /// An ingested batch, shared by reference by every contact it touches, so events are
+    /// not copied on their way to their actors.
+    final class Batch: Sendable {
+        let events: [Event]
+        let counterSymbols: [UInt32]
+
+        init(events: [Event], counterSymbols: [UInt32]) {
+            self.events = events
+            self.counterSymbols = counterSymbols
+        }
+    }
+
+    /// One event of a batch on its way to this contact.
     struct Item: Sendable {
-        var event: Event
-        var counterSymbol: UInt32
-        /// A profile to merge into this one before applying `event` (identify/alias).
+        var index: Int
+        /// A profile to merge into this one before applying the event (identify/alias).
         var mergeSource: ContactActor?
     }
 
@@ -72,12 +83,12 @@ actor ContactActor {
         return Timestamp(milliseconds: latestNow)
     }
 
-    func apply(_ items: [Item], now: Timestamp) async -> [Effect] {
+    func apply(_ items: [Item], of batch: Batch, now: Timestamp) async -> [Effect] {
         var effects: [Effect] = []
         var position = 0
         while position < items.count {
             if let forward {
-                effects += await forward.apply(Array(items[position...]), now: now)
+                effects += await forward.apply(Array(items[position...]), of: batch, now: now)
                 return effects
             }
             let commandNow = effectiveNow(now)
@@ -88,9 +99,10 @@ actor ContactActor {
                 state.absorb(absorbed, context: context(commandNow), effects: &effects)
             }
             // A group call moves the contact to its account before the event is evaluated.
-            let accountId = items[position].event.type == .group ? items[position].event.groupId : state.accountId
+            let index = items[position].index
+            let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
             state.apply(
-                items[position].event, counterSymbol: items[position].counterSymbol,
+                batch.events[index], counterSymbol: batch.counterSymbols[index],
                 context: context(commandNow, accountId: accountId), effects: &effects)
             position += 1
         }

@@ -152,7 +152,7 @@ public final class Engine: Sendable {
     public func ingest(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
         let runtime = try tenant(id).runtime
         let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
-        let symbols = runtime.internCounters(of: events)
+        let batch = ContactActor.Batch(events: events, counterSymbols: runtime.internCounters(of: events))
         let make = runtime.makeContact
 
         var groups: [(ContactActor, [ContactActor.Item])] = []
@@ -171,7 +171,7 @@ public final class Engine: Sendable {
                 accountChanges += runtime.accounts.record(
                     groupId: groupId, traits: events[index].traits, contact: link.target.id)
             }
-            let item = ContactActor.Item(event: events[index], counterSymbol: symbols[index], mergeSource: link.mergeSource)
+            let item = ContactActor.Item(index: index, mergeSource: link.mergeSource)
             let key = ObjectIdentifier(link.target)
             if let position = groupIndex[key] {
                 groups[position].1.append(item)
@@ -185,7 +185,7 @@ public final class Engine: Sendable {
         var effects: [Effect] = []
         let lanes = min(groups.count, Self.lanesPerBatch)
         if lanes <= 1 {
-            for (contact, items) in groups { effects += await contact.apply(items, now: now) }
+            for (contact, items) in groups { effects += await contact.apply(items, of: batch, now: now) }
         } else {
             let work = groups
             effects = await withTaskGroup(of: [Effect].self) { group in
@@ -193,7 +193,7 @@ public final class Engine: Sendable {
                     group.addTask {
                         var laneEffects: [Effect] = []
                         for index in stride(from: lane, to: work.count, by: lanes) {
-                            laneEffects += await work[index].0.apply(work[index].1, now: now)
+                            laneEffects += await work[index].0.apply(work[index].1, of: batch, now: now)
                         }
                         return laneEffects
                     }
