@@ -36,6 +36,9 @@ extension Kairos {
             var failures = 0
             for (kind, path) in models.map({ (DefinitionKind.scoringModel, $0) }) + segments.map({ (DefinitionKind.segment, $0) }) {
                 do {
+                    guard FileManager.default.isReadableFile(atPath: path) else {
+                        throw EngineError(.invalidArgument, "cannot read the file (missing, or no permission)")
+                    }
                     let data = try Data(contentsOf: URL(fileURLWithPath: path))
                     let definition: JSONValue
                     do { definition = try JSONValue.parse(data) } catch {
