@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "KairosCore", targets: ["KairosCore"]),
         .library(name: "KairosEngine", targets: ["KairosEngine"]),
+        .library(name: "KairosStore", targets: ["KairosStore"]),
         .executable(name: "kairos", targets: ["kairos"]),
     ],
     dependencies: [
@@ -34,6 +35,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Debian's libsqlite3-dev; only KairosStore imports it.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "KairosStore",
+            dependencies: ["KairosCore", "KairosEngine", "CSQLite"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "kairos",
             dependencies: [
@@ -51,6 +63,11 @@ let package = Package(
         .testTarget(
             name: "KairosEngineTests",
             dependencies: ["KairosCore", "KairosEngine"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KairosStoreTests",
+            dependencies: ["KairosCore", "KairosEngine", "KairosStore"],
             swiftSettings: strictSettings
         ),
     ],

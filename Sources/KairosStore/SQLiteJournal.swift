@@ -1,0 +1,217 @@
+import CSQLite
+import Dispatch
+import KairosCore
+import KairosEngine
+import Synchronization
+
+/// The write-ahead journal in a SQLite file (WAL mode), written by one writer with group
+/// commit: appends that arrive while a transaction is being written go together into
+/// the next one, so the commit cost is shared by everything waiting.
+public final class SQLiteJournal: Journal {
+    private struct Pending {
+        var records: [JournalRecord]
+        var continuation: CheckedContinuation<[JournalRecord], any Error>
+    }
+
+    private struct Queue {
+        var pending: [Pending] = []
+        var draining = false
+        var closed = false
+    }
+
+    public let path: String
+    public let mode: DurabilityMode
+    /// The most records one transaction takes (the rest wait for the next one).
+    public let maximumBatch: Int
+
+    private let writer: Connection
+    private let queue = Mutex(Queue())
+    private let writerQueue = DispatchQueue(label: "kairos.journal.writer")
+    private let highestSequence: Atomic<UInt64>
+
+    /// Opens (or creates) the journal at `path`.
+    public init(path: String, mode: DurabilityMode = .strict, maximumBatch: Int = 10_000) throws {
+        self.path = path
+        self.mode = mode
+        self.maximumBatch = maximumBatch
+        writer = try Connection(path: path)
+        try writer.execute("PRAGMA journal_mode=WAL")
+        try writer.execute("PRAGMA synchronous=\(mode == .strict ? "FULL" : "NORMAL")")
+        try writer.execute(
+            """
+            CREATE TABLE IF NOT EXISTS journal (
+                sequence INTEGER PRIMARY KEY,
+                time INTEGER NOT NULL,
+                tenant TEXT NOT NULL,
+                kind INTEGER NOT NULL,
+                payload BLOB NOT NULL
+            )
+            """)
+        highestSequence = Atomic(try writer.singleInteger("SELECT COALESCE(MAX(sequence), 0) FROM journal").map(UInt64.init) ?? 0)
+        try writer.prepareInsert("INSERT INTO journal (sequence, time, tenant, kind, payload) VALUES (?, ?, ?, ?, ?)")
+    }
+
+    public var lastSequence: UInt64 { highestSequence.load(ordering: .acquiring) }
+
+    public func append(_ records: [JournalRecord]) async throws -> [JournalRecord] {
+        guard !records.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            let start = queue.withLock { queue -> Bool? in
+                if queue.closed { return nil }
+                queue.pending.append(Pending(records: records, continuation: continuation))
+                if queue.draining { return false }
+                queue.draining = true
+                return true
+            }
+            switch start {
+            case nil: continuation.resume(throwing: StoreError(.closed, "the journal is closed", operation: "append"))
+            case true?: writerQueue.async { self.drain() }
+            case false?: break
+            }
+        }
+    }
+
+    /// Writes waiting appends, a group per transaction, until none are left.
+    private func drain() {
+        while true {
+            let group: [Pending] = queue.withLock { queue in
+                var taken: [Pending] = []
+                var count = 0
+                while !queue.pending.isEmpty && (taken.isEmpty || count + queue.pending[0].records.count <= maximumBatch) {
+                    let next = queue.pending.removeFirst()
+                    count += next.records.count
+                    taken.append(next)
+                }
+                if taken.isEmpty { queue.draining = false }
+                return taken
+            }
+            if group.isEmpty { return }
+            var sequence = lastSequence
+            var written: [[JournalRecord]] = []
+            do {
+                try writer.execute("BEGIN IMMEDIATE")
+                for pending in group {
+                    var numbered = pending.records
+                    for index in numbered.indices {
+                        sequence += 1
+                        numbered[index].sequence = sequence
+                        try writer.insert(numbered[index])
+                    }
+                    written.append(numbered)
+                }
+                try writer.execute("COMMIT")
+            } catch {
+                try? writer.execute("ROLLBACK")
+                for pending in group { pending.continuation.resume(throwing: error) }
+                continue
+            }
+            highestSequence.store(sequence, ordering: .releasing)
+            for (pending, records) in zip(group, written) { pending.continuation.resume(returning: records) }
+        }
+    }
+
+    public func read(from sequence: UInt64, _ body: (JournalRecord) throws -> Void) throws {
+        let reader = try Connection(path: path, readOnly: true)
+        try reader.forEach(
+            "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence",
+            binding: Int64(bitPattern: sequence), body)
+    }
+
+    /// Runs `body` with the writer connection on the writer queue (tests use it to
+    /// simulate a full disk with a page limit).
+    func withWriterForTesting(_ body: (Connection) throws -> Void) throws {
+        try writerQueue.sync { try body(writer) }
+    }
+
+    /// Stops taking appends; those already queued are still written.
+    public func close() {
+        queue.withLock { $0.closed = true }
+        writerQueue.sync {}
+    }
+}
+
+/// One SQLite connection. Not thread-safe: the journal uses it from its writer queue only.
+final class Connection: @unchecked Sendable {
+    // @unchecked: every use is serialized (the writer queue, or one reader call).
+    private var database: OpaquePointer?
+    private var insertStatement: OpaquePointer?
+
+    init(path: String, readOnly: Bool = false) throws {
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let result = sqlite3_open_v2(path, &database, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard result == SQLITE_OK else {
+            let error = StoreError(resultCode: result, database: database, operation: "open \(path)")
+            sqlite3_close(database)
+            throw error
+        }
+        sqlite3_extended_result_codes(database, 1)
+        sqlite3_busy_timeout(database, 5000)
+    }
+
+    deinit {
+        sqlite3_finalize(insertStatement)
+        sqlite3_close(database)
+    }
+
+    func execute(_ sql: String) throws {
+        let result = sqlite3_exec(database, sql, nil, nil, nil)
+        guard result == SQLITE_OK else { throw StoreError(resultCode: result, database: database, operation: sql) }
+    }
+
+    func singleInteger(_ sql: String) throws -> Int64? {
+        var statement: OpaquePointer?
+        let prepared = sqlite3_prepare_v2(database, sql, -1, &statement, nil)
+        guard prepared == SQLITE_OK else { throw StoreError(resultCode: prepared, database: database, operation: sql) }
+        defer { sqlite3_finalize(statement) }
+        let result = sqlite3_step(statement)
+        switch result {
+        case SQLITE_ROW: return sqlite3_column_int64(statement, 0)
+        case SQLITE_DONE: return nil
+        default: throw StoreError(resultCode: result, database: database, operation: sql)
+        }
+    }
+
+    func prepareInsert(_ sql: String) throws {
+        let result = sqlite3_prepare_v2(database, sql, -1, &insertStatement, nil)
+        guard result == SQLITE_OK else { throw StoreError(resultCode: result, database: database, operation: sql) }
+    }
+
+    func insert(_ record: JournalRecord) throws {
+        let statement = insertStatement
+        defer { sqlite3_reset(statement) }
+        sqlite3_bind_int64(statement, 1, Int64(bitPattern: record.sequence))
+        sqlite3_bind_int64(statement, 2, record.time.milliseconds)
+        sqlite3_bind_text(statement, 3, record.tenant, -1, csqlite_transient())
+        sqlite3_bind_int(statement, 4, Int32(record.kind))
+        _ = record.payload.withUnsafeBytes { bytes in
+            sqlite3_bind_blob(statement, 5, bytes.baseAddress, Int32(bytes.count), csqlite_transient())
+        }
+        let result = sqlite3_step(statement)
+        guard result == SQLITE_DONE else {
+            throw StoreError(resultCode: result, database: database, operation: "append to the journal")
+        }
+    }
+
+    func forEach(_ sql: String, binding value: Int64, _ body: (JournalRecord) throws -> Void) throws {
+        var statement: OpaquePointer?
+        let prepared = sqlite3_prepare_v2(database, sql, -1, &statement, nil)
+        guard prepared == SQLITE_OK else { throw StoreError(resultCode: prepared, database: database, operation: sql) }
+        defer { sqlite3_finalize(statement) }
+        sqlite3_bind_int64(statement, 1, value)
+        while true {
+            let result = sqlite3_step(statement)
+            if result == SQLITE_DONE { return }
+            guard result == SQLITE_ROW else { throw StoreError(resultCode: result, database: database, operation: sql) }
+            let tenant = sqlite3_column_text(statement, 2).map { String(cString: $0) } ?? ""
+            let count = Int(sqlite3_column_bytes(statement, 4))
+            let payload: [UInt8] = sqlite3_column_blob(statement, 4).map {
+                Array(UnsafeRawBufferPointer(start: $0, count: count))
+            } ?? []
+            try body(
+                JournalRecord(
+                    sequence: UInt64(bitPattern: sqlite3_column_int64(statement, 0)),
+                    time: Timestamp(milliseconds: sqlite3_column_int64(statement, 1)), tenant: tenant,
+                    kind: UInt8(truncatingIfNeeded: sqlite3_column_int(statement, 3)), payload: payload))
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import KairosCore
+import KairosEngine
+import Testing
+@testable import KairosStore
+
+/// A fresh directory per test, removed afterwards.
+final class TemporaryDirectory {
+    let path: String
+    init() throws {
+        path = NSTemporaryDirectory() + "kairos-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
+    JournalRecord(
+        time: Timestamp(milliseconds: 1_700_000_000_000 + Int64(index)), tenant: tenant, kind: 1,
+        payload: Array("event \(index)".utf8))
+}
+
+@Suite struct SQLiteJournalTests {
+    @Test(arguments: DurabilityMode.allCases)
+    func appendsInOrderAndReadsBack(mode: DurabilityMode) async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path, mode: mode)
+        let first = try await journal.append((0..<3).map { record($0) })
+        #expect(first.map(\.sequence) == [1, 2, 3])
+        let second = try await journal.append([record(3, tenant: "other")])
+        #expect(second.map(\.sequence) == [4])
+        #expect(journal.lastSequence == 4)
+        journal.close()
+
+        // A new process continues where the file ends.
+        let reopened = try SQLiteJournal(path: path, mode: mode)
+        #expect(reopened.lastSequence == 4)
+        #expect(try await reopened.append([record(4)]).first?.sequence == 5)
+        var read: [JournalRecord] = []
+        try reopened.read(from: 2) { read.append($0) }
+        #expect(read.map(\.sequence) == [2, 3, 4, 5])
+        #expect(read[2].tenant == "other")
+        #expect(read[0].payload == Array("event 1".utf8))
+        #expect(read[0].time == Timestamp(milliseconds: 1_700_000_000_001))
+    }
+
+    @Test func concurrentAppendsGetGapFreeUniqueSequences() async throws {
+        let directory = try TemporaryDirectory()
+        let journal = try SQLiteJournal(path: directory.path + "/journal.sqlite", mode: .strict)
+        let appended = try await withThrowingTaskGroup(of: [JournalRecord].self) { group in
+            for task in 0..<16 {
+                group.addTask { try await journal.append((0..<50).map { record(task * 50 + $0) }) }
+            }
+            var all: [JournalRecord] = []
+            for try await part in group {
+                // Each append's records stay together and in order.
+                #expect(part.map(\.sequence) == Array(part[0].sequence..<part[0].sequence + 50))
+                all += part
+            }
+            return all
+        }
+        #expect(appended.map(\.sequence).sorted() == Array(1...800))
+        var count = 0
+        try journal.read(from: 1) { _ in count += 1 }
+        #expect(count == 800)
+    }
+
+    @Test func fullDiskIsAClearErrorAndNothingIsLost() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path, mode: .strict)
+        _ = try await journal.append([record(0)])
+        // Cap the database file where it is, as a full disk would.
+        let pages = try #require(try journalConnection(path).singleInteger("PRAGMA page_count"))
+        try journalWriterLimit(journal, pages: pages)
+        let big = JournalRecord(time: Timestamp(milliseconds: 0), tenant: "demo", kind: 1, payload: Array(repeating: 7, count: 1 << 20))
+        do {
+            _ = try await journal.append([big])
+            Issue.record("a write past the limit succeeded")
+        } catch let error as StoreError {
+            #expect(error.code == .diskFull)
+            #expect(error.description.contains("full"))
+        }
+        // Nothing half-written, and the sequence did not move.
+        #expect(journal.lastSequence == 1)
+        try journalWriterLimit(journal, pages: 1_000_000)
+        #expect(try await journal.append([record(1)]).first?.sequence == 2)
+        var sequences: [UInt64] = []
+        try journal.read(from: 1) { sequences.append($0.sequence) }
+        #expect(sequences == [1, 2])
+    }
+
+    @Test func closedJournalRefusesAppends() async throws {
+        let directory = try TemporaryDirectory()
+        let journal = try SQLiteJournal(path: directory.path + "/journal.sqlite")
+        journal.close()
+        await #expect(throws: StoreError.self) { _ = try await journal.append([record(0)]) }
+    }
+
+    @Test func unopenablePathIsAClearError() {
+        #expect(throws: StoreError.self) { _ = try SQLiteJournal(path: "/nonexistent-dir/journal.sqlite") }
+    }
+}
+
+func journalConnection(_ path: String) throws -> Connection { try Connection(path: path, readOnly: true) }
+
+/// Sets SQLite's page limit on the journal's own writer connection (test hook).
+func journalWriterLimit(_ journal: SQLiteJournal, pages: Int64) throws {
+    try journal.withWriterForTesting { try $0.execute("PRAGMA max_page_count=\(pages)") }
+}
