@@ -17,6 +17,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "KairosCore", package: "Kairos"),
                 .product(name: "KairosEngine", package: "Kairos"),
+                .product(name: "KairosStore", package: "Kairos"),
             ],
             path: "Benchmarks/KairosBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

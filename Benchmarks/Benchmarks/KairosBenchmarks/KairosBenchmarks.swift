@@ -89,6 +89,8 @@ let benchmarks: @Sendable () -> Void = {
             (after - before) / contacts)
     }
 
+    journalBenchmarks()
+
     // A new segment evaluated over 1,000,000 existing contacts.
     let large = Prepared()
     Benchmark(
