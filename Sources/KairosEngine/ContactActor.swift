@@ -9,10 +9,13 @@ actor ContactActor {
     final class Batch: Sendable {
         let events: [Event]
         let counterSymbols: [UInt32]
+        /// The definitions in force when the batch was accepted: read once per batch.
+        let definitions: TenantDefinitions
 
-        init(events: [Event], counterSymbols: [UInt32]) {
+        init(events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions) {
             self.events = events
             self.counterSymbols = counterSymbols
+            self.definitions = definitions
         }
     }
 
@@ -103,7 +106,7 @@ actor ContactActor {
             let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
             state.apply(
                 batch.events[index], counterSymbol: batch.counterSymbols[index],
-                context: context(commandNow, accountId: accountId), effects: &effects)
+                context: context(commandNow, accountId: accountId, definitions: batch.definitions), effects: &effects)
             position += 1
         }
         finish(effects)
@@ -161,10 +164,11 @@ actor ContactActor {
 
     // MARK: Helpers
 
-    private func context(_ now: Timestamp) -> EvaluationContext { context(now, accountId: state.accountId) }
+    private func context(_ now: Timestamp) -> EvaluationContext {
+        context(now, accountId: state.accountId, definitions: tenant.definitions)
+    }
 
-    private func context(_ now: Timestamp, accountId: String?) -> EvaluationContext {
-        let definitions = tenant.definitions
+    private func context(_ now: Timestamp, accountId: String?, definitions: TenantDefinitions) -> EvaluationContext {
         var account: [String: JSONValue]?
         if let accountId,
             !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty

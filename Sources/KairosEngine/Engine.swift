@@ -152,7 +152,8 @@ public final class Engine: Sendable {
     public func ingest(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
         let runtime = try tenant(id).runtime
         let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
-        let batch = ContactActor.Batch(events: events, counterSymbols: runtime.internCounters(of: events))
+        let batch = ContactActor.Batch(
+            events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions)
         let make = runtime.makeContact
 
         var groups: [(ContactActor, [ContactActor.Item])] = []

@@ -122,8 +122,8 @@ extension ContactState {
         let wildcard = definitions.wildcardIndex[event.type.ordinal]
         var changedModels: [Int] = []
         var windowedCounterChanged = false
-        if let entry { applyIndexEntry(entry, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
-        if let wildcard { applyIndexEntry(wildcard, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
+        if let entry { applyIndexEntry(context, entry, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
+        if let wildcard { applyIndexEntry(context, wildcard, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
         var traitModels: [Int] = []
         for key in changedTraits {
             for model in definitions.traitRuleModelsByTrait[key] ?? [] where !traitModels.contains(model) {
@@ -133,10 +133,10 @@ extension ContactState {
         if accountChanged {
             for model in definitions.accountTraitRuleModels where !traitModels.contains(model) { traitModels.append(model) }
         }
-        for model in traitModels where refreshTraitRules(model: model) {
+        for model in traitModels where refreshTraitRules(context, model: model) {
             if !changedModels.contains(model) { changedModels.append(model) }
         }
-        for model in changedModels { refreshStageAndGrade(model: model, effects: &effects) }
+        for model in changedModels { refreshStageAndGrade(context, model: model, effects: &effects) }
 
         // Segments that this event can affect.
         var candidates: [Int] = []
@@ -149,20 +149,20 @@ extension ContactState {
         for model in changedModels {
             candidates.append(contentsOf: definitions.segmentsByScoreModel[definitions.models[model].id] ?? [])
         }
-        evaluateSegments(candidates, effects: &effects)
+        evaluateSegments(context, candidates, effects: &effects)
         // The next wake-up moves only when something it is computed from moved.
         var wakeMayMove = isFirstEvent || windowedCounterChanged || (definitions.depth(of: counterSymbol)) > 0
         if !wakeMayMove && definitions.seenIsTimeDependent { wakeMayMove = true }
         if !wakeMayMove { wakeMayMove = changedModels.contains { definitions.decayingModels.contains($0) } }
-        if wakeMayMove { updateNextWake() }
+        if wakeMayMove { updateNextWake(context) }
     }
 
     /// Updates the filtered counters and awards the event rules of one index entry.
     private mutating func applyIndexEntry(
-        _ indexEntry: TenantDefinitions.EventIndexEntry, _ event: Event, _ counterSymbol: UInt32, _ time: Timestamp,
+        _ c: EvaluationContext, _ indexEntry: TenantDefinitions.EventIndexEntry, _ event: Event, _ counterSymbol: UInt32, _ time: Timestamp,
         _ changedModels: inout [Int], _ windowedCounterChanged: inout Bool
     ) {
-        let definitions = context!.definitions
+        let definitions = c.definitions
         for counter in indexEntry.filteredCounters where counter.filter?.matches(event) ?? true {
             let depth = definitions.depth(of: counter.symbol)
             counters.record(counter.symbol, at: time.milliseconds, depth: depth)
@@ -171,7 +171,7 @@ extension ContactState {
         for reference in indexEntry.rules {
             let rule = definitions.models[reference.model].rules[reference.rule]
             guard case .event(let matcher) = rule.condition, matcher.filter?.matches(event) ?? true else { continue }
-            if award(model: reference.model, rule: reference.rule, eventSymbol: counterSymbol, eventTime: time) {
+            if award(c, model: reference.model, rule: reference.rule, eventSymbol: counterSymbol, eventTime: time) {
                 if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
             }
         }
@@ -183,10 +183,10 @@ extension ContactState {
         defer { self.context = nil }
         let definitions = context.definitions
         for number in definitions.decayingModels where scoreIndex(of: definitions.modelSymbols[number]) != nil {
-            refreshStageAndGrade(model: number, effects: &effects)
+            refreshStageAndGrade(context, model: number, effects: &effects)
         }
-        evaluateSegments(definitions.timeDependentSegments, effects: &effects)
-        updateNextWake()
+        evaluateSegments(context, definitions.timeDependentSegments, effects: &effects)
+        updateNextWake(context)
     }
 
     /// Re-evaluates everything against (new) definitions: trait rules, stages and the given
@@ -196,11 +196,11 @@ extension ContactState {
         defer { self.context = nil }
         let definitions = context.definitions
         for number in definitions.models.indices {
-            _ = refreshTraitRules(model: number)
-            refreshStageAndGrade(model: number, effects: &effects)
+            _ = refreshTraitRules(context, model: number)
+            refreshStageAndGrade(context, model: number, effects: &effects)
         }
-        evaluateSegments(orders ?? Array(definitions.segments.indices), effects: &effects)
-        updateNextWake()
+        evaluateSegments(context, orders ?? Array(definitions.segments.indices), effects: &effects)
+        updateNextWake(context)
     }
 
     /// Leaves a segment without evaluating it (the segment was deleted).
@@ -214,11 +214,11 @@ extension ContactState {
         self.context = context
         defer { self.context = nil }
         let definitions = context.definitions
-        for model in definitions.accountTraitRuleModels where refreshTraitRules(model: model) {
-            refreshStageAndGrade(model: model, effects: &effects)
+        for model in definitions.accountTraitRuleModels where refreshTraitRules(context, model: model) {
+            refreshStageAndGrade(context, model: model, effects: &effects)
         }
-        evaluateSegments(definitions.accountSegments, effects: &effects)
-        updateNextWake()
+        evaluateSegments(context, definitions.accountSegments, effects: &effects)
+        updateNextWake(context)
     }
 
     mutating func recordRecent(_ event: RecentEvent) {
@@ -244,25 +244,25 @@ extension ContactState {
 // MARK: - Scoring
 
 extension ContactState {
-    mutating func modelScoreIndex(_ number: Int) -> Int {
-        let definitions = context!.definitions
+    mutating func modelScoreIndex(_ c: EvaluationContext, _ number: Int) -> Int {
+        let definitions = c.definitions
         let symbol = definitions.modelSymbols[number]
         if let index = scoreIndex(of: symbol) {
-            scores[index].advance(to: context!.now, halfLife: definitions.models[number].halfLife)
+            scores[index].advance(to: c.now, halfLife: definitions.models[number].halfLife)
             return index
         }
-        scores.append(ModelScore(model: symbol, referenceTime: context!.now.milliseconds))
+        scores.append(ModelScore(model: symbol, referenceTime: c.now.milliseconds))
         return scores.count - 1
     }
 
     /// Applies limits to requested points: the rule's group limit, then the model's limit and minimum.
-    func limited(_ requested: Double, rule: ScoringRule, model: ScoringModel, number: Int, scoreIndex index: Int) -> Double {
-        let now = context!.now
+    func limited(_ c: EvaluationContext, _ requested: Double, rule: ScoringRule, model: ScoringModel, number: Int, scoreIndex index: Int) -> Double {
+        let now = c.now
         var points = requested
         let total = scoreTotal(index, at: now, halfLife: model.halfLife)
         if points > 0 {
             if let groupId = rule.group, let groupLimit = model.group(groupId)?.limit {
-                let symbols = context!.definitions.ruleSymbols[number]
+                let symbols = c.definitions.ruleSymbols[number]
                 var groupTotal = 0.0
                 for (ruleNumber, candidate) in model.rules.enumerated() where candidate.group == groupId {
                     groupTotal += scorePoints(index, of: symbols[ruleNumber], at: now, halfLife: model.halfLife)
@@ -277,12 +277,12 @@ extension ContactState {
     }
 
     /// Awards an event rule's points; returns whether the score changed.
-    mutating func award(model number: Int, rule ruleNumber: Int, eventSymbol: UInt32, eventTime: Timestamp) -> Bool {
-        let definitions = context!.definitions
+    mutating func award(_ c: EvaluationContext, model number: Int, rule ruleNumber: Int, eventSymbol: UInt32, eventTime: Timestamp) -> Bool {
+        let definitions = c.definitions
         let model = definitions.models[number]
         let rule = model.rules[ruleNumber]
         let ruleSymbol = definitions.ruleSymbols[number][ruleNumber]
-        let index = modelScoreIndex(number)
+        let index = modelScoreIndex(c, number)
 
         if let cap = rule.cap {
             let period = cap.period.ordinal(of: eventTime)
@@ -301,19 +301,19 @@ extension ContactState {
         }
 
         // Points for an event that happened a while ago have already decayed by its age.
-        let age = context!.now.milliseconds - eventTime.milliseconds
+        let age = c.now.milliseconds - eventTime.milliseconds
         let requested = rule.points * ModelScore.decayFactor(elapsed: age, halfLife: model.halfLife)
-        let points = limited(requested, rule: rule, model: model, number: number, scoreIndex: index)
+        let points = limited(c, requested, rule: rule, model: model, number: number, scoreIndex: index)
         guard points != 0 else { return false }
         scores[index].add(rule: ruleSymbol, points: points, decays: model.halfLife != nil)
-        scores[index].lastChanged = context!.now
+        scores[index].lastChanged = c.now
         recordHistory(ScoreChange(rule: ruleSymbol, event: eventSymbol, points: Float(points), time: eventTime.milliseconds))
         return true
     }
 
     /// Gives or takes back trait-rule points as the traits now match or not; returns whether the score changed.
-    mutating func refreshTraitRules(model number: Int) -> Bool {
-        let definitions = context!.definitions
+    mutating func refreshTraitRules(_ c: EvaluationContext, model number: Int) -> Bool {
+        let definitions = c.definitions
         let model = definitions.models[number]
         var changed = false
         for (ruleNumber, rule) in model.rules.enumerated() {
@@ -324,18 +324,18 @@ extension ContactState {
                 scores[index].contributions.firstIndex { $0.rule == ruleSymbol && !$0.decays }
             }
             if holds && existing == nil {
-                let index = modelScoreIndex(number)
-                let points = limited(rule.points, rule: rule, model: model, number: number, scoreIndex: index)
+                let index = modelScoreIndex(c, number)
+                let points = limited(c, rule.points, rule: rule, model: model, number: number, scoreIndex: index)
                 scores[index].contributions.append(RuleContribution(rule: ruleSymbol, points: points, decays: false))
-                scores[index].lastChanged = context!.now
-                recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(points), time: context!.now.milliseconds))
+                scores[index].lastChanged = c.now
+                recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(points), time: c.now.milliseconds))
                 changed = true
             } else if !holds, let existing {
-                let index = modelScoreIndex(number)
+                let index = modelScoreIndex(c, number)
                 let points = scores[index].contributions[existing].points
                 scores[index].contributions.remove(at: existing)
-                scores[index].lastChanged = context!.now
-                recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(-points), time: context!.now.milliseconds))
+                scores[index].lastChanged = c.now
+                recordHistory(ScoreChange(rule: ruleSymbol, event: 0, points: Float(-points), time: c.now.milliseconds))
                 changed = true
             }
         }
@@ -343,13 +343,13 @@ extension ContactState {
     }
 
     /// Announces a lifecycle stage or grade change (in either direction).
-    mutating func refreshStageAndGrade(model number: Int, effects: inout [Effect]) {
-        let definitions = context!.definitions
+    mutating func refreshStageAndGrade(_ c: EvaluationContext, model number: Int, effects: inout [Effect]) {
+        let definitions = c.definitions
         let model = definitions.models[number]
         guard !model.lifecycle.isEmpty || !model.grades.isEmpty,
             let index = scoreIndex(of: definitions.modelSymbols[number])
         else { return }
-        let now = context!.now
+        let now = c.now
         let total = scoreTotal(index, at: now, halfLife: model.halfLife)
         let stage = model.stage(for: total)
         if stage != scores[index].stage {
@@ -372,15 +372,15 @@ extension ContactState {
 
 extension ContactState {
     /// Evaluates the given segments (by order) and, in turn, the segments that use any that changed.
-    mutating func evaluateSegments(_ candidates: [Int], effects: inout [Effect]) {
+    mutating func evaluateSegments(_ c: EvaluationContext, _ candidates: [Int], effects: inout [Effect]) {
         guard !candidates.isEmpty else { return }
-        let definitions = context!.definitions
+        let definitions = c.definitions
         // Scores do not change while segments are evaluated: compute each model's once.
         if !definitions.segmentsByScoreModel.isEmpty {
-            let now = context!.now
-            context!.scores = definitions.models.indices.map { score(model: $0, definitions: definitions, now: now) }
+            let now = c.now
+            c.scores = definitions.models.indices.map { score(model: $0, definitions: definitions, now: now) }
         }
-        defer { context!.scores.removeAll(keepingCapacity: true) }
+        defer { c.scores.removeAll(keepingCapacity: true) }
         var pending = candidates.sorted()
         var position = 0
         var last = -1
@@ -393,7 +393,7 @@ extension ContactState {
             let member = segment.definition.condition.evaluate(self)
             let (found, index) = membershipIndex(segment.symbol)
             guard member != found else { continue }
-            let now = context!.now
+            let now = c.now
             if member {
                 segments.insertCompactly(
                     SegmentMembership(segment: segment.symbol, since: now.milliseconds), at: index, limit: .max)
@@ -412,9 +412,9 @@ extension ContactState {
     }
 
     /// The next moment at which something may change with no new event.
-    mutating func updateNextWake() {
-        let definitions = context!.definitions
-        let now = context!.now
+    mutating func updateNextWake(_ c: EvaluationContext) {
+        let definitions = c.definitions
+        let now = c.now
         var next: Int64 = .max
         // Windows and relative times of every time-dependent segment, flattened and deduplicated.
         for leaf in definitions.windowLeaves {

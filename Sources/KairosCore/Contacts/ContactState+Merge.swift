@@ -21,7 +21,7 @@ extension ContactState {
             let halfLife = definitions.models[number].halfLife
             var incoming = theirs
             incoming.advance(to: context.now, halfLife: halfLife)
-            let index = modelScoreIndex(number)
+            let index = modelScoreIndex(context, number)
             // Trait-rule points are recomputed from the merged traits below.
             for contribution in incoming.contributions where contribution.decays || halfLife == nil {
                 if contribution.decays || !isTraitRule(contribution.rule, model: number) {
@@ -48,25 +48,25 @@ extension ContactState {
         lastSequence = max(lastSequence, other.lastSequence)
 
         for number in definitions.models.indices {
-            enforceLimits(model: number)
-            _ = refreshTraitRules(model: number)
-            refreshStageAndGrade(model: number, effects: &effects)
+            enforceLimits(context, model: number)
+            _ = refreshTraitRules(context, model: number)
+            refreshStageAndGrade(context, model: number, effects: &effects)
         }
-        evaluateSegments(Array(definitions.segments.indices), effects: &effects)
+        evaluateSegments(context, Array(definitions.segments.indices), effects: &effects)
         for membership in other.segments {
             let (found, index) = membershipIndex(membership.segment)
             if found, membership.since < segments[index].since { segments[index].since = membership.since }
         }
-        updateNextWake()
+        updateNextWake(context)
     }
 
     /// Two profiles' points added up can exceed a group's or the model's limit: scale the
     /// positive contributions down so every limit holds again (and raise to the minimum).
-    mutating func enforceLimits(model number: Int) {
-        let definitions = context!.definitions
+    mutating func enforceLimits(_ c: EvaluationContext, model number: Int) {
+        let definitions = c.definitions
         let model = definitions.models[number]
         guard let index = scoreIndex(of: definitions.modelSymbols[number]) else { return }
-        let now = context!.now
+        let now = c.now
         scores[index].advance(to: now, halfLife: model.halfLife)
         let symbols = definitions.ruleSymbols[number]
         func scalePositive(where belongs: (UInt32) -> Bool, limit: Double) {
