@@ -106,12 +106,18 @@ final class ContactDirectory: Sendable {
                 if !sourceIsAlias { return Link(target: target, mergeSource: nil) }
             }
             if case .anonymous = source {
-                let index = shard(source)
-                shards[index].withLock { table in
-                    if table[source] == nil {
-                        table[source] = target
-                        target.addKey(source)
-                    }
+                // An event for the anonymous id may have created its profile since the lookup
+                // above; only inserts race with us (links are serialized), so re-check here.
+                let existing: ContactActor? = shards[shard(source)].withLock { table in
+                    if let current = table[source] { return current }
+                    table[source] = target
+                    target.addKey(source)
+                    return nil
+                }
+                if let existing, existing !== target, existing.isLinkable {
+                    existing.markMerged()
+                    remap(from: existing, to: target)
+                    return Link(target: target, mergeSource: existing)
                 }
             }
             return Link(target: target, mergeSource: nil)
