@@ -1,3 +1,4 @@
+import Foundation
 import KairosCore
 
 /// A small, fast, seedable random generator (SplitMix64), so simulated traffic is
@@ -114,5 +115,3 @@ public struct DemoTraffic: Sendable {
         }
     }
 }
-
-import Foundation

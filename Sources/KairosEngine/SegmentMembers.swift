@@ -36,10 +36,10 @@ final class SegmentMembers: Sendable {
         sets.withLock { sets in
             guard let members = sets[segment] else { return ([], 0) }
             let start = cursor ?? 0
-            // A bounded selection instead of sorting the whole set: O(n log limit).
+            // A bounded selection instead of sorting the whole set: one pass, `limit` kept.
             var selected: [UInt64] = []
             selected.reserveCapacity(limit + 1)
-            for id in members where id > start || (cursor == nil && id == 0) {
+            for id in members where id > start {
                 if selected.count < limit {
                     selected.append(id)
                     if selected.count == limit { selected.sort() }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import KairosCore
 
@@ -152,5 +153,3 @@ import Testing
         }
     }
 }
-
-import Foundation
