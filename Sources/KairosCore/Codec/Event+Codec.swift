@@ -1,0 +1,90 @@
+extension Event {
+    /// Format version of `encode(into:)`; bump it when the layout changes.
+    static let codecVersion: UInt8 = 1
+
+    private enum Field: UInt16 {
+        case messageId = 1, userId = 2, anonymousId = 4, previousId = 8, groupId = 16, name = 32
+        case timestamp = 64, sentAt = 128, receivedAt = 256
+    }
+
+    /// Appends this event in the journal's binary form.
+    public func encode(into writer: inout BinaryWriter) {
+        writer.writeByte(Event.codecVersion)
+        writer.writeByte(UInt8(type.ordinal))
+        var present: UInt16 = 0
+        if messageId != nil { present |= Field.messageId.rawValue }
+        if userId != nil { present |= Field.userId.rawValue }
+        if anonymousId != nil { present |= Field.anonymousId.rawValue }
+        if previousId != nil { present |= Field.previousId.rawValue }
+        if groupId != nil { present |= Field.groupId.rawValue }
+        if name != nil { present |= Field.name.rawValue }
+        if timestamp != nil { present |= Field.timestamp.rawValue }
+        if sentAt != nil { present |= Field.sentAt.rawValue }
+        if receivedAt != nil { present |= Field.receivedAt.rawValue }
+        writer.writeVarint(UInt64(present))
+        for text in [messageId, userId, anonymousId, previousId, groupId, name] { if let text { writer.write(text) } }
+        for time in [timestamp, sentAt, receivedAt] { if let time { writer.write(time) } }
+        writer.write(time)
+        writer.write(properties)
+        writer.write(traits)
+        writer.write(context)
+    }
+
+    /// Reads an event written by `encode(into:)`.
+    public static func decode(from reader: inout BinaryReader) throws(CodecError) -> Event {
+        let version = try reader.readByte()
+        guard version == codecVersion else {
+            throw CodecError(offset: reader.offset - 1, message: "event format version \(version) is not supported (expected \(codecVersion))")
+        }
+        let ordinal = Int(try reader.readByte())
+        guard ordinal < EventType.allCases.count else {
+            throw CodecError(offset: reader.offset - 1, message: "unknown event type \(ordinal)")
+        }
+        let present = UInt16(truncatingIfNeeded: try reader.readVarint())
+        func text(_ field: Field) throws(CodecError) -> String? {
+            present & field.rawValue != 0 ? try reader.readString() : nil
+        }
+        func date(_ field: Field) throws(CodecError) -> Timestamp? {
+            present & field.rawValue != 0 ? try reader.readTimestamp() : nil
+        }
+        let messageId = try text(.messageId)
+        let userId = try text(.userId)
+        let anonymousId = try text(.anonymousId)
+        let previousId = try text(.previousId)
+        let groupId = try text(.groupId)
+        let name = try text(.name)
+        let timestamp = try date(.timestamp)
+        let sentAt = try date(.sentAt)
+        let receivedAt = try date(.receivedAt)
+        let time = try reader.readTimestamp()
+        let properties = try reader.readObject()
+        let traits = try reader.readObject()
+        let context = try reader.readObject()
+        return Event(
+            type: EventType.allCases[ordinal], messageId: messageId, userId: userId, anonymousId: anonymousId,
+            previousId: previousId, groupId: groupId, name: name, properties: properties, traits: traits,
+            context: context, timestamp: timestamp, sentAt: sentAt, receivedAt: receivedAt, time: time)
+    }
+}
+
+extension [Event] {
+    /// A batch of events in the journal's binary form.
+    public func encoded() -> [UInt8] {
+        var writer = BinaryWriter(capacity: count * 160)
+        writer.writeVarint(UInt64(count))
+        for event in self { event.encode(into: &writer) }
+        return writer.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(CodecError) -> [Event] {
+        var reader = BinaryReader(bytes)
+        let count = try reader.readCount()
+        var events: [Event] = []
+        events.reserveCapacity(count)
+        for _ in 0..<count { events.append(try Event.decode(from: &reader)) }
+        guard reader.isAtEnd else {
+            throw CodecError(offset: reader.offset, message: "\(bytes.count - reader.offset) bytes left after the last event")
+        }
+        return events
+    }
+}

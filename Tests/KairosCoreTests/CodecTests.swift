@@ -1,0 +1,47 @@
+import Testing
+@testable import KairosCore
+
+@Suite struct CodecTests {
+    @Test func eventsRoundTripExactly() throws {
+        let events: [Event] = [
+            Event(
+                type: .track, messageId: "m-1", userId: "ana", anonymousId: "a-1", name: "Order Completed",
+                properties: ["revenue": 129.99, "items": 3, "coupon": nil, "tags": ["vip", "é😀"], "nested": ["deep": ["x": -7]]],
+                context: ["campaign": ["source": "newsletter"], "ip": "127.0.0.1"],
+                timestamp: Timestamp(milliseconds: 1_700_000_000_123), sentAt: Timestamp(milliseconds: 1_700_000_000_200),
+                receivedAt: Timestamp(milliseconds: 1_700_000_000_300), time: Timestamp(milliseconds: 1_700_000_000_223)),
+            .identify(userId: "bo", traits: ["email": "bo@x.io", "active": true, "score": -0.5], at: Timestamp(milliseconds: -5)),
+            .alias(userId: "new", previousId: "old", at: Timestamp(milliseconds: 0)),
+            .group("acme", anonymousId: "a-2", traits: ["employees": 1_000_000_000_000], at: Timestamp(milliseconds: 42)),
+            .page(nil, anonymousId: "a-3", at: Timestamp(milliseconds: 1)),
+        ]
+        let bytes = events.encoded()
+        #expect(try [Event].decode(bytes) == events)
+        // The same events always give the same bytes (sorted keys), so journal records are reproducible.
+        #expect(events.encoded() == bytes)
+    }
+
+    @Test func numbersKeepTheirValue() throws {
+        let values: [JSONValue] = [0, -0.0, 1, -1, 127, 128, -129, 3.25, 1e300, -1e-300, 9_007_199_254_740_991, .number(.infinity)]
+        for value in values {
+            var writer = BinaryWriter()
+            writer.write(value)
+            var reader = BinaryReader(writer.bytes)
+            let decoded = try reader.readJSON()
+            #expect(decoded.numberValue?.bitPattern == value.numberValue?.bitPattern, "\(value)")
+        }
+    }
+
+    @Test func truncatedOrCorruptInputIsRefused() {
+        let bytes = [Event.track("E", userId: "u", properties: ["k": "value"], at: Timestamp(milliseconds: 9))].encoded()
+        for length in 0..<bytes.count {
+            #expect(throws: CodecError.self) { _ = try [Event].decode(Array(bytes[..<length])) }
+        }
+        var wrongVersion = bytes
+        wrongVersion[1] = 99
+        #expect(throws: CodecError(offset: 1, message: "event format version 99 is not supported (expected 1)")) {
+            _ = try [Event].decode(wrongVersion)
+        }
+        #expect(throws: CodecError.self) { _ = try [Event].decode(bytes + [0]) }
+    }
+}
