@@ -90,6 +90,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     journalBenchmarks()
+    codecBenchmarks()
 
     // A new segment evaluated over 1,000,000 existing contacts.
     let large = Prepared()
