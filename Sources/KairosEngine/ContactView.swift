@@ -127,13 +127,13 @@ extension ContactView {
         self.recentEvents = state.recent.reversed().map {
             Activity(event: name($0.symbol), time: Timestamp(milliseconds: $0.time))
         }
-        self.eventCounts = state.counters.counters.compactMap { counter in
+        self.eventCounts = state.counters.counters.compactMap { counter -> EventCount? in
             let key = name(counter.symbol)
             guard !key.contains("|") else { return nil }  // filtered counters are internal
             return EventCount(
                 event: key, total: Int(counter.total),
                 last: counter.last == .min ? nil : Timestamp(milliseconds: counter.last))
-        }
+        }.sorted { $0.event < $1.event }
         self.nextWake = state.nextWake
     }
 }

@@ -98,7 +98,7 @@ public enum DemoTenant {
 
     /// Creates the demo tenant with its default models and segments.
     public static func install(into engine: Engine, tenant: String = id, now: Timestamp) async throws(EngineError) {
-        try engine.createTenant(id: tenant, name: "Demo")
+        try await engine.createTenant(id: tenant, name: "Demo", now: now)
         for text in [fitModel, engagementModel] {
             try await engine.defineScoringModel(tenant: tenant, parse(text), now: now)
         }

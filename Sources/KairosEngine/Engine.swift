@@ -45,6 +45,8 @@ public final class Engine: Sendable {
     private struct Tenant: Sendable {
         let runtime: TenantRuntime
         let actor: TenantActor
+        /// Orders the tenant's journaled commands: they apply in the order they were sequenced.
+        let gate = CommandGate()
     }
 
     /// Parallel lanes one ingested batch is spread over (one per core here).
@@ -55,21 +57,36 @@ public final class Engine: Sendable {
     private let bus = EffectBus()
     private let dedupeWindow: TimeSpan
     private let dedupeCapacity: Int
+    /// Where every state-changing command goes before it is applied; nil keeps state in memory only.
+    public let journal: (any Journal)?
 
     /// - Parameters:
+    ///   - journal: the write-ahead journal; with one, every change is durable before it is
+    ///     applied and acknowledged, and `recover()` rebuilds the state from it.
     ///   - dedupeWindow: how long a `messageId` is remembered (default 24 hours).
     ///   - dedupeCapacity: the most ids remembered per tenant (default 2,000,000; the oldest go first).
-    public init(dedupeWindow: TimeSpan = .hours(24), dedupeCapacity: Int = 2_000_000) {
+    public init(journal: (any Journal)? = nil, dedupeWindow: TimeSpan = .hours(24), dedupeCapacity: Int = 2_000_000) {
+        self.journal = journal
         self.dedupeWindow = dedupeWindow
         self.dedupeCapacity = dedupeCapacity
     }
 
     // MARK: Tenants
 
-    public func createTenant(id: String, name: String? = nil) throws(EngineError) {
+    public func createTenant(id: String, name: String? = nil, now: Timestamp = Timestamp(milliseconds: 0)) async throws(EngineError) {
         guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
             throw EngineError(.invalidArgument, "tenant id '\(id)' must be 1–64 letters, digits, '-' or '_'")
         }
+        guard tenants.withLock({ $0[id] == nil }) else { throw EngineError(.tenantExists, "tenant '\(id)' already exists") }
+        if let journal {
+            let record = JournalRecord(time: now, tenant: id, kind: JournalCommand.createTenant(name: name ?? id).kind,
+                payload: JournalCommand.createTenant(name: name ?? id).encoded())
+            do { try await journal.enqueue([record]).durable() } catch { throw EngineError.unavailable(error) }
+        }
+        try applyCreateTenant(id: id, name: name ?? id)
+    }
+
+    private func applyCreateTenant(id: String, name: String?) throws(EngineError) {
         try tenants.withLock { (tenants: inout [String: Tenant]) throws(EngineError) in
             guard tenants[id] == nil else { throw EngineError(.tenantExists, "tenant '\(id)' already exists") }
             let runtime = TenantRuntime(
@@ -102,7 +119,11 @@ public final class Engine: Sendable {
     public func defineScoringModel(
         tenant id: String, _ json: JSONValue, now: Timestamp, progress: (@Sendable (BackfillProgress) -> Void)? = nil
     ) async throws(EngineError) -> DefinitionReceipt {
-        try await tenant(id).actor.defineModel(json, now: now, progress: progress)
+        let tenant = try tenant(id)
+        _ = try await tenant.actor.validateModel(json)
+        return try await journaled(tenant, .defineScoringModel(json), now: now) { () async throws(EngineError) in
+            try await tenant.actor.defineModel(json, now: now, progress: progress)
+        }
     }
 
     /// Defines or replaces a segment and evaluates it over every existing contact before returning.
@@ -110,7 +131,11 @@ public final class Engine: Sendable {
     public func defineSegment(
         tenant id: String, _ json: JSONValue, now: Timestamp, progress: (@Sendable (BackfillProgress) -> Void)? = nil
     ) async throws(EngineError) -> DefinitionReceipt {
-        try await tenant(id).actor.defineSegment(json, now: now, progress: progress)
+        let tenant = try tenant(id)
+        _ = try await tenant.actor.validateSegment(json)
+        return try await journaled(tenant, .defineSegment(json), now: now) { () async throws(EngineError) in
+            try await tenant.actor.defineSegment(json, now: now, progress: progress)
+        }
     }
 
     /// Checks a scoring model without applying it (a dry run).
@@ -127,7 +152,10 @@ public final class Engine: Sendable {
     public func deleteDefinition(tenant id: String, _ kind: DefinitionKind, id definitionId: String, now: Timestamp)
         async throws(EngineError) -> DefinitionReceipt
     {
-        try await tenant(id).actor.delete(kind, id: definitionId, now: now)
+        let tenant = try tenant(id)
+        return try await journaled(tenant, .deleteDefinition(kind, id: definitionId), now: now) { () async throws(EngineError) in
+            try await tenant.actor.delete(kind, id: definitionId, now: now)
+        }
     }
 
     /// The current version of each definition of a kind.
@@ -149,9 +177,45 @@ public final class Engine: Sendable {
     // MARK: Ingest
 
     /// Applies a batch of events. Events for one contact apply in order; contacts run in parallel.
+    /// With a journal, the new events are durable before they are applied and this returns.
     public func ingest(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
-        let runtime = try tenant(id).runtime
+        let tenant = try tenant(id)
+        let runtime = tenant.runtime
         let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
+        let results = fresh.map { $0 ? IngestResult.applied : IngestResult.duplicate }
+        let accepted = fresh.allSatisfy { $0 } ? events : zip(events, fresh).filter(\.1).map(\.0)
+        guard !accepted.isEmpty else { return IngestReport(results: results, effects: []) }
+        do {
+            let effects = try await journaled(tenant, .ingest(accepted), now: now) { () async throws(EngineError) in
+                await applyIngest(runtime, accepted, now: now)
+            }
+            return IngestReport(results: results, effects: effects)
+        } catch {
+            // Not durable, so not applied: forget the ids so a retry is not taken for a duplicate.
+            runtime.deduplicator.release(accepted.compactMap(\.messageId))
+            throw error
+        }
+    }
+
+    /// Writes the command to the journal (when there is one), waits for its turn among the
+    /// tenant's commands, applies it, and ends the turn.
+    private func journaled<Result: Sendable>(
+        _ tenant: Tenant, _ command: JournalCommand, now: Timestamp,
+        apply: () async throws(EngineError) -> Result
+    ) async throws(EngineError) -> Result {
+        guard let journal else { return try await apply() }
+        let record = JournalRecord(time: now, tenant: tenant.runtime.id, kind: command.kind, payload: command.encoded())
+        let (ticket, append) = tenant.gate.submit { journal.enqueue([record]) }
+        var failure: (any Error)?
+        do { try await append.durable() } catch { failure = error }
+        await tenant.gate.waitForTurn(ticket)
+        defer { tenant.gate.finishTurn() }
+        if let failure { throw EngineError.unavailable(failure) }
+        return try await apply()
+    }
+
+    /// Applies events that are already accepted (deduplicated and, with a journal, durable).
+    private func applyIngest(_ runtime: TenantRuntime, _ events: [Event], now: Timestamp) async -> [Effect] {
         let batch = ContactActor.Batch(
             events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions)
         let make = runtime.makeContact
@@ -159,14 +223,7 @@ public final class Engine: Sendable {
         var groups: [(ContactActor, [ContactActor.Item])] = []
         var groupIndex: [ObjectIdentifier: Int] = [:]
         var accountChanges: [UInt64] = []
-        var results: [IngestResult] = []
-        results.reserveCapacity(events.count)
         for index in events.indices {
-            guard fresh[index] else {
-                results.append(.duplicate)
-                continue
-            }
-            results.append(.applied)
             let link = resolve(events[index], in: runtime.directory, make: make)
             if events[index].type == .group, let groupId = events[index].groupId {
                 accountChanges += runtime.accounts.record(
@@ -205,13 +262,13 @@ public final class Engine: Sendable {
             }
         }
         // Other contacts of an account whose traits changed.
-        for contactId in Set(accountChanges) {
+        for contactId in Set(accountChanges).sorted() {
             if let contact = runtime.directory.lookup(id: contactId) {
                 effects += await contact.accountTraitsChanged(now: now)
             }
         }
-        bus.publish(tenant: id, effects)
-        return IngestReport(results: results, effects: effects)
+        bus.publish(tenant: runtime.id, effects)
+        return effects
     }
 
     private func resolve(_ event: Event, in directory: ContactDirectory, make: (UInt64) -> ContactActor) -> ContactDirectory.Link {
@@ -294,38 +351,59 @@ public final class Engine: Sendable {
     public func effects() -> AsyncStream<TenantEffect> { bus.subscribe() }
 
     /// Fires every timer due at or before `time`, each at its own due time, in order.
-    /// Returns the effects they caused.
+    /// With a journal, each round of firings is journaled per tenant before it is applied,
+    /// so recovery fires exactly the same timers. Returns the effects they caused.
     @discardableResult
     public func advanceTime(to time: Timestamp) async -> [TenantEffect] {
         var fired: [TenantEffect] = []
         while true {
-            let entries = scheduler.popEarliest(notAfter: time.milliseconds)
-            if entries.isEmpty { break }
-            let lanes = min(entries.count, 8)
-            let batch: [TenantEffect] = await withTaskGroup(of: [TenantEffect].self) { group in
-                for lane in 0..<lanes {
-                    group.addTask {
-                        var effects: [TenantEffect] = []
-                        var index = lane
-                        while index < entries.count {
-                            let entry = entries[index]
-                            let tenantId = entry.contact.tenant.id
-                            for effect in await entry.contact.fire(due: entry.due) {
-                                effects.append(TenantEffect(tenant: tenantId, effect: effect))
-                            }
-                            index += lanes
-                        }
-                        return effects
-                    }
-                }
-                var all: [TenantEffect] = []
-                for await part in group { all += part }
-                return all
+            // A merged profile's timers are its new owner's now; skipping them keeps replay exact.
+            let entries = scheduler.popEarliest(notAfter: time.milliseconds).filter { !$0.contact.isMerged }
+            if entries.isEmpty {
+                if scheduler.nextDue.map({ $0 <= time.milliseconds }) ?? false { continue }
+                break
             }
-            bus.publish(batch)
-            fired += batch
+            var byTenant: [String: [Scheduler.Entry]] = [:]
+            for entry in entries { byTenant[entry.contact.tenant.id, default: []].append(entry) }
+            for tenantId in byTenant.keys.sorted() {
+                guard let tenant = tenants.withLock({ $0[tenantId] }), let due = byTenant[tenantId]?.first?.due else { continue }
+                let group = byTenant[tenantId]!
+                let firings = group.map { JournalCommand.TimerFiring(contact: $0.contact.id, due: $0.due) }
+                let effects: [Effect]
+                do {
+                    effects = try await journaled(tenant, .timers(firings), now: Timestamp(milliseconds: due)) {
+                        () async throws(EngineError) in
+                        await fire(group.map(\.contact), due: due)
+                    }
+                } catch {
+                    // The journal refused the firing: put the timers back and try again later.
+                    for entry in group { scheduler.schedule(entry.contact, at: entry.due) }
+                    return fired
+                }
+                bus.publish(tenant: tenantId, effects)
+                fired += effects.map { TenantEffect(tenant: tenantId, effect: $0) }
+            }
         }
         return fired
+    }
+
+    /// Fires the timers of one tenant's contacts that are due at `due`, a few lanes at a time.
+    private func fire(_ contacts: [ContactActor], due: Int64) async -> [Effect] {
+        let lanes = min(contacts.count, 8)
+        return await withTaskGroup(of: [Effect].self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    var effects: [Effect] = []
+                    for index in stride(from: lane, to: contacts.count, by: lanes) {
+                        effects += await contacts[index].fire(due: due)
+                    }
+                    return effects
+                }
+            }
+            var all: [Effect] = []
+            for await part in group { all += part }
+            return all
+        }
     }
 
     /// Fires timers against `clock` until the task is cancelled (the live server's loop).
@@ -338,6 +416,74 @@ public final class Engine: Sendable {
             }
             try? await Task.sleep(for: .milliseconds(pollInterval.milliseconds))
         }
+    }
+
+    // MARK: Recovery
+
+    /// What `recover()` did.
+    public struct RecoveryReport: Sendable, Hashable {
+        public var commandsReplayed: Int
+        public var eventsReplayed: Int
+        public var lastSequence: UInt64
+        public var seconds: Double
+    }
+
+    /// Rebuilds the state from the journal: every command in sequence order, with its
+    /// journaled time, so the result is exactly the state that was acknowledged. Call it
+    /// once, on a new engine, before anything else.
+    public func recover(progress: (@Sendable (UInt64) -> Void)? = nil) async throws -> RecoveryReport {
+        guard let journal else { return RecoveryReport(commandsReplayed: 0, eventsReplayed: 0, lastSequence: 0, seconds: 0) }
+        let started = ContinuousClock.now
+        var records: [JournalRecord] = []
+        var report = RecoveryReport(commandsReplayed: 0, eventsReplayed: 0, lastSequence: 0, seconds: 0)
+        // Read in slices so a long journal is never all in memory at once.
+        var from: UInt64 = 1
+        while true {
+            records.removeAll(keepingCapacity: true)
+            var last: UInt64 = 0
+            try journal.read(from: from) { record in
+                if records.count < 10_000 { records.append(record) }
+                last = record.sequence
+            }
+            if records.isEmpty { break }
+            for record in records {
+                let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
+                report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
+                report.commandsReplayed += 1
+                report.lastSequence = record.sequence
+            }
+            progress?(report.lastSequence)
+            if report.lastSequence >= last { break }
+            from = report.lastSequence + 1
+        }
+        let elapsed = ContinuousClock.now - started
+        report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return report
+    }
+
+    /// Applies one journaled command. A command that failed when it was first applied fails
+    /// the same way now (same state, same input), so its error is ignored.
+    private func replay(_ command: JournalCommand, tenant id: String, time: Timestamp) async -> Int {
+        if case .createTenant(let name) = command {
+            try? applyCreateTenant(id: id, name: name)
+            return 0
+        }
+        guard let tenant = tenants.withLock({ $0[id] }) else { return 0 }
+        switch command {
+        case .createTenant: return 0
+        case .defineScoringModel(let json): _ = try? await tenant.actor.defineModel(json, now: time, progress: nil)
+        case .defineSegment(let json): _ = try? await tenant.actor.defineSegment(json, now: time, progress: nil)
+        case .deleteDefinition(let kind, let definitionId): _ = try? await tenant.actor.delete(kind, id: definitionId, now: time)
+        case .ingest(let events):
+            _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: time)
+            _ = await applyIngest(tenant.runtime, events, now: time)
+            return events.count
+        case .timers(let firings):
+            guard let due = firings.first?.due else { return 0 }
+            let contacts = firings.compactMap { tenant.runtime.directory.lookup(id: $0.contact) }
+            _ = await fire(contacts, due: due)
+        }
+        return 0
     }
 
     /// Timers waiting to fire (stale entries included).

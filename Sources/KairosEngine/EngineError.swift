@@ -10,6 +10,9 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let unknownDefinition = Code(name: "unknown_definition")
         public static let definitionInUse = Code(name: "definition_in_use")
         public static let invalidArgument = Code(name: "invalid_argument")
+        /// The change could not be made durable (journal write failed, e.g. disk full):
+        /// nothing was applied; retrying later is safe.
+        public static let unavailable = Code(name: "unavailable")
         public var description: String { name }
     }
 
@@ -25,6 +28,10 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code): \(message)" }
+
+    static func unavailable(_ error: any Error) -> EngineError {
+        EngineError(.unavailable, "the change could not be made durable and was not applied: \(error)")
+    }
 
     static func invalid(_ error: DefinitionError, in what: String) -> EngineError {
         EngineError(.invalidDefinition, "\(what) is invalid at \(error)", definitionError: error)

@@ -1,3 +1,4 @@
+import Synchronization
 import KairosCore
 
 /// One journaled command: what happened, to which tenant, at which time, in which order.
@@ -32,14 +33,62 @@ public enum DurabilityMode: String, Sendable, CaseIterable {
 
 /// The write-ahead journal: every state-changing command is appended here before it is
 /// applied or acknowledged. The engine owns the protocol; storage lives at the edge.
-public protocol Journal: Sendable {
-    /// Appends records in order and returns them with their sequence numbers once they
-    /// are as durable as the journal's mode promises.
-    func append(_ records: [JournalRecord]) async throws -> [JournalRecord]
+public protocol Journal: AnyObject, Sendable {
+    /// Gives the records their sequence numbers now, in call order, and queues them for
+    /// writing; the returned handle completes once they are as durable as the mode promises.
+    func enqueue(_ records: [JournalRecord]) -> JournalAppend
 
     /// Calls `body` for every record with a sequence of at least `sequence`, in order.
+    /// Sequences only grow; a failed write leaves a gap.
     func read(from sequence: UInt64, _ body: (JournalRecord) throws -> Void) throws
 
-    /// The highest sequence written so far (0 when empty).
+    /// The highest sequence durably written so far (0 when empty).
     var lastSequence: UInt64 { get }
+}
+
+extension Journal {
+    /// Enqueues and waits until durable.
+    public func append(_ records: [JournalRecord]) async throws -> [JournalRecord] {
+        let append = enqueue(records)
+        try await append.durable()
+        return append.records
+    }
+}
+
+/// One enqueued append: its sequenced records, and the moment they become durable.
+public final class JournalAppend: Sendable {
+    private enum State {
+        case pending([CheckedContinuation<Void, any Error>])
+        case finished(Result<Void, any Error>)
+    }
+
+    public let records: [JournalRecord]
+    private let state = Mutex(State.pending([]))
+
+    public init(records: [JournalRecord]) { self.records = records }
+
+    /// Returns once the records are durable; throws the write's error if they never will be.
+    public func durable() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let finished: Result<Void, any Error>? = state.withLock { state in
+                switch state {
+                case .pending(let waiting):
+                    state = .pending(waiting + [continuation])
+                    return nil
+                case .finished(let result): return result
+                }
+            }
+            if let finished { continuation.resume(with: finished) }
+        }
+    }
+
+    /// Called by the journal when the write is done (or failed).
+    public func finish(_ result: Result<Void, any Error>) {
+        let waiting: [CheckedContinuation<Void, any Error>] = state.withLock { state in
+            guard case .pending(let waiting) = state else { return [] }
+            state = .finished(result)
+            return waiting
+        }
+        for continuation in waiting { continuation.resume(with: result) }
+    }
 }

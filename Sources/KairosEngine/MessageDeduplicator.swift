@@ -59,5 +59,13 @@ final class MessageDeduplicator: Sendable {
         }
     }
 
+    /// Forgets ids claimed by a batch that was then not accepted (its journal write failed).
+    func release(_ ids: [String]) {
+        let keys = ids.map(Key.init)
+        state.withLock { state in
+            for key in keys { state.seen.removeValue(forKey: key) }
+        }
+    }
+
     var count: Int { state.withLock { $0.seen.count } }
 }

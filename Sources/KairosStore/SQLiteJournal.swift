@@ -8,15 +8,11 @@ import Synchronization
 /// commit: appends that arrive while a transaction is being written go together into
 /// the next one, so the commit cost is shared by everything waiting.
 public final class SQLiteJournal: Journal {
-    private struct Pending {
-        var records: [JournalRecord]
-        var continuation: CheckedContinuation<[JournalRecord], any Error>
-    }
-
     private struct Queue {
-        var pending: [Pending] = []
+        var pending: [JournalAppend] = []
         var draining = false
         var closed = false
+        var nextSequence: UInt64 = 1
     }
 
     public let path: String
@@ -47,35 +43,42 @@ public final class SQLiteJournal: Journal {
                 payload BLOB NOT NULL
             )
             """)
-        highestSequence = Atomic(try writer.singleInteger("SELECT COALESCE(MAX(sequence), 0) FROM journal").map(UInt64.init) ?? 0)
+        let last = try writer.singleInteger("SELECT COALESCE(MAX(sequence), 0) FROM journal").map(UInt64.init) ?? 0
+        highestSequence = Atomic(last)
+        queue.withLock { $0.nextSequence = last + 1 }
         try writer.prepareInsert("INSERT INTO journal (sequence, time, tenant, kind, payload) VALUES (?, ?, ?, ?, ?)")
     }
 
     public var lastSequence: UInt64 { highestSequence.load(ordering: .acquiring) }
 
-    public func append(_ records: [JournalRecord]) async throws -> [JournalRecord] {
-        guard !records.isEmpty else { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
-            let start = queue.withLock { queue -> Bool? in
-                if queue.closed { return nil }
-                queue.pending.append(Pending(records: records, continuation: continuation))
-                if queue.draining { return false }
-                queue.draining = true
-                return true
+    public func enqueue(_ records: [JournalRecord]) -> JournalAppend {
+        var sequenced = records
+        let (append, start): (JournalAppend, Bool?) = queue.withLock { queue in
+            guard !queue.closed else { return (JournalAppend(records: []), nil) }
+            for index in sequenced.indices {
+                sequenced[index].sequence = queue.nextSequence
+                queue.nextSequence += 1
             }
-            switch start {
-            case nil: continuation.resume(throwing: StoreError(.closed, "the journal is closed", operation: "append"))
-            case true?: writerQueue.async { self.drain() }
-            case false?: break
-            }
+            let append = JournalAppend(records: sequenced)
+            guard !sequenced.isEmpty else { return (append, false) }
+            queue.pending.append(append)
+            if queue.draining { return (append, false) }
+            queue.draining = true
+            return (append, true)
         }
+        switch start {
+        case nil: append.finish(.failure(StoreError(.closed, "the journal is closed", operation: "append")))
+        case true?: writerQueue.async { self.drain() }
+        case false?: if records.isEmpty { append.finish(.success(())) }
+        }
+        return append
     }
 
     /// Writes waiting appends, a group per transaction, until none are left.
     private func drain() {
         while true {
-            let group: [Pending] = queue.withLock { queue in
-                var taken: [Pending] = []
+            let group: [JournalAppend] = queue.withLock { queue in
+                var taken: [JournalAppend] = []
                 var count = 0
                 while !queue.pending.isEmpty && (taken.isEmpty || count + queue.pending[0].records.count <= maximumBatch) {
                     let next = queue.pending.removeFirst()
@@ -86,27 +89,20 @@ public final class SQLiteJournal: Journal {
                 return taken
             }
             if group.isEmpty { return }
-            var sequence = lastSequence
-            var written: [[JournalRecord]] = []
             do {
                 try writer.execute("BEGIN IMMEDIATE")
-                for pending in group {
-                    var numbered = pending.records
-                    for index in numbered.indices {
-                        sequence += 1
-                        numbered[index].sequence = sequence
-                        try writer.insert(numbered[index])
-                    }
-                    written.append(numbered)
+                for append in group {
+                    for record in append.records { try writer.insert(record) }
                 }
                 try writer.execute("COMMIT")
             } catch {
+                // The group's sequence numbers stay unused: readers see a gap, never a half write.
                 try? writer.execute("ROLLBACK")
-                for pending in group { pending.continuation.resume(throwing: error) }
+                for append in group { append.finish(.failure(error)) }
                 continue
             }
-            highestSequence.store(sequence, ordering: .releasing)
-            for (pending, records) in zip(group, written) { pending.continuation.resume(returning: records) }
+            if let last = group.last?.records.last?.sequence { highestSequence.store(last, ordering: .releasing) }
+            for append in group { append.finish(.success(())) }
         }
     }
 

@@ -150,7 +150,7 @@ func demoEngine() async throws -> Engine {
         await #expect(throws: EngineError(.unknownTenant, "no tenant 'ghost'")) {
             _ = try await engine.ingest(tenant: "ghost", events: [], now: t0)
         }
-        #expect(throws: EngineError.self) { try engine.createTenant(id: "bad tenant!") }
+        await #expect(throws: EngineError.self) { try await engine.createTenant(id: "bad tenant!") }
     }
 
     @Test func membersArePagedInIdOrder() async throws {

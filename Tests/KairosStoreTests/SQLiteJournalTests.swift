@@ -82,13 +82,13 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
             #expect(error.code == .diskFull)
             #expect(error.description.contains("full"))
         }
-        // Nothing half-written, and the sequence did not move.
+        // Nothing half-written: the failed write's sequence stays a gap.
         #expect(journal.lastSequence == 1)
         try journalWriterLimit(journal, pages: 1_000_000)
-        #expect(try await journal.append([record(1)]).first?.sequence == 2)
+        #expect(try await journal.append([record(1)]).first?.sequence == 3)
         var sequences: [UInt64] = []
         try journal.read(from: 1) { sequences.append($0.sequence) }
-        #expect(sequences == [1, 2])
+        #expect(sequences == [1, 3])
     }
 
     @Test func closedJournalRefusesAppends() async throws {

@@ -98,7 +98,7 @@ let benchmarks: @Sendable () -> Void = {
         "New segment over 1M contacts",
         configuration: .init(metrics: [.wallClock], warmupIterations: 0, maxIterations: 3, setup: {
             let engine = Engine()
-            try engine.createTenant(id: Workload.tenant)
+            try await engine.createTenant(id: Workload.tenant)
             for start in stride(from: 0, to: 1_000_000, by: 2000) {
                 let events = (start..<start + 2000).map { Workload.identify(contact: $0, at: Workload.start) }
                 _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)

@@ -75,7 +75,7 @@ enum Workload {
 
     static func makeEngine() async throws -> Engine {
         let engine = Engine()
-        try engine.createTenant(id: tenant)
+        try await engine.createTenant(id: tenant)
         for model in models { try await engine.defineScoringModel(tenant: tenant, try JSONValue.parse(model), now: start) }
         for segment in segments { try await engine.defineSegment(tenant: tenant, try JSONValue.parse(segment), now: start) }
         return engine

@@ -77,6 +77,11 @@ public struct CodecError: Error, Hashable, Sendable, CustomStringConvertible {
     public var offset: Int
     public var message: String
     public var description: String { "at byte \(offset): \(message)" }
+
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
 }
 
 /// Reads what `BinaryWriter` wrote, refusing truncated or malformed input with a `CodecError`.

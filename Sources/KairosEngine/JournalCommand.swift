@@ -1,0 +1,123 @@
+import KairosCore
+import Synchronization
+
+/// A state-changing command as the journal stores it. Replaying these in sequence order
+/// rebuilds exactly the state the engine had acknowledged.
+enum JournalCommand: Sendable {
+    case createTenant(name: String)
+    case defineScoringModel(JSONValue)
+    case defineSegment(JSONValue)
+    case deleteDefinition(DefinitionKind, id: String)
+    /// Only the events that were new (not duplicates) when accepted.
+    case ingest([Event])
+    /// Timers that fired: each contact and the due time it fired at.
+    case timers([TimerFiring])
+
+    struct TimerFiring: Sendable, Hashable {
+        var contact: UInt64
+        var due: Int64
+    }
+
+    var kind: UInt8 {
+        switch self {
+        case .createTenant: return 1
+        case .defineScoringModel: return 2
+        case .defineSegment: return 3
+        case .deleteDefinition: return 4
+        case .ingest: return 5
+        case .timers: return 6
+        }
+    }
+
+    func encoded() -> [UInt8] {
+        switch self {
+        case .ingest(let events):
+            return events.encoded()
+        default:
+            var writer = BinaryWriter()
+            switch self {
+            case .createTenant(let name): writer.write(name)
+            case .defineScoringModel(let json), .defineSegment(let json): writer.write(json)
+            case .deleteDefinition(let kind, let id):
+                writer.write(kind.rawValue)
+                writer.write(id)
+            case .timers(let firings):
+                writer.writeVarint(UInt64(firings.count))
+                for firing in firings {
+                    writer.writeVarint(firing.contact)
+                    writer.writeSigned(firing.due)
+                }
+            case .ingest: break
+            }
+            return writer.bytes
+        }
+    }
+
+    static func decode(kind: UInt8, payload: [UInt8]) throws(CodecError) -> JournalCommand {
+        var reader = BinaryReader(payload)
+        let command: JournalCommand
+        switch kind {
+        case 1: command = .createTenant(name: try reader.readString())
+        case 2: command = .defineScoringModel(try reader.readJSON())
+        case 3: command = .defineSegment(try reader.readJSON())
+        case 4:
+            let raw = try reader.readString()
+            guard let definitionKind = DefinitionKind(rawValue: raw) else {
+                throw CodecError(offset: 0, message: "unknown definition kind '\(raw)'")
+            }
+            command = .deleteDefinition(definitionKind, id: try reader.readString())
+        case 5: return .ingest(try [Event].decode(payload))
+        case 6:
+            let count = try reader.readCount()
+            var firings: [TimerFiring] = []
+            firings.reserveCapacity(count)
+            for _ in 0..<count { firings.append(TimerFiring(contact: try reader.readVarint(), due: try reader.readSigned())) }
+            command = .timers(firings)
+        default: throw CodecError(offset: 0, message: "unknown command kind \(kind)")
+        }
+        guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the command") }
+        return command
+    }
+}
+
+/// Lets a tenant's commands apply in the order the journal sequenced them: each gets a
+/// ticket when it is enqueued (under the same lock), and waits for its turn to apply.
+final class CommandGate: Sendable {
+    private struct State {
+        var nextTicket: UInt64 = 0
+        var turn: UInt64 = 0
+        var waiting: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Runs `enqueue` under the gate's lock and returns its result with a ticket, so ticket
+    /// order is journal order.
+    func submit<Result>(_ enqueue: () -> Result) -> (ticket: UInt64, result: Result) {
+        state.withLock { state in
+            let ticket = state.nextTicket
+            state.nextTicket += 1
+            return (ticket, enqueue())
+        }
+    }
+
+    func waitForTurn(_ ticket: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.turn == ticket { return true }
+                state.waiting[ticket] = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Ends the current turn (applied, or failed and skipped) and wakes the next ticket.
+    func finishTurn() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.turn += 1
+            return state.waiting.removeValue(forKey: state.turn)
+        }
+        next?.resume()
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import KairosCore
+import KairosEngine
+import Testing
+@testable import KairosStore
+
+@Suite struct RecoveryTests {
+    let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
+
+    /// Drives a journaled engine through traffic, timers and definition changes.
+    func run(_ engine: Engine, contacts: Int) async throws -> Timestamp {
+        try await DemoTenant.install(into: engine, now: start)
+        var traffic = DemoTraffic(contacts: contacts, seed: 3)
+        var now = start
+        for hour in 0..<72 {
+            now = start + .hours(Int64(hour))
+            await engine.advanceTime(to: now)
+            let events = (0..<60).map { _ in traffic.next(at: now) }
+            _ = try await engine.ingest(tenant: DemoTenant.id, events: events, now: now)
+            if hour == 30 {
+                try await engine.defineSegment(
+                    tenant: DemoTenant.id,
+                    try JSONValue.parse(#"{"id": "clickers", "condition": {"event": "Email Link Clicked", "count": {"op": "gte", "value": 2}, "within": {"days": 1}}}"#),
+                    now: now)
+            }
+            if hour == 50 { try await engine.deleteDefinition(tenant: DemoTenant.id, .segment, id: "trial-pricing", now: now) }
+        }
+        return now + .hours(1)
+    }
+
+    func snapshot(_ engine: Engine, contacts: Int, at now: Timestamp) async throws -> [String: ContactView] {
+        var views: [String: ContactView] = [:]
+        for contact in 0..<contacts {
+            for reference in [Engine.ContactReference.userId("user-\(contact)"), .anonymousId("anon-\(contact)")] {
+                if let view = try await engine.contact(tenant: DemoTenant.id, reference, now: now) { views["\(reference)"] = view }
+            }
+        }
+        return views
+    }
+
+    @Test func restartRebuildsExactlyTheAcknowledgedState() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let contacts = 300
+
+        let journal = try SQLiteJournal(path: path, mode: .fast)
+        let live = Engine(journal: journal)
+        let end = try await run(live, contacts: contacts)
+        let before = try await snapshot(live, contacts: contacts, at: end)
+        let liveStats = try await live.stats(tenant: DemoTenant.id)
+        journal.close()
+        #expect(before.count > contacts / 2)
+
+        let reopened = try SQLiteJournal(path: path, mode: .fast)
+        let recovered = Engine(journal: reopened)
+        let report = try await recovered.recover()
+        #expect(report.commandsReplayed > 72)
+        #expect(report.eventsReplayed == 72 * 60)
+        #expect(report.lastSequence == reopened.lastSequence)
+
+        let after = try await snapshot(recovered, contacts: contacts, at: end)
+        #expect(after.count == before.count)
+        for (key, view) in before {
+            #expect(after[key] == view, "\(key) differs after recovery")
+        }
+        let recoveredStats = try await recovered.stats(tenant: DemoTenant.id)
+        #expect(recoveredStats == liveStats)
+        #expect(try await recovered.definitions(tenant: DemoTenant.id, .segment).map(\.id).contains("clickers"))
+
+        // The same commands on an engine without a journal give the same state, and the
+        // timers armed by the replayed state fire as they do there.
+        let reference = Engine()
+        _ = try await run(reference, contacts: contacts)
+        #expect(try await snapshot(reference, contacts: contacts, at: end) == after)
+        let referenceLater = await reference.advanceTime(to: end + .days(10)).map { "\($0.effect.contact) \($0.effect.kind)" }
+        let recoveredLater = await recovered.advanceTime(to: end + .days(10)).map { "\($0.effect.contact) \($0.effect.kind)" }
+        #expect(!recoveredLater.isEmpty)
+        #expect(referenceLater.sorted() == recoveredLater.sorted())
+        #expect(try await reference.stats(tenant: DemoTenant.id) == (try await recovered.stats(tenant: DemoTenant.id)))
+    }
+
+    @Test func deduplicationSurvivesARestart() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path)
+        let engine = Engine(journal: journal)
+        try await DemoTenant.install(into: engine, now: start)
+        let event = Event.track("Demo Requested", userId: "ana", messageId: "m-42", at: start)
+        #expect(try await engine.ingest(tenant: DemoTenant.id, events: [event], now: start).results == [.applied])
+        journal.close()
+
+        let recovered = Engine(journal: try SQLiteJournal(path: path))
+        _ = try await recovered.recover()
+        // A client retrying after the restart is acknowledged, not applied twice.
+        #expect(try await recovered.ingest(tenant: DemoTenant.id, events: [event], now: start + .minutes(5)).results == [.duplicate])
+        let ana = try #require(try await recovered.contact(tenant: DemoTenant.id, .userId("ana"), now: start))
+        #expect(ana.score("engagement")?.score == 50)
+    }
+
+    @Test func aFullDiskRefusesTheChangeAndLosesNothing() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path)
+        let engine = Engine(journal: journal)
+        try await DemoTenant.install(into: engine, now: start)
+        _ = try await engine.ingest(tenant: DemoTenant.id, events: [.track("Signed Up", userId: "bo", at: start)], now: start)
+
+        let pages = try #require(try journalConnection(path).singleInteger("PRAGMA page_count"))
+        try journalWriterLimit(journal, pages: pages)
+        let big: [String: JSONValue] = ["blob": .string(String(repeating: "x", count: 2_000_000))]
+        let event = Event.track("Demo Requested", userId: "bo", properties: big, messageId: "m-7", at: start)
+        do {
+            _ = try await engine.ingest(tenant: DemoTenant.id, events: [event], now: start)
+            Issue.record("ingest succeeded on a full disk")
+        } catch {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("could not be made durable"))
+        }
+        // Not applied, and reads keep working.
+        let bo = try #require(try await engine.contact(tenant: DemoTenant.id, .userId("bo"), now: start))
+        #expect(bo.scoreHistory.allSatisfy { $0.rule != "demo-request" })
+
+        // Space comes back: the client's retry (same messageId) is applied exactly once.
+        try journalWriterLimit(journal, pages: 1_000_000)
+        #expect(try await engine.ingest(tenant: DemoTenant.id, events: [event], now: start).results == [.applied])
+        #expect(try await engine.ingest(tenant: DemoTenant.id, events: [event], now: start).results == [.duplicate])
+        journal.close()
+
+        let recovered = Engine(journal: try SQLiteJournal(path: path))
+        _ = try await recovered.recover()
+        let replayed = try #require(try await recovered.contact(tenant: DemoTenant.id, .userId("bo"), now: start))
+        #expect(replayed == (try await engine.contact(tenant: DemoTenant.id, .userId("bo"), now: start)))
+    }
+}
