@@ -51,6 +51,7 @@ let package = Package(
             dependencies: [
                 "KairosCore",
                 "KairosEngine",
+                "KairosStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
