@@ -66,6 +66,12 @@ let package = Package(
             dependencies: ["KairosCore", "KairosEngine"],
             swiftSettings: strictSettings
         ),
+        // Runs the built `kairos` executable as a child process (kill -9, restart).
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["KairosCore"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "KairosStoreTests",
             dependencies: ["KairosCore", "KairosEngine", "KairosStore"],

@@ -1,0 +1,124 @@
+import Foundation
+import KairosCore
+import Testing
+
+/// The `kairos` executable built next to the tests.
+func kairosExecutable() throws -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let candidates = [".build/debug/kairos", ".build/release/kairos"].map { root.appendingPathComponent($0).path }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw CrashTestError("no built kairos executable at \(candidates.joined(separator: " or ")); run swift build first")
+    }
+    return found
+}
+
+struct CrashTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `kairos` to completion and returns its standard output.
+func runKairos(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try kairosExecutable())
+    process.arguments = arguments
+    let output = Pipe()
+    let stdin = Pipe()
+    process.standardOutput = output
+    process.standardInput = stdin
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    if let input { try stdin.fileHandleForWriting.write(contentsOf: input) }
+    try stdin.fileHandleForWriting.close()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite(.serialized) struct CrashRecoveryTests {
+    let users = 10
+    let eventsPerRound = 2000
+
+    func lines(round: Int) -> [String] {
+        (0..<eventsPerRound).map { index in
+            #"{"type":"track","event":"Clicked","userId":"u\#(index % users)","messageId":"r\#(round)-\#(index)","properties":{"n":\#(index)}}"#
+        }
+    }
+
+    /// Total "Clicked" events per user, as a restarted kairos reads them from its journal.
+    func clicks(dataDir: String) throws -> [Int] {
+        try (0..<users).map { user in
+            let (status, output) = try runKairos(["contact", "--data-dir", dataDir, "--user-id", "u\(user)"])
+            guard status == 0 else { return 0 }
+            guard case .object(let view) = try JSONValue.parse(output), case .array(let counts)? = view["eventCounts"] else { return 0 }
+            for case .object(let count) in counts where count["event"] == "track:Clicked" {
+                return Int(count["total"]?.numberValue ?? 0)
+            }
+            return 0
+        }
+    }
+
+    /// A child kairos importing a stream of events is killed with SIGKILL at a random moment,
+    /// several times. After each restart every acknowledged event is there, and after the
+    /// client resends everything, every event is there exactly once.
+    @Test func killedWhileImportingLosesNothingAcknowledgedAndAppliesNothingTwice() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let dataDir = NSTemporaryDirectory() + "kairos-crash-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        var random = SystemRandomNumberGenerator()
+        var expectedTotal = 0
+
+        for round in 0..<3 {
+            let roundLines = lines(round: round)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try kairosExecutable())
+            process.arguments = ["import", "--data-dir", dataDir, "--durability", "fast", "--ack", "--batch-size", "50", "-"]
+            let input = Pipe()
+            let output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+
+            let killAfter = Int.random(in: 150...1800, using: &random)
+            // Feed the events from another thread; writes fail harmlessly once the child is dead.
+            let writer = Thread {
+                for line in roundLines {
+                    guard (try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))) != nil else { return }
+                }
+                try? input.fileHandleForWriting.close()
+            }
+            writer.start()
+
+            var acked = 0
+            var buffer = Data()
+            while acked < killAfter {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                let text = String(decoding: buffer, as: UTF8.self)
+                for line in text.split(separator: "\n") where line.hasPrefix("ack ") {
+                    acked = max(acked, Int(line.dropFirst(4)) ?? 0)
+                }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal || acked >= eventsPerRound)
+
+            // Everything acknowledged survived the kill; nothing beyond what was sent.
+            let afterKill = try clicks(dataDir: dataDir).reduce(0, +)
+            #expect(afterKill >= expectedTotal + acked, "round \(round): \(afterKill - expectedTotal) of \(acked) acknowledged events survived")
+            #expect(afterKill <= expectedTotal + eventsPerRound)
+
+            // The client resends the whole round; dedupe applies each event once.
+            let resend = try runKairos(
+                ["import", "--data-dir", dataDir, "--durability", "fast", "-"],
+                input: Data((roundLines.joined(separator: "\n") + "\n").utf8))
+            #expect(resend.status == 0)
+            expectedTotal += eventsPerRound
+            let perUser = try clicks(dataDir: dataDir)
+            #expect(perUser.reduce(0, +) == expectedTotal)
+            #expect(perUser.allSatisfy { $0 == expectedTotal / users })
+        }
+    }
+}
