@@ -68,6 +68,8 @@ actor ContactActor {
         }
     }
 
+    nonisolated var keys: [ContactDirectory.IdentityKey] { identity.withLock { $0.keys } }
+
     /// An anonymous profile not merged yet.
     nonisolated var isLinkable: Bool {
         identity.withLock { record in
@@ -159,6 +161,14 @@ actor ContactActor {
     }
 
     func snapshot() -> ContactState { state }
+
+    /// After a restore: publish memberships and arm the timer, as `finish` does after a command.
+    func restored() {
+        if let next = state.nextWakeMilliseconds, next < scheduledWake {
+            scheduledWake = next
+            tenant.scheduler.schedule(self, at: next)
+        }
+    }
 
     var isForwarded: Bool { forward != nil }
 

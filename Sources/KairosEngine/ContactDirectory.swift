@@ -133,6 +133,18 @@ final class ContactDirectory: Sendable {
         }
     }
 
+    var nextContactId: UInt64 { nextId.load(ordering: .relaxed) }
+
+    /// Puts back a contact from a snapshot under its keys.
+    func restore(_ actor: ContactActor, keys: [IdentityKey], nextId next: UInt64) {
+        for key in keys {
+            shards[shard(key)].withLock { $0[key] = actor }
+            actor.addKey(key)
+        }
+        register(actor)
+        if nextId.load(ordering: .relaxed) < next { nextId.store(next, ordering: .relaxed) }
+    }
+
     /// Every live contact, for evaluating a new definition over all of them.
     func allContacts() -> [ContactActor] {
         var result: [ContactActor] = []

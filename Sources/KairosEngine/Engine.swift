@@ -42,11 +42,13 @@ public struct TenantStats: Sendable, Hashable, Codable {
 /// The engine in process: tenants, their contacts as actors, definitions, ingest,
 /// reads, timers and effects. Every call that changes state takes `now`.
 public final class Engine: Sendable {
-    private struct Tenant: Sendable {
+    struct Tenant: Sendable {
         let runtime: TenantRuntime
         let actor: TenantActor
         /// Orders the tenant's journaled commands: they apply in the order they were sequenced.
         let gate = CommandGate()
+        /// The journal sequence of the tenant's last applied command.
+        let applied = AppliedSequence()
     }
 
     /// Parallel lanes one ingested batch is spread over (one per core here).
@@ -59,6 +61,8 @@ public final class Engine: Sendable {
     private let dedupeCapacity: Int
     /// Where every state-changing command goes before it is applied; nil keeps state in memory only.
     public let journal: (any Journal)?
+    /// The journal position a restored snapshot started at (0 without one).
+    let restoredStartSequence = AppliedSequence()
 
     /// - Parameters:
     ///   - journal: the write-ahead journal; with one, every change is durable before it is
@@ -86,7 +90,7 @@ public final class Engine: Sendable {
         try applyCreateTenant(id: id, name: name ?? id)
     }
 
-    private func applyCreateTenant(id: String, name: String?) throws(EngineError) {
+    func applyCreateTenant(id: String, name: String?) throws(EngineError) {
         try tenants.withLock { (tenants: inout [String: Tenant]) throws(EngineError) in
             guard tenants[id] == nil else { throw EngineError(.tenantExists, "tenant '\(id)' already exists") }
             let runtime = TenantRuntime(
@@ -97,6 +101,8 @@ public final class Engine: Sendable {
     }
 
     public var tenantIds: [String] { tenants.withLock { $0.keys.sorted() } }
+
+    func tenantForSnapshot(_ id: String) throws(EngineError) -> Tenant { try tenant(id) }
 
     private func tenant(_ id: String) throws(EngineError) -> Tenant {
         guard let tenant = tenants.withLock({ $0[id] }) else {
@@ -211,7 +217,9 @@ public final class Engine: Sendable {
         await tenant.gate.waitForTurn(ticket)
         defer { tenant.gate.finishTurn() }
         if let failure { throw EngineError.unavailable(failure) }
-        return try await apply()
+        let result = try await apply()
+        tenant.applied.set(append.records[0].sequence)
+        return result
     }
 
     /// Applies events that are already accepted (deduplicated and, with a journal, durable).
@@ -436,8 +444,10 @@ public final class Engine: Sendable {
         let started = ContinuousClock.now
         var records: [JournalRecord] = []
         var report = RecoveryReport(commandsReplayed: 0, eventsReplayed: 0, lastSequence: 0, seconds: 0)
-        // Read in slices so a long journal is never all in memory at once.
-        var from: UInt64 = 1
+        // Read in slices so a long journal is never all in memory at once; start after what
+        // every restored tenant already holds.
+        let held = tenants.withLock { $0.values.map { $0.applied.value } }
+        var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
         while true {
             records.removeAll(keepingCapacity: true)
             var last: UInt64 = 0
@@ -447,10 +457,13 @@ public final class Engine: Sendable {
             }
             if records.isEmpty { break }
             for record in records {
+                report.lastSequence = record.sequence
+                // Commands a snapshot already holds are skipped.
+                if let tenant = tenants.withLock({ $0[record.tenant] }), tenant.applied.value >= record.sequence { continue }
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
                 report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
                 report.commandsReplayed += 1
-                report.lastSequence = record.sequence
+                tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
             }
             progress?(report.lastSequence)
             if report.lastSequence >= last { break }

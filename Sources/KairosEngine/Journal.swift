@@ -44,6 +44,9 @@ public protocol Journal: AnyObject, Sendable {
 
     /// The highest sequence durably written so far (0 when empty).
     var lastSequence: UInt64 { get }
+
+    /// The highest sequence handed out so far, durable or not.
+    var enqueuedSequence: UInt64 { get }
 }
 
 extension Journal {

@@ -121,3 +121,10 @@ final class CommandGate: Sendable {
         next?.resume()
     }
 }
+
+/// The journal sequence of a tenant's last applied command.
+final class AppliedSequence: Sendable {
+    private let sequence = Atomic<UInt64>(0)
+    var value: UInt64 { sequence.load(ordering: .acquiring) }
+    func set(_ value: UInt64) { sequence.store(value, ordering: .releasing) }
+}

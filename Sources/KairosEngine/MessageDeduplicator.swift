@@ -12,6 +12,11 @@ final class MessageDeduplicator: Sendable {
         var first: UInt64
         var second: UInt64
 
+        init(first: UInt64, second: UInt64) {
+            self.first = first
+            self.second = second
+        }
+
         init(_ id: String) {
             var first: UInt64 = 0xcbf2_9ce4_8422_2325
             var second: UInt64 = 0x84222325_cbf29ce4
@@ -68,4 +73,23 @@ final class MessageDeduplicator: Sendable {
     }
 
     var count: Int { state.withLock { $0.seen.count } }
+
+    /// The remembered ids, oldest first, for a snapshot.
+    func export() -> [(first: UInt64, second: UInt64, time: Int64)] {
+        state.withLock { state in
+            state.order.compactMap { entry in
+                state.seen[entry.id] == entry.time ? (entry.id.first, entry.id.second, entry.time) : nil
+            }
+        }
+    }
+
+    func restore(_ entries: [(first: UInt64, second: UInt64, time: Int64)]) {
+        state.withLock { state in
+            for entry in entries {
+                let key = Key(first: entry.first, second: entry.second)
+                state.seen[key] = entry.time
+                state.order.append((key, entry.time))
+            }
+        }
+    }
 }

@@ -29,6 +29,8 @@ final class SegmentMembers: Sendable {
 
     func counts() -> [String: Int] { sets.withLock { $0.mapValues(\.count) } }
 
+    func add(_ contact: UInt64, to segment: String) { sets.withLock { _ = $0[segment, default: []].insert(contact) } }
+
     func remove(segment: String) { sets.withLock { _ = $0.removeValue(forKey: segment) } }
 
     /// Contact ids after `cursor`, ascending, at most `limit`.
@@ -87,6 +89,10 @@ final class AccountDirectory: Sendable {
     }
 
     func account(_ id: String) -> Account? { accounts.withLock { $0[id] } }
+
+    func export() -> [String: Account] { accounts.withLock { $0 } }
+
+    func restore(_ saved: [String: Account]) { accounts.withLock { $0 = saved } }
 
     var count: Int { accounts.withLock { $0.count } }
 }

@@ -61,6 +61,32 @@ actor TenantActor {
 
     var backfillProgress: [BackfillProgress] { backfills.values.sorted { $0.id < $1.id } }
 
+    // MARK: Snapshots
+
+    func exportDefinitions() -> (history: [DefinitionVersion], version: UInt64) { (history, definitionsVersion) }
+
+    /// Restores definitions from a snapshot: the latest version of each is in force again.
+    func restoreDefinitions(history: [DefinitionVersion], version: UInt64) throws(EngineError) {
+        self.history = history
+        models = [:]
+        segments = [:]
+        var latest: [String: DefinitionVersion] = [:]
+        for entry in history { latest["\(entry.kind.rawValue):\(entry.id)"] = entry }
+        for entry in latest.values {
+            guard let source = entry.source else { continue }
+            do {
+                switch entry.kind {
+                case .scoringModel: models[entry.id] = try ScoringModel.parse(source)
+                case .segment: segments[entry.id] = try SegmentDefinition.parse(source)
+                }
+            } catch {
+                throw EngineError.invalid(error, in: "\(entry.kind.rawValue) '\(entry.id)' in the snapshot")
+            }
+        }
+        definitionsVersion = version &- 1
+        _ = try compile(models: models, segments: segments, publish: true)
+    }
+
     // MARK: Changes
 
     /// Parses and checks a scoring model against the others without applying it.

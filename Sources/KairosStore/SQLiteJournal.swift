@@ -51,6 +51,8 @@ public final class SQLiteJournal: Journal {
 
     public var lastSequence: UInt64 { highestSequence.load(ordering: .acquiring) }
 
+    public var enqueuedSequence: UInt64 { queue.withLock { $0.nextSequence - 1 } }
+
     public func enqueue(_ records: [JournalRecord]) -> JournalAppend {
         var sequenced = records
         let (append, start): (JournalAppend, Bool?) = queue.withLock { queue in

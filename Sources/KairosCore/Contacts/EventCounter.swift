@@ -120,6 +120,11 @@ public struct CounterSet: Sendable, Hashable {
         counters[index].record(at: time, depth: depth)
     }
 
+    mutating func insertSorted(_ counter: EventCounter) {
+        let (found, index) = index(of: counter.symbol)
+        if found { counters[index] = counter } else { counters.insertCompactly(counter, at: index, limit: .max) }
+    }
+
     mutating func merge(_ other: CounterSet, depth: (UInt32) -> Int) {
         for counter in other.counters {
             let (found, index) = index(of: counter.symbol)

@@ -1,0 +1,161 @@
+extension ContactState {
+    static let codecVersion: UInt8 = 1
+
+    /// Appends this contact in the snapshot's binary form. Symbols are written as numbers:
+    /// a snapshot stores its tenant's symbol table next to its contacts.
+    public func encode(into writer: inout BinaryWriter) {
+        writer.writeByte(ContactState.codecVersion)
+        writer.writeVarint(id)
+        writer.writeOptional(userId)
+        writer.writeVarint(UInt64(anonymousIds.count))
+        for anonymousId in anonymousIds { writer.write(anonymousId) }
+        writer.write(traits)
+        writer.writeOptional(accountId)
+        writer.writeOptional(firstSeen)
+        writer.writeOptional(lastSeen)
+        writer.writeVarint(UInt64(counters.counters.count))
+        for counter in counters.counters {
+            writer.writeVarint(UInt64(counter.symbol))
+            writer.writeVarint(UInt64(counter.total))
+            writer.writeSigned(counter.last)
+            writer.writeVarint(UInt64(counter.recent.count))
+            for time in counter.recent { writer.writeSigned(time) }
+        }
+        writer.writeVarint(UInt64(scores.count))
+        for score in scores {
+            writer.writeVarint(UInt64(score.model))
+            writer.writeSigned(score.referenceTime)
+            writer.writeVarint(UInt64(score.contributions.count))
+            for item in score.contributions {
+                writer.writeVarint(UInt64(item.rule))
+                writer.writeDouble(item.points)
+                writer.writeByte(item.decays ? 1 : 0)
+            }
+            writer.writeVarint(UInt64(score.capUsage.count))
+            for usage in score.capUsage {
+                writer.writeVarint(UInt64(usage.rule))
+                writer.writeSigned(usage.period)
+                writer.writeSigned(Int64(usage.count))
+            }
+            writer.writeOptional(score.lastChanged)
+            writer.writeOptional(score.stage)
+            writer.writeOptional(score.grade)
+        }
+        writer.writeVarint(UInt64(scoreHistory.count))
+        for change in scoreHistory {
+            writer.writeVarint(UInt64(change.rule))
+            writer.writeVarint(UInt64(change.event))
+            writer.writeDouble(Double(change.points))
+            writer.writeSigned(change.time)
+        }
+        writer.writeVarint(UInt64(segments.count))
+        for membership in segments {
+            writer.writeVarint(UInt64(membership.segment))
+            writer.writeSigned(membership.since)
+        }
+        writer.writeVarint(UInt64(recent.count))
+        for event in recent {
+            writer.writeVarint(UInt64(event.symbol))
+            writer.writeSigned(event.time)
+        }
+        writer.writeOptional(nextWake)
+        writer.writeVarint(lastSequence)
+    }
+
+    public static func decode(from reader: inout BinaryReader) throws(CodecError) -> ContactState {
+        let version = try reader.readByte()
+        guard version == codecVersion else {
+            throw CodecError(offset: reader.offset - 1, message: "contact format version \(version) is not supported")
+        }
+        var state = ContactState(id: try reader.readVarint())
+        state.userId = try reader.readOptionalString()
+        state.anonymousIds = try (0..<reader.readCount()).map { _ throws(CodecError) in try reader.readString() }
+        state.traits = try reader.readObject()
+        state.accountId = try reader.readOptionalString()
+        state.firstSeen = try reader.readOptionalTimestamp()
+        state.lastSeen = try reader.readOptionalTimestamp()
+        var counters: [EventCounter] = []
+        for _ in 0..<(try reader.readCount()) {
+            var counter = EventCounter(symbol: try reader.readSymbol())
+            counter.total = UInt32(truncatingIfNeeded: try reader.readVarint())
+            counter.last = try reader.readSigned()
+            counter.recent = try (0..<reader.readCount()).map { _ throws(CodecError) in try reader.readSigned() }
+            counters.append(counter)
+        }
+        state.counters = CounterSet(sorted: counters)
+        for _ in 0..<(try reader.readCount()) {
+            var score = ModelScore(model: try reader.readSymbol(), referenceTime: try reader.readSigned())
+            for _ in 0..<(try reader.readCount()) {
+                score.contributions.append(
+                    RuleContribution(rule: try reader.readSymbol(), points: try reader.readDouble(), decays: try reader.readByte() == 1))
+            }
+            for _ in 0..<(try reader.readCount()) {
+                score.capUsage.append(
+                    CapUsage(rule: try reader.readSymbol(), period: try reader.readSigned(), count: Int32(truncatingIfNeeded: try reader.readSigned())))
+            }
+            score.lastChanged = try reader.readOptionalTimestamp()
+            score.stage = try reader.readOptionalString()
+            score.grade = try reader.readOptionalString()
+            state.scores.append(score)
+        }
+        for _ in 0..<(try reader.readCount()) {
+            state.scoreHistory.append(
+                ScoreChange(
+                    rule: try reader.readSymbol(), event: try reader.readSymbol(), points: Float(try reader.readDouble()),
+                    time: try reader.readSigned()))
+        }
+        for _ in 0..<(try reader.readCount()) {
+            state.segments.append(SegmentMembership(segment: try reader.readSymbol(), since: try reader.readSigned()))
+        }
+        for _ in 0..<(try reader.readCount()) {
+            state.recent.append(RecentEvent(symbol: try reader.readSymbol(), time: try reader.readSigned()))
+        }
+        state.nextWake = try reader.readOptionalTimestamp()
+        state.lastSequence = try reader.readVarint()
+        return state
+    }
+}
+
+extension CounterSet {
+    /// Counters already sorted by symbol (as a snapshot stores them).
+    init(sorted counters: [EventCounter]) {
+        self.init()
+        for counter in counters { self.insertSorted(counter) }
+    }
+}
+
+extension BinaryWriter {
+    public mutating func writeOptional(_ value: String?) {
+        if let value {
+            writeByte(1)
+            write(value)
+        } else {
+            writeByte(0)
+        }
+    }
+
+    public mutating func writeOptional(_ value: Timestamp?) {
+        if let value {
+            writeByte(1)
+            write(value)
+        } else {
+            writeByte(0)
+        }
+    }
+}
+
+extension BinaryReader {
+    public mutating func readOptionalString() throws(CodecError) -> String? {
+        try readByte() == 1 ? try readString() : nil
+    }
+
+    public mutating func readOptionalTimestamp() throws(CodecError) -> Timestamp? {
+        try readByte() == 1 ? try readTimestamp() : nil
+    }
+
+    public mutating func readSymbol() throws(CodecError) -> UInt32 {
+        let value = try readVarint()
+        guard value <= UInt64(UInt32.max) else { throw CodecError(offset: offset, message: "symbol \(value) is out of range") }
+        return UInt32(value)
+    }
+}

@@ -1,0 +1,178 @@
+import KairosCore
+
+/// What `Engine.snapshot()` captured.
+public struct EngineSnapshot: Sendable {
+    /// The snapshot in its binary form (see `snapshots/README.md`).
+    public var bytes: [UInt8]
+    public var tenants: Int
+    public var contacts: Int
+    /// Journal records up to here may be needed by no restored tenant (see `recover`).
+    public var startSequence: UInt64
+}
+
+extension Engine {
+    static let snapshotVersion: UInt8 = 1
+
+    /// Captures every tenant's whole state. Each tenant is captured between two of its
+    /// commands (it waits for its turn), so it is consistent with the journal sequence it
+    /// records; other tenants keep running meanwhile.
+    public func snapshot() async throws(EngineError) -> EngineSnapshot {
+        let startSequence = journal?.enqueuedSequence ?? 0
+        let ids = tenantIds
+        var writer = BinaryWriter(capacity: 1 << 20)
+        writer.writeByte(Engine.snapshotVersion)
+        writer.writeVarint(startSequence)
+        writer.writeVarint(UInt64(ids.count))
+        var contactCount = 0
+        for id in ids {
+            let tenant = try tenantForSnapshot(id)
+            let (ticket, _) = tenant.gate.submit { () }
+            await tenant.gate.waitForTurn(ticket)
+            contactCount += await capture(tenant, into: &writer)
+            tenant.gate.finishTurn()
+        }
+        return EngineSnapshot(bytes: writer.bytes, tenants: ids.count, contacts: contactCount, startSequence: startSequence)
+    }
+
+    private func capture(_ tenant: Tenant, into writer: inout BinaryWriter) async -> Int {
+        let runtime = tenant.runtime
+        writer.write(runtime.id)
+        writer.write(runtime.name)
+        writer.writeVarint(tenant.applied.value)
+        let symbols = runtime.exportSymbols()
+        writer.writeVarint(UInt64(symbols.count))
+        for name in symbols { writer.write(name) }
+
+        let (history, version) = await tenant.actor.exportDefinitions()
+        writer.writeVarint(version)
+        writer.writeVarint(UInt64(history.count))
+        for entry in history {
+            writer.write(entry.kind.rawValue)
+            writer.write(entry.id)
+            writer.writeVarint(UInt64(entry.version))
+            writer.write(entry.definedAt)
+            if let source = entry.source {
+                writer.writeByte(1)
+                writer.write(source)
+            } else {
+                writer.writeByte(0)
+            }
+        }
+
+        writer.writeVarint(runtime.directory.nextContactId)
+        let contacts = runtime.directory.allContacts().sorted { $0.id < $1.id }
+        writer.writeVarint(UInt64(contacts.count))
+        for contact in contacts {
+            await contact.snapshot().encode(into: &writer)
+            let keys = contact.keys
+            writer.writeVarint(UInt64(keys.count))
+            for key in keys {
+                switch key {
+                case .user(let userId):
+                    writer.writeByte(0)
+                    writer.write(userId)
+                case .anonymous(let anonymousId):
+                    writer.writeByte(1)
+                    writer.write(anonymousId)
+                }
+            }
+        }
+
+        let accounts = runtime.accounts.export()
+        writer.writeVarint(UInt64(accounts.count))
+        for id in accounts.keys.sorted() {
+            writer.write(id)
+            writer.write(accounts[id]!.traits)
+            let members = accounts[id]!.contacts.sorted()
+            writer.writeVarint(UInt64(members.count))
+            for member in members { writer.writeVarint(member) }
+        }
+
+        let seen = runtime.deduplicator.export()
+        writer.writeVarint(UInt64(seen.count))
+        for entry in seen {
+            writer.writeVarint(entry.first)
+            writer.writeVarint(entry.second)
+            writer.writeSigned(entry.time)
+        }
+        return contacts.count
+    }
+
+    /// Loads a snapshot into this engine, which must have no tenants yet. Follow with
+    /// `recover()` to replay what the journal holds beyond it.
+    public func restore(snapshot bytes: [UInt8]) async throws -> (tenants: Int, contacts: Int) {
+        guard tenantIds.isEmpty else { throw EngineError(.invalidArgument, "restore needs an engine with no tenants") }
+        var reader = BinaryReader(bytes)
+        let version = try reader.readByte()
+        guard version == Engine.snapshotVersion else {
+            throw CodecError(offset: 0, message: "snapshot format version \(version) is not supported (expected \(Engine.snapshotVersion))")
+        }
+        // Tenants created after the capture began have records after this point.
+        restoredStartSequence.set(try reader.readVarint())
+        let tenantCount = try reader.readCount()
+        var contactCount = 0
+        for _ in 0..<tenantCount {
+            let id = try reader.readString()
+            let name = try reader.readString()
+            let applied = try reader.readVarint()
+            try applyCreateTenant(id: id, name: name)
+            let tenant = try tenantForSnapshot(id)
+            tenant.applied.set(applied)
+            let runtime = tenant.runtime
+            for _ in 0..<(try reader.readCount()) { _ = runtime.intern(try reader.readString()) }
+
+            let definitionsVersion = try reader.readVarint()
+            var history: [DefinitionVersion] = []
+            for _ in 0..<(try reader.readCount()) {
+                let kindText = try reader.readString()
+                guard let kind = DefinitionKind(rawValue: kindText) else {
+                    throw CodecError(offset: reader.offset, message: "unknown definition kind '\(kindText)'")
+                }
+                let definitionId = try reader.readString()
+                let definitionVersion = Int(try reader.readVarint())
+                let definedAt = try reader.readTimestamp()
+                let source: JSONValue? = try reader.readByte() == 1 ? try reader.readJSON() : nil
+                history.append(DefinitionVersion(kind: kind, id: definitionId, version: definitionVersion, definedAt: definedAt, source: source))
+            }
+            try await tenant.actor.restoreDefinitions(history: history, version: definitionsVersion)
+            let definitions = runtime.definitions
+
+            let nextId = try reader.readVarint()
+            for _ in 0..<(try reader.readCount()) {
+                let state = try ContactState.decode(from: &reader)
+                var keys: [ContactDirectory.IdentityKey] = []
+                for _ in 0..<(try reader.readCount()) {
+                    let kind = try reader.readByte()
+                    let value = try reader.readString()
+                    keys.append(kind == 0 ? .user(value) : .anonymous(value))
+                }
+                let actor = ContactActor(restoring: state, tenant: runtime)
+                runtime.directory.restore(actor, keys: keys, nextId: nextId)
+                for membership in state.segments {
+                    if let order = definitions.segmentOrderBySymbol[membership.segment] {
+                        runtime.members.add(state.id, to: definitions.segments[order].definition.id)
+                    }
+                }
+                await actor.restored()
+                contactCount += 1
+            }
+
+            var accounts: [String: AccountDirectory.Account] = [:]
+            for _ in 0..<(try reader.readCount()) {
+                let accountId = try reader.readString()
+                var account = AccountDirectory.Account(traits: try reader.readObject())
+                for _ in 0..<(try reader.readCount()) { account.contacts.insert(try reader.readVarint()) }
+                accounts[accountId] = account
+            }
+            runtime.accounts.restore(accounts)
+
+            var seen: [(first: UInt64, second: UInt64, time: Int64)] = []
+            for _ in 0..<(try reader.readCount()) {
+                seen.append((try reader.readVarint(), try reader.readVarint(), try reader.readSigned()))
+            }
+            runtime.deduplicator.restore(seen)
+        }
+        guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the last tenant") }
+        return (tenantCount, contactCount)
+    }
+}
