@@ -6,7 +6,8 @@ public struct EngineSnapshot: Sendable {
     public var bytes: [UInt8]
     public var tenants: Int
     public var contacts: Int
-    /// Journal records up to here may be needed by no restored tenant (see `recover`).
+    /// Every tenant in the snapshot holds the effect of all journal records up to here:
+    /// recovery replays from the next one, and the journal may be truncated through it.
     public var startSequence: UInt64
 }
 
@@ -24,14 +25,16 @@ extension Engine {
         writer.writeVarint(startSequence)
         writer.writeVarint(UInt64(ids.count))
         var contactCount = 0
+        var heldThrough = startSequence
         for id in ids {
             let tenant = try tenantForSnapshot(id)
             let (ticket, _) = tenant.gate.submit { () }
             await tenant.gate.waitForTurn(ticket)
+            heldThrough = min(heldThrough, tenant.applied.value)
             contactCount += await capture(tenant, into: &writer)
             tenant.gate.finishTurn()
         }
-        return EngineSnapshot(bytes: writer.bytes, tenants: ids.count, contacts: contactCount, startSequence: startSequence)
+        return EngineSnapshot(bytes: writer.bytes, tenants: ids.count, contacts: contactCount, startSequence: heldThrough)
     }
 
     private func capture(_ tenant: Tenant, into writer: inout BinaryWriter) async -> Int {

@@ -82,12 +82,15 @@ public final class Engine: Sendable {
             throw EngineError(.invalidArgument, "tenant id '\(id)' must be 1–64 letters, digits, '-' or '_'")
         }
         guard tenants.withLock({ $0[id] == nil }) else { throw EngineError(.tenantExists, "tenant '\(id)' already exists") }
+        var sequence: UInt64 = 0
         if let journal {
-            let record = JournalRecord(time: now, tenant: id, kind: JournalCommand.createTenant(name: name ?? id).kind,
-                payload: JournalCommand.createTenant(name: name ?? id).encoded())
-            do { try await journal.enqueue([record]).durable() } catch { throw EngineError.unavailable(error) }
+            let command = JournalCommand.createTenant(name: name ?? id)
+            let append = journal.enqueue([JournalRecord(time: now, tenant: id, kind: command.kind, payload: command.encoded())])
+            do { try await append.durable() } catch { throw EngineError.unavailable(error) }
+            sequence = append.records[0].sequence
         }
         try applyCreateTenant(id: id, name: name ?? id)
+        try tenant(id).applied.set(sequence)
     }
 
     func applyCreateTenant(id: String, name: String?) throws(EngineError) {

@@ -115,6 +115,15 @@ public final class SQLiteJournal: Journal {
             binding: Int64(bitPattern: sequence), body)
     }
 
+    /// Deletes records up to and including `sequence` (a snapshot holds their effect). The
+    /// newest record always stays, so sequence numbers keep growing after a restart.
+    public func truncate(through sequence: UInt64) throws {
+        try writerQueue.sync {
+            try writer.execute(
+                "DELETE FROM journal WHERE sequence <= \(sequence) AND sequence < (SELECT MAX(sequence) FROM journal)")
+        }
+    }
+
     /// Runs `body` with the writer connection on the writer queue (tests use it to
     /// simulate a full disk with a page limit).
     func withWriterForTesting(_ body: (Connection) throws -> Void) throws {

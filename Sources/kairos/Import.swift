@@ -107,6 +107,7 @@ extension Kairos {
                 if lineNumber % 100_000 == 0 { printError("… \(lineNumber) lines, \(imported) events imported") }
             }
             try await flush()
+            try await storage.writeSnapshot(engine, journal: journal)
             let seconds = Date().timeIntervalSince(started)
             printError(
                 String(

@@ -91,6 +91,20 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         #expect(sequences == [1, 3])
     }
 
+    @Test func truncationKeepsSequencesGrowing() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path)
+        _ = try await journal.append((0..<5).map { record($0) })
+        try journal.truncate(through: 5)
+        journal.close()
+        let reopened = try SQLiteJournal(path: path)
+        #expect(try await reopened.append([record(5)]).first?.sequence == 6)
+        var sequences: [UInt64] = []
+        try reopened.read(from: 1) { sequences.append($0.sequence) }
+        #expect(sequences == [5, 6])
+    }
+
     @Test func closedJournalRefusesAppends() async throws {
         let directory = try TemporaryDirectory()
         let journal = try SQLiteJournal(path: directory.path + "/journal.sqlite")

@@ -1,0 +1,140 @@
+import Foundation
+import KairosCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Snapshot files in a folder: `snapshot-<sequence>-<millis>.kss`, written under a temporary
+/// name, checksummed, synced and renamed, so a crash never leaves a half file that looks whole.
+///
+/// Layout (see `snapshots/README.md`): the 8 bytes `KAIROS\u{1}\n`, a format version byte,
+/// the payload length (8 bytes, little-endian), the payload, and its FNV-1a 64-bit checksum
+/// (8 bytes, little-endian).
+public struct SnapshotStore: Sendable {
+    public static let magic: [UInt8] = Array("KAIROS".utf8) + [1, 10]
+    public static let formatVersion: UInt8 = 1
+
+    public struct Entry: Sendable, Hashable {
+        public var path: String
+        public var sequence: UInt64
+        public var createdAt: Timestamp
+        public var size: Int
+    }
+
+    public let directory: String
+    /// How many snapshots to keep; older ones are deleted after a new one is written.
+    public let keep: Int
+
+    public init(directory: String, keep: Int = 3) {
+        self.directory = directory
+        self.keep = max(1, keep)
+    }
+
+    /// Writes a snapshot durably and prunes old ones.
+    @discardableResult
+    public func write(_ payload: [UInt8], sequence: UInt64, at time: Timestamp) throws -> Entry {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let name = "snapshot-\(String(format: "%020llu", sequence))-\(time.milliseconds).kss"
+        let final = directory + "/" + name
+        let temporary = final + ".tmp"
+        var bytes = SnapshotStore.magic
+        bytes.append(SnapshotStore.formatVersion)
+        bytes += littleEndian(UInt64(payload.count))
+        bytes += payload
+        bytes += littleEndian(SnapshotStore.checksum(payload))
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw StoreError(.cannotOpen, String(cString: strerror(errno)), operation: "create \(temporary)") }
+        var written = 0
+        while written < bytes.count {
+            let result = bytes[written...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                let error = StoreError(errno == ENOSPC ? .diskFull : .sqlite, String(cString: strerror(errno)), operation: "write \(temporary)")
+                close(descriptor)
+                unlink(temporary)
+                throw error
+            }
+            written += result
+        }
+        guard fsync(descriptor) == 0 else {
+            let error = StoreError(.sqlite, String(cString: strerror(errno)), operation: "sync \(temporary)")
+            close(descriptor)
+            unlink(temporary)
+            throw error
+        }
+        close(descriptor)
+        guard rename(temporary, final) == 0 else {
+            throw StoreError(.sqlite, String(cString: strerror(errno)), operation: "rename \(temporary)")
+        }
+        let folder = open(directory, O_RDONLY)
+        if folder >= 0 {
+            fsync(folder)
+            close(folder)
+        }
+        let entries = try list()
+        for old in entries.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+        return Entry(path: final, sequence: sequence, createdAt: time, size: bytes.count)
+    }
+
+    /// Snapshot files, newest first.
+    public func list() throws -> [Entry] {
+        guard FileManager.default.fileExists(atPath: directory) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name -> Entry? in
+            guard name.hasPrefix("snapshot-"), name.hasSuffix(".kss") else { return nil }
+            let parts = name.dropFirst("snapshot-".count).dropLast(".kss".count).split(separator: "-")
+            guard parts.count == 2, let sequence = UInt64(parts[0]), let millis = Int64(parts[1]) else { return nil }
+            let path = directory + "/" + name
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            return Entry(path: path, sequence: sequence, createdAt: Timestamp(milliseconds: millis), size: size)
+        }.sorted { ($0.sequence, $0.createdAt) > ($1.sequence, $1.createdAt) }
+    }
+
+    /// Reads and verifies one snapshot file; returns its payload.
+    public func read(_ entry: Entry) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: entry.path) else {
+            throw StoreError(.cannotOpen, "cannot read the file", operation: "read \(entry.path)")
+        }
+        let bytes = [UInt8](data)
+        let header = SnapshotStore.magic.count + 1 + 8
+        guard bytes.count >= header + 8, Array(bytes[..<SnapshotStore.magic.count]) == SnapshotStore.magic else {
+            throw StoreError(.corrupt, "not a Kairos snapshot (bad header)", operation: "read \(entry.path)")
+        }
+        guard bytes[SnapshotStore.magic.count] == SnapshotStore.formatVersion else {
+            throw StoreError(.corrupt, "snapshot format \(bytes[SnapshotStore.magic.count]) is not supported", operation: "read \(entry.path)")
+        }
+        let length = Int(readLittleEndian(bytes, at: SnapshotStore.magic.count + 1))
+        guard bytes.count == header + length + 8 else {
+            throw StoreError(.corrupt, "truncated: \(bytes.count) bytes, expected \(header + length + 8)", operation: "read \(entry.path)")
+        }
+        let payload = Array(bytes[header..<header + length])
+        guard readLittleEndian(bytes, at: header + length) == SnapshotStore.checksum(payload) else {
+            throw StoreError(.corrupt, "checksum mismatch", operation: "read \(entry.path)")
+        }
+        return payload
+    }
+
+    /// The newest snapshot that verifies, skipping (and reporting) any that do not.
+    public func newestValid(skipped: (Entry, StoreError) -> Void = { _, _ in }) throws -> (Entry, [UInt8])? {
+        for entry in try list() {
+            do {
+                return (entry, try read(entry))
+            } catch let error as StoreError {
+                skipped(entry, error)
+            }
+        }
+        return nil
+    }
+
+    /// FNV-1a, 64-bit.
+    public static func checksum(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
+}
+
+private func littleEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }
+
+private func readLittleEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+    (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) }
+}
