@@ -442,7 +442,7 @@ public final class Engine: Sendable {
     /// Rebuilds the state from the journal: every command in sequence order, with its
     /// journaled time, so the result is exactly the state that was acknowledged. Call it
     /// once, on a new engine, before anything else.
-    public func recover(progress: (@Sendable (UInt64) -> Void)? = nil) async throws -> RecoveryReport {
+    public func recover(upTo limit: UInt64 = .max, progress: (@Sendable (UInt64) -> Void)? = nil) async throws -> RecoveryReport {
         guard let journal else { return RecoveryReport(commandsReplayed: 0, eventsReplayed: 0, lastSequence: 0, seconds: 0) }
         let started = ContinuousClock.now
         var records: [JournalRecord] = []
@@ -460,6 +460,7 @@ public final class Engine: Sendable {
             }
             if records.isEmpty { break }
             for record in records {
+                if record.sequence > limit { break }
                 report.lastSequence = record.sequence
                 // Commands a snapshot already holds are skipped.
                 if let tenant = tenants.withLock({ $0[record.tenant] }), tenant.applied.value >= record.sequence { continue }
@@ -469,7 +470,7 @@ public final class Engine: Sendable {
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
             }
             progress?(report.lastSequence)
-            if report.lastSequence >= last { break }
+            if report.lastSequence >= last || report.lastSequence >= limit { break }
             from = report.lastSequence + 1
         }
         let elapsed = ContinuousClock.now - started

@@ -124,6 +124,11 @@ public final class SQLiteJournal: Journal {
         }
     }
 
+    /// Deletes records after `sequence` (point-in-time restore; callers keep a copy first).
+    public func discard(after sequence: UInt64) throws {
+        try writerQueue.sync { try writer.execute("DELETE FROM journal WHERE sequence > \(sequence)") }
+    }
+
     /// Runs `body` with the writer connection on the writer queue (tests use it to
     /// simulate a full disk with a page limit).
     func withWriterForTesting(_ body: (Connection) throws -> Void) throws {

@@ -11,6 +11,6 @@ struct Kairos: AsyncParsableCommand {
             their own.
             """,
         version: "0.1.0",
-        subcommands: [Demo.self, Import.self, Contact.self, Validate.self]
+        subcommands: [Demo.self, Import.self, Contact.self, Snapshot.self, Validate.self]
     )
 }
