@@ -177,12 +177,15 @@ actor TenantActor {
         throws(EngineError) -> TenantDefinitions
     {
         let runtime = self.runtime
+        // A dry run interns into a scratch copy: symbol numbers depend only on applied
+        // commands, so a replayed engine numbers them exactly as the live one did.
+        var scratch = publish ? SymbolTable() : runtime.symbolNames()
         do {
             let definitions = try TenantDefinitions.compile(
                 version: definitionsVersion + 1,
                 models: models.values.sorted { $0.id < $1.id },
                 segments: segments.values.sorted { $0.id < $1.id },
-                intern: { runtime.intern($0) })
+                intern: { publish ? runtime.intern($0) : scratch.intern($0) })
             if publish {
                 definitionsVersion += 1
                 runtime.publish(definitions)

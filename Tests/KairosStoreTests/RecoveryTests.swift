@@ -118,6 +118,26 @@ import Testing
         #expect(try await recovered.definitionHistory(tenant: DemoTenant.id, .segment, id: "trial-pricing").count == 2)
     }
 
+    /// Replaying the whole journal from empty gives the live engine's state byte for byte:
+    /// both snapshots are identical.
+    @Test func replayIsByteIdenticalToTheLiveEngine() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path, mode: .fast)
+        let live = Engine(journal: journal)
+        _ = try await run(live, contacts: 150)
+        let liveBytes = try await live.snapshot().bytes
+        journal.close()
+
+        let replayed = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
+        _ = try await replayed.recover()
+        let replayedBytes = try await replayed.snapshot().bytes
+        #expect(liveBytes.count > 10_000)
+        #expect(liveBytes.count == replayedBytes.count)
+        let firstDifference = zip(liveBytes, replayedBytes).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(firstDifference == nil, "first difference at byte \(firstDifference ?? -1): \(String(decoding: liveBytes[max(0, (firstDifference ?? 0) - 80)..<min(liveBytes.count, (firstDifference ?? 0) + 40)].map { $0 >= 32 && $0 < 127 ? $0 : 46 }, as: UTF8.self))")
+    }
+
     @Test func deduplicationSurvivesARestart() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path + "/journal.sqlite"

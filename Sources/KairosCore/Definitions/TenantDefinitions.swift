@@ -327,7 +327,8 @@ public final class TenantDefinitions: Sendable {
         }
         let modelSymbols = models.map { intern(modelKey($0.id)) }
         var entriesBySymbol: [UInt32: EventIndexEntry] = [:]
-        for (key, entry) in eventIndex where !key.hasSuffix(":*") { entriesBySymbol[intern(key)] = entry }
+        // Sorted: interning order decides symbol numbers, which must not depend on hashing.
+        for key in eventIndex.keys.sorted() where !key.hasSuffix(":*") { entriesBySymbol[intern(key)] = eventIndex[key] }
         var eventIndexBySymbol = [EventIndexEntry?](repeating: nil, count: Int(entriesBySymbol.keys.max() ?? 0) + 1)
         for (symbol, entry) in entriesBySymbol { eventIndexBySymbol[Int(symbol)] = entry }
         let wildcardIndex = EventType.allCases.map { eventIndex["\($0.rawValue):*"] }
