@@ -73,6 +73,10 @@ public struct SnapshotStore: Sendable {
         }
         let entries = try list()
         for old in entries.dropFirst(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+        // Half-written files of a process that died mid-write.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".kss.tmp") {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
         return Entry(path: final, sequence: sequence, createdAt: time, size: bytes.count)
     }
 

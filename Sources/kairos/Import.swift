@@ -31,6 +31,9 @@ extension Kairos {
         @Flag(help: "Print 'ack N' on standard output as soon as the first N lines are durable.")
         var ack = false
 
+        @Option(help: "Also write a snapshot every N batches (0: only at the end).")
+        var snapshotEvery = 0
+
         @Argument(help: "An NDJSON file, or '-' for standard input.")
         var file = "-"
 
@@ -64,14 +67,19 @@ extension Kairos {
             var rejected = 0
             let started = Date()
 
+            var batches = 0
             func flush() async throws {
                 guard !batch.isEmpty else { return }
+                batches += 1
                 let now = Timestamp(seconds: Date().timeIntervalSince1970)
                 let report = try await engine.ingest(tenant: tenant, events: batch, now: now)
                 imported += report.appliedCount
                 duplicates += report.duplicateCount
                 batch.removeAll(keepingCapacity: true)
                 if ack { FileHandle.standardOutput.write(Data("ack \(lineNumber)\n".utf8)) }
+                if snapshotEvery > 0 && batches % snapshotEvery == 0 {
+                    try await storage.writeSnapshot(engine, journal: journal, quiet: true)
+                }
             }
 
             while let line = readLine(strippingNewline: true) {

@@ -68,11 +68,15 @@ func runKairos(_ arguments: [String], input: Data? = nil) throws -> (status: Int
         var random = SystemRandomNumberGenerator()
         var expectedTotal = 0
 
-        for round in 0..<3 {
+        for round in 0..<4 {
             let roundLines = lines(round: round)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: try kairosExecutable())
-            process.arguments = ["import", "--data-dir", dataDir, "--durability", "fast", "--ack", "--batch-size", "50", "-"]
+            // Snapshots every few batches, so some kills land while one is being written.
+            process.arguments = [
+                "import", "--data-dir", dataDir, "--durability", "fast", "--ack", "--batch-size", "50",
+                "--snapshot-every", "3", "-",
+            ]
             let input = Pipe()
             let output = Pipe()
             process.standardInput = input
@@ -104,6 +108,9 @@ func runKairos(_ arguments: [String], input: Data? = nil) throws -> (status: Int
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             #expect(process.terminationReason == .uncaughtSignal || acked >= eventsPerRound)
+
+            // No damaged snapshot under a final name, whenever the kill landed.
+            #expect(try runKairos(["snapshot", "verify", "--data-dir", dataDir]).status == 0)
 
             // Everything acknowledged survived the kill; nothing beyond what was sent.
             let afterKill = try clicks(dataDir: dataDir).reduce(0, +)
