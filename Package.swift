@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KairosEngine", targets: ["KairosEngine"]),
         .library(name: "KairosStore", targets: ["KairosStore"]),
         .executable(name: "kairos", targets: ["kairos"]),
+        .executable(name: "kairos-snapshot", targets: ["kairos-snapshot"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -46,14 +47,36 @@ let package = Package(
             dependencies: ["KairosCore", "KairosEngine", "CSQLite"],
             swiftSettings: strictSettings
         ),
-        .executableTarget(
-            name: "kairos",
+        // Command-line pieces shared by `kairos` and the tools.
+        .target(
+            name: "KairosCLI",
             dependencies: [
                 "KairosCore",
                 "KairosEngine",
                 "KairosStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kairos",
+            dependencies: [
+                "KairosCore",
+                "KairosEngine",
+                "KairosStore",
+                "KairosCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The snapshot restore tool on its own (the same commands as `kairos snapshot`).
+        .executableTarget(
+            name: "kairos-snapshot",
+            dependencies: [
+                "KairosCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/kairos-snapshot",
             swiftSettings: strictSettings
         ),
         .testTarget(

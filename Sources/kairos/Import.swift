@@ -1,4 +1,5 @@
 import ArgumentParser
+import KairosCLI
 import Foundation
 import KairosCore
 import KairosEngine

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KairosCLI
 
 @main
 struct Kairos: AsyncParsableCommand {
@@ -11,6 +12,6 @@ struct Kairos: AsyncParsableCommand {
             their own.
             """,
         version: "0.1.0",
-        subcommands: [Demo.self, Import.self, Contact.self, Snapshot.self, Validate.self]
+        subcommands: [Demo.self, Import.self, Contact.self, SnapshotCommand.self, Validate.self]
     )
 }

@@ -4,21 +4,23 @@ import KairosCore
 import KairosEngine
 import KairosStore
 
-extension Kairos {
-    struct Snapshot: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "List, verify, inspect, export and restore snapshots of a data directory.",
-            subcommands: [List.self, Verify.self, Inspect.self, Export.self, Take.self, Restore.self]
-        )
-    }
+/// `kairos snapshot …`, also built alone as `kairos-snapshot` (tools/kairos-snapshot).
+public struct SnapshotCommand: AsyncParsableCommand {
+    public static let subcommands: [any ParsableCommand.Type] = [List.self, Verify.self, Inspect.self, Export.self, Take.self, Restore.self]
+    public static let abstract = "List, verify, inspect, export and restore snapshots of a data directory."
+
+    public static let configuration = CommandConfiguration(commandName: "snapshot", abstract: abstract, subcommands: subcommands)
+
+    public init() {}
 }
 
-extension Kairos.Snapshot {
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List snapshots, newest first, with their checksum status.")
+extension SnapshotCommand {
+    public struct List: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(abstract: "List snapshots, newest first, with their checksum status.")
         @OptionGroup var storage: StorageOptions
 
-        func run() async throws {
+        public func run() async throws {
             let entries = try storage.snapshots.list()
             if entries.isEmpty { printError("no snapshots in \(storage.snapshots.directory)") }
             print("SEQUENCE    CREATED                   SIZE        TENANTS  CONTACTS  CHECKSUM  FILE")
@@ -45,12 +47,13 @@ extension Kairos.Snapshot {
         }
     }
 
-    struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+    public struct Verify: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
             abstract: "Check every snapshot's checksum and decode it fully; exit 1 if any is damaged.")
         @OptionGroup var storage: StorageOptions
 
-        func run() async throws {
+        public func run() async throws {
             var failures = 0
             for entry in try storage.snapshots.list() {
                 do {
@@ -65,8 +68,9 @@ extension Kairos.Snapshot {
         }
     }
 
-    struct Inspect: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+    public struct Inspect: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
             abstract: "Summarize a snapshot, or print one contact of it as JSON.",
             discussion: "Example: kairos snapshot inspect --data-dir data --tenant demo --user-id ana")
         @OptionGroup var storage: StorageOptions
@@ -75,7 +79,7 @@ extension Kairos.Snapshot {
         @Option(help: "Print this contact (with --tenant).") var userId: String?
         @Option(help: "Print this anonymous contact (with --tenant).") var anonymousId: String?
 
-        func run() async throws {
+        public func run() async throws {
             let (entry, engine) = try await loadSnapshot(storage, sequence: sequence)
             if let tenant, userId != nil || anonymousId != nil {
                 let reference: Engine.ContactReference = userId.map { .userId($0) } ?? .anonymousId(anonymousId!)
@@ -97,19 +101,20 @@ extension Kairos.Snapshot {
         }
     }
 
-    struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+    public struct Export: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
             abstract: "Export a tenant's contacts from a snapshot as NDJSON (full profiles) or CSV (one row each).")
         @OptionGroup var storage: StorageOptions
         @Option(help: "The snapshot's sequence (default: the newest valid one).") var sequence: UInt64?
         @Option(help: "The tenant.") var tenant = DemoTenant.id
         @Option(help: "ndjson or csv.") var format = "ndjson"
 
-        func validate() throws {
+        public func validate() throws {
             guard ["ndjson", "csv"].contains(format) else { throw ValidationError("--format is ndjson or csv") }
         }
 
-        func run() async throws {
+        public func run() async throws {
             let (entry, engine) = try await loadSnapshot(storage, sequence: sequence)
             let stats = try await engine.stats(tenant: tenant)
             let encoder = JSONEncoder()
@@ -142,19 +147,21 @@ extension Kairos.Snapshot {
         }
     }
 
-    struct Take: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recover the data directory and write a snapshot now.")
+    public struct Take: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(abstract: "Recover the data directory and write a snapshot now.")
         @OptionGroup var storage: StorageOptions
 
-        func run() async throws {
+        public func run() async throws {
             let (engine, journal) = try await storage.openEngine()
             defer { journal.close() }
             try await storage.writeSnapshot(engine, journal: journal)
         }
     }
 
-    struct Restore: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+    public struct Restore: AsyncParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
             abstract: "Make a chosen snapshot the one the next start uses, optionally replaying the journal to a sequence.",
             discussion: """
                 Newer snapshots are moved aside (into a 'set-aside-TIME' folder). With --to-sequence,
@@ -166,7 +173,7 @@ extension Kairos.Snapshot {
         @Option(help: "The snapshot's sequence.") var sequence: UInt64
         @Option(help: "Replay the journal up to this sequence (inclusive).") var toSequence: UInt64?
 
-        func run() async throws {
+        public func run() async throws {
             let store = storage.snapshots
             guard let chosen = try store.list().first(where: { $0.sequence == sequence }) else {
                 throw ValidationError("no snapshot with sequence \(sequence) in \(store.directory) (see 'kairos snapshot list')")
@@ -223,7 +230,7 @@ private func loadSnapshot(_ storage: StorageOptions, sequence: UInt64?) async th
     return (chosen.0, engine)
 }
 
-func prettyJSON<T: Encodable>(_ value: T) throws -> String {
+public func prettyJSON<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     return String(decoding: try encoder.encode(value), as: UTF8.self)

@@ -5,24 +5,26 @@ import KairosEngine
 import KairosStore
 
 /// Options shared by commands that work on a data directory.
-struct StorageOptions: ParsableArguments {
+public struct StorageOptions: ParsableArguments {
+    public init() {}
+
     @Option(help: "Directory holding the journal (created when missing).")
-    var dataDir = "data"
+    public var dataDir = "data"
 
     @Option(help: "strict: acknowledge after the journal is synced (survives power loss); fast: after it is written (survives a crash).")
-    var durability: DurabilityMode = .strict
+    public var durability: DurabilityMode = .strict
 
     @Option(help: "Directory of snapshots (default: DATA_DIR/snapshots).")
-    var snapshotDir: String?
+    public var snapshotDir: String?
 
     @Option(help: "How many snapshots to keep.")
-    var keepSnapshots = 3
+    public var keepSnapshots = 3
 
-    var snapshots: SnapshotStore { SnapshotStore(directory: snapshotDir ?? dataDir + "/snapshots", keep: keepSnapshots) }
+    public var snapshots: SnapshotStore { SnapshotStore(directory: snapshotDir ?? dataDir + "/snapshots", keep: keepSnapshots) }
 
     /// Loads the newest snapshot that verifies (falling back to older ones), then replays the
     /// journal after it, saying what each phase took.
-    func openEngine(quiet: Bool = false) async throws -> (Engine, SQLiteJournal) {
+    public func openEngine(quiet: Bool = false) async throws -> (Engine, SQLiteJournal) {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let journal = try SQLiteJournal(path: dataDir + "/journal.sqlite", mode: durability)
         let engine = Engine(journal: journal)
@@ -48,7 +50,7 @@ struct StorageOptions: ParsableArguments {
     }
 
     /// Writes a snapshot of the engine and drops the journal no kept snapshot needs any more.
-    func writeSnapshot(_ engine: Engine, journal: SQLiteJournal, quiet: Bool = false) async throws {
+    public func writeSnapshot(_ engine: Engine, journal: SQLiteJournal, quiet: Bool = false) async throws {
         let started = ContinuousClock.now
         let snapshot = try await engine.snapshot()
         let entry = try snapshots.write(snapshot.bytes, sequence: snapshot.startSequence, at: Timestamp(seconds: Date().timeIntervalSince1970))
@@ -62,13 +64,13 @@ struct StorageOptions: ParsableArguments {
     }
 }
 
-func seconds(since start: ContinuousClock.Instant) -> String {
+public func seconds(since start: ContinuousClock.Instant) -> String {
     let elapsed = ContinuousClock.now - start
     return String(format: "%.2f s", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
 }
 
 extension DurabilityMode: ExpressibleByArgument {}
 
-func printError(_ text: String) {
+public func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
