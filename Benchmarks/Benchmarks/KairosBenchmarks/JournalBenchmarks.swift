@@ -2,7 +2,7 @@ import Benchmark
 import Foundation
 import KairosCore
 import KairosEngine
-import KairosStore
+@_spi(Benchmarks) import KairosStore
 
 /// Journal appends of ~200-byte records from 100 concurrent appenders of 100 records each
 /// (one iteration = 10,000 records), in both durability modes.
@@ -38,6 +38,25 @@ func journalBenchmarks() {
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             benchmark.measurement(recordsPerSecond, Int(10_000 / seconds))
+        }
+    }
+}
+
+/// The same records through a bare prepared-INSERT loop (10,000 rows a transaction), in the
+/// same run: the physical limit the journal is compared with.
+func plainInsertBenchmarks() {
+    let recordsPerSecond = BenchmarkMetric.custom("records per second", polarity: .prefersLarger, useScalingFactor: false)
+    for synchronousFull in [false, true] {
+        Benchmark(
+            "Plain SQLite insert loop, synchronous=\(synchronousFull ? "FULL" : "NORMAL"), 10K rows a transaction",
+            configuration: .init(metrics: [.wallClock, recordsPerSecond])
+        ) { benchmark in
+            let path = NSTemporaryDirectory() + "kairos-bench-plain-\(UUID().uuidString).sqlite"
+            defer {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            }
+            let rate = try PlainInsertLoop.run(path: path, rows: 10_000, perTransaction: 10_000, blobSize: 200, synchronousFull: synchronousFull)
+            benchmark.measurement(recordsPerSecond, Int(rate))
         }
     }
 }

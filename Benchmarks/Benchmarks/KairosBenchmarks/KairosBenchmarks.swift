@@ -90,7 +90,9 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     journalBenchmarks()
+    plainInsertBenchmarks()
     codecBenchmarks()
+    snapshotBenchmarks()
 
     // A new segment evaluated over 1,000,000 existing contacts.
     let large = Prepared()

@@ -1,0 +1,49 @@
+import Benchmark
+import Foundation
+import KairosCore
+import KairosEngine
+@_spi(Benchmarks) import KairosStore
+
+/// Snapshots of 1,000,000 contacts (10 traits each, in the 50-segment benchmark tenant):
+/// capture and encode, write to disk (checksummed, synced), and restore.
+func snapshotBenchmarks() {
+    let megabytes = BenchmarkMetric.custom("snapshot size (MB)", polarity: .prefersSmaller, useScalingFactor: false)
+    let shared = Prepared()
+    nonisolated(unsafe) var bytes: [UInt8] = []
+    Benchmark(
+        "Snapshot of 1M contacts: capture, encode and write",
+        configuration: .init(
+            metrics: [.wallClock, megabytes, .peakMemoryResident], warmupIterations: 0, maxIterations: 3,
+            setup: {
+                let engine = try await Workload.makeEngine()
+                for start in stride(from: 0, to: 1_000_000, by: 2000) {
+                    let events = (start..<start + 2000).map { Workload.identify(contact: $0, at: Workload.start) }
+                    _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
+                }
+                shared.engine = engine
+            })
+    ) { benchmark in
+        let directory = NSTemporaryDirectory() + "kairos-bench-snapshots-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let snapshot = try await shared.engine!.snapshot()
+        try SnapshotStore(directory: directory).write(snapshot.bytes, sequence: snapshot.startSequence, at: Workload.start)
+        bytes = snapshot.bytes
+        benchmark.measurement(megabytes, snapshot.bytes.count / 1_000_000)
+    }
+    Benchmark(
+        "Snapshot of 1M contacts: restore",
+        configuration: .init(
+            metrics: [.wallClock], warmupIterations: 0, maxIterations: 3,
+            setup: {
+                let engine = try await Workload.makeEngine()
+                for start in stride(from: 0, to: 1_000_000, by: 2000) {
+                    let events = (start..<start + 2000).map { Workload.identify(contact: $0, at: Workload.start) }
+                    _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
+                }
+                bytes = try await engine.snapshot().bytes
+            })
+    ) { _ in
+        let restored = try await Engine().restore(snapshot: bytes)
+        precondition(restored.contacts == 1_000_000)
+    }
+}
