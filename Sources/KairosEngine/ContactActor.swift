@@ -49,10 +49,12 @@ actor ContactActor {
         self.state = ContactState(id: id)
     }
 
+    /// A contact from a snapshot; the caller arms its timer (`nextWake`) with the scheduler.
     init(restoring state: ContactState, tenant: TenantRuntime) {
         self.id = state.id
         self.tenant = tenant
         self.state = state
+        self.scheduledWake = state.nextWakeMilliseconds ?? .max
     }
 
     // MARK: Identity bookkeeping (called by the directory under its locks)
@@ -162,13 +164,7 @@ actor ContactActor {
 
     func snapshot() -> ContactState { state }
 
-    /// After a restore: publish memberships and arm the timer, as `finish` does after a command.
-    func restored() {
-        if let next = state.nextWakeMilliseconds, next < scheduledWake {
-            scheduledWake = next
-            tenant.scheduler.schedule(self, at: next)
-        }
-    }
+
 
     var isForwarded: Bool { forward != nil }
 

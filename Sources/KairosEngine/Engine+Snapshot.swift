@@ -141,6 +141,7 @@ extension Engine {
             let definitions = runtime.definitions
 
             let nextId = try reader.readVarint()
+            var memberships: [String: [UInt64]] = [:]
             for _ in 0..<(try reader.readCount()) {
                 let state = try ContactState.decode(from: &reader)
                 var keys: [ContactDirectory.IdentityKey] = []
@@ -153,12 +154,13 @@ extension Engine {
                 runtime.directory.restore(actor, keys: keys, nextId: nextId)
                 for membership in state.segments {
                     if let order = definitions.segmentOrderBySymbol[membership.segment] {
-                        runtime.members.add(state.id, to: definitions.segments[order].definition.id)
+                        memberships[definitions.segments[order].definition.id, default: []].append(state.id)
                     }
                 }
-                await actor.restored()
+                if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
                 contactCount += 1
             }
+            runtime.members.add(memberships)
 
             var accounts: [String: AccountDirectory.Account] = [:]
             for _ in 0..<(try reader.readCount()) {

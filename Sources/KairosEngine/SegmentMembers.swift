@@ -29,7 +29,12 @@ final class SegmentMembers: Sendable {
 
     func counts() -> [String: Int] { sets.withLock { $0.mapValues(\.count) } }
 
-    func add(_ contact: UInt64, to segment: String) { sets.withLock { _ = $0[segment, default: []].insert(contact) } }
+    /// Adds many members at once (restoring a snapshot).
+    func add(_ members: [String: [UInt64]]) {
+        sets.withLock { sets in
+            for (segment, contacts) in members { sets[segment, default: []].formUnion(contacts) }
+        }
+    }
 
     func remove(segment: String) { sets.withLock { _ = $0.removeValue(forKey: segment) } }
 
