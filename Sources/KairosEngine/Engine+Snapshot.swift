@@ -13,6 +13,45 @@ public struct EngineSnapshot: Sendable {
 
 extension Engine {
     static let snapshotVersion: UInt8 = 1
+    /// Contacts per independently encoded chunk of a snapshot.
+    static let snapshotChunk = 4096
+
+    static func encode(_ contacts: [ContactActor]) async -> [UInt8] {
+        var writer = BinaryWriter(capacity: contacts.count * 400)
+        for contact in contacts {
+            await contact.snapshot().encode(into: &writer)
+            let keys = contact.keys
+            writer.writeVarint(UInt64(keys.count))
+            for key in keys {
+                switch key {
+                case .user(let userId):
+                    writer.writeByte(0)
+                    writer.write(userId)
+                case .anonymous(let anonymousId):
+                    writer.writeByte(1)
+                    writer.write(anonymousId)
+                }
+            }
+        }
+        return writer.bytes
+    }
+
+    /// Decodes one chunk of contacts with their identity keys.
+    static func decodeChunk(_ bytes: [UInt8]) throws(CodecError) -> [(ContactState, [ContactDirectory.IdentityKey])] {
+        var reader = BinaryReader(bytes)
+        var contacts: [(ContactState, [ContactDirectory.IdentityKey])] = []
+        while !reader.isAtEnd {
+            let state = try ContactState.decode(from: &reader)
+            var keys: [ContactDirectory.IdentityKey] = []
+            for _ in 0..<(try reader.readCount()) {
+                let kind = try reader.readByte()
+                let value = try reader.readString()
+                keys.append(kind == 0 ? .user(value) : .anonymous(value))
+            }
+            contacts.append((state, keys))
+        }
+        return contacts
+    }
 
     /// Captures every tenant's whole state. Each tenant is captured between two of its
     /// commands (it waits for its turn), so it is consistent with the journal sequence it
@@ -65,20 +104,23 @@ extension Engine {
         writer.writeVarint(runtime.directory.nextContactId)
         let contacts = runtime.directory.allContacts().sorted { $0.id < $1.id }
         writer.writeVarint(UInt64(contacts.count))
-        for contact in contacts {
-            await contact.snapshot().encode(into: &writer)
-            let keys = contact.keys
-            writer.writeVarint(UInt64(keys.count))
-            for key in keys {
-                switch key {
-                case .user(let userId):
-                    writer.writeByte(0)
-                    writer.write(userId)
-                case .anonymous(let anonymousId):
-                    writer.writeByte(1)
-                    writer.write(anonymousId)
-                }
+        // Contacts go in chunks, each prefixed with its length, encoded in parallel (and
+        // decoded in parallel on restore).
+        let chunks = stride(from: 0, to: contacts.count, by: Engine.snapshotChunk).map {
+            Array(contacts[$0..<min($0 + Engine.snapshotChunk, contacts.count)])
+        }
+        let encoded = await withTaskGroup(of: (Int, [UInt8]).self) { group in
+            for (index, chunk) in chunks.enumerated() {
+                group.addTask { (index, await Engine.encode(chunk)) }
             }
+            var parts = [[UInt8]](repeating: [], count: chunks.count)
+            for await (index, bytes) in group { parts[index] = bytes }
+            return parts
+        }
+        writer.writeVarint(UInt64(encoded.count))
+        for part in encoded {
+            writer.writeVarint(UInt64(part.count))
+            writer.writeBytes(part)
         }
 
         let accounts = runtime.accounts.export()
@@ -141,24 +183,36 @@ extension Engine {
             let definitions = runtime.definitions
 
             let nextId = try reader.readVarint()
-            var memberships: [String: [UInt64]] = [:]
+            let expected = try reader.readCount(limit: 1 << 30)
+            var chunks: [[UInt8]] = []
             for _ in 0..<(try reader.readCount()) {
-                let state = try ContactState.decode(from: &reader)
-                var keys: [ContactDirectory.IdentityKey] = []
-                for _ in 0..<(try reader.readCount()) {
-                    let kind = try reader.readByte()
-                    let value = try reader.readString()
-                    keys.append(kind == 0 ? .user(value) : .anonymous(value))
+                let length = try reader.readCount(limit: 1 << 30)
+                chunks.append(try reader.readBytes(length))
+            }
+            let decoded = try await withThrowingTaskGroup(of: (Int, [(ContactState, [ContactDirectory.IdentityKey])]).self) { group in
+                for (index, chunk) in chunks.enumerated() {
+                    group.addTask { (index, try Engine.decodeChunk(chunk)) }
                 }
-                let actor = ContactActor(restoring: state, tenant: runtime)
-                runtime.directory.restore(actor, keys: keys, nextId: nextId)
-                for membership in state.segments {
-                    if let order = definitions.segmentOrderBySymbol[membership.segment] {
-                        memberships[definitions.segments[order].definition.id, default: []].append(state.id)
+                var parts = [[(ContactState, [ContactDirectory.IdentityKey])]](repeating: [], count: chunks.count)
+                for try await (index, contacts) in group { parts[index] = contacts }
+                return parts
+            }
+            var memberships: [String: [UInt64]] = [:]
+            for part in decoded {
+                for (state, keys) in part {
+                    let actor = ContactActor(restoring: state, tenant: runtime)
+                    runtime.directory.restore(actor, keys: keys, nextId: nextId)
+                    for membership in state.segments {
+                        if let order = definitions.segmentOrderBySymbol[membership.segment] {
+                            memberships[definitions.segments[order].definition.id, default: []].append(state.id)
+                        }
                     }
+                    if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
+                    contactCount += 1
                 }
-                if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
-                contactCount += 1
+            }
+            guard decoded.reduce(0, { $0 + $1.count }) == expected else {
+                throw CodecError(offset: reader.offset, message: "tenant '\(id)' should hold \(expected) contacts")
             }
             runtime.members.add(memberships)
 

@@ -7,6 +7,8 @@ public struct BinaryWriter: Sendable {
 
     public mutating func writeByte(_ byte: UInt8) { bytes.append(byte) }
 
+    public mutating func writeBytes(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+
     public mutating func writeVarint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
@@ -132,6 +134,12 @@ public struct BinaryReader {
         guard offset + count <= bytes.count else { throw failure("string of \(count) bytes runs past the end") }
         defer { offset += count }
         return String(decoding: bytes[offset..<offset + count], as: UTF8.self)
+    }
+
+    public mutating func readBytes(_ count: Int) throws(CodecError) -> [UInt8] {
+        guard offset + count <= bytes.count else { throw failure("\(count) bytes run past the end") }
+        defer { offset += count }
+        return Array(bytes[offset..<offset + count])
     }
 
     public mutating func readDouble() throws(CodecError) -> Double {
