@@ -35,6 +35,9 @@ extension Kairos {
         @Option(help: "Also write a snapshot every N batches (0: only at the end).")
         var snapshotEvery = 0
 
+        @Option(help: "Also write a snapshot every N seconds while importing (0: off).")
+        var snapshotSeconds = 0
+
         @Argument(help: "An NDJSON file, or '-' for standard input.")
         var file = "-"
 
@@ -60,6 +63,16 @@ extension Kairos {
                 }
                 close(descriptor)
             }
+            // Snapshots on a clock while the import runs.
+            let snapshotter = Snapshotter(
+                engine: engine, journal: journal, store: storage.snapshots,
+                interval: snapshotSeconds > 0 ? .seconds(Int64(snapshotSeconds)) : nil, commands: nil)
+            let periodic = snapshotSeconds > 0
+                ? Task { await snapshotter.run(clock: SystemClock()) { result in
+                    if case .failure(let error) = result { printError("snapshot failed: \(error)") }
+                } }
+                : nil
+            defer { periodic?.cancel() }
             let decoder = EventDecoder()
             var batch: [Event] = []
             var lineNumber = 0
