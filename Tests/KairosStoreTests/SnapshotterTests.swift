@@ -47,7 +47,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(2))
         }
         // Bounded wait for the last one.
-        for _ in 0..<200 where written.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<500 where written.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
         task.cancel()
         await task.value
         #expect(written.withLock { $0 } >= 2)
