@@ -30,10 +30,7 @@ let benchmarks: @Sendable () -> Void = {
             configuration: .init(metrics: [.wallClock, eventsPerSecond, .peakMemoryResident], setup: {
                 let engine = try await Workload.makeEngine()
                 // Every contact exists with its traits before measuring.
-                for start in stride(from: 0, to: 100_000, by: 1000) {
-                    let events = (start..<start + 1000).map { Workload.identify(contact: $0, at: Workload.start) }
-                    _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
-                }
+                try await Workload.populate(engine, contacts: 100_000)
                 prepared.engine = engine
             })
         ) { benchmark in
@@ -101,10 +98,7 @@ let benchmarks: @Sendable () -> Void = {
         configuration: .init(metrics: [.wallClock], warmupIterations: 0, maxIterations: 3, setup: {
             let engine = Engine()
             try await engine.createTenant(id: Workload.tenant)
-            for start in stride(from: 0, to: 1_000_000, by: 2000) {
-                let events = (start..<start + 2000).map { Workload.identify(contact: $0, at: Workload.start) }
-                _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
-            }
+            try await Workload.populate(engine, contacts: 1_000_000)
             large.engine = engine
         })
     ) { benchmark in

@@ -16,10 +16,7 @@ func snapshotBenchmarks() {
             metrics: [.wallClock, megabytes, .peakMemoryResident], warmupIterations: 0, maxIterations: 3,
             setup: {
                 let engine = try await Workload.makeEngine()
-                for start in stride(from: 0, to: 1_000_000, by: 2000) {
-                    let events = (start..<start + 2000).map { Workload.identify(contact: $0, at: Workload.start) }
-                    _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
-                }
+                try await Workload.populate(engine, contacts: 1_000_000)
                 shared.engine = engine
             })
     ) { benchmark in
@@ -36,10 +33,7 @@ func snapshotBenchmarks() {
             metrics: [.wallClock], warmupIterations: 0, maxIterations: 3,
             setup: {
                 let engine = try await Workload.makeEngine()
-                for start in stride(from: 0, to: 1_000_000, by: 2000) {
-                    let events = (start..<start + 2000).map { Workload.identify(contact: $0, at: Workload.start) }
-                    _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
-                }
+                try await Workload.populate(engine, contacts: 1_000_000)
                 bytes = try await engine.snapshot().bytes
             })
     ) { _ in

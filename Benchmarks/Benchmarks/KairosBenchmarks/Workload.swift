@@ -81,6 +81,14 @@ enum Workload {
         return engine
     }
 
+    /// Creates `contacts` identified contacts (10 traits each) in the benchmark tenant.
+    static func populate(_ engine: Engine, contacts: Int) async throws {
+        for start in stride(from: 0, to: contacts, by: 2000) {
+            let events = (start..<min(start + 2000, contacts)).map { identify(contact: $0, at: Workload.start) }
+            _ = try await engine.ingest(tenant: tenant, events: events, now: Workload.start)
+        }
+    }
+
     /// Ten traits for one contact.
     static func identify(contact: Int, at time: Timestamp) -> Event {
         .identify(
