@@ -197,20 +197,34 @@ extension Engine {
                 for try await (index, contacts) in group { parts[index] = contacts }
                 return parts
             }
-            var memberships: [String: [UInt64]] = [:]
-            for part in decoded {
-                for (state, keys) in part {
-                    let actor = ContactActor(restoring: state, tenant: runtime)
-                    runtime.directory.restore(actor, keys: keys, nextId: nextId)
-                    for membership in state.segments {
-                        if let order = definitions.segmentOrderBySymbol[membership.segment] {
-                            memberships[definitions.segments[order].definition.id, default: []].append(state.id)
+            // Rebuild actors, directory entries and timers chunk by chunk in parallel: the
+            // directory and the scheduler are safe to fill from several tasks.
+            let segmentIds = definitions.segments.map(\.definition.id)
+            let orderBySymbol = definitions.segmentOrderBySymbol
+            let memberships = await withTaskGroup(of: [String: [UInt64]].self) { group in
+                for part in decoded {
+                    group.addTask {
+                        var memberships: [String: [UInt64]] = [:]
+                        for (state, keys) in part {
+                            let actor = ContactActor(restoring: state, tenant: runtime)
+                            runtime.directory.restore(actor, keys: keys, nextId: nextId)
+                            for membership in state.segments {
+                                if let order = orderBySymbol[membership.segment] {
+                                    memberships[segmentIds[order], default: []].append(state.id)
+                                }
+                            }
+                            if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
                         }
+                        return memberships
                     }
-                    if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
-                    contactCount += 1
                 }
+                var all: [String: [UInt64]] = [:]
+                for await part in group {
+                    for (segment, contacts) in part { all[segment, default: []] += contacts }
+                }
+                return all
             }
+            contactCount += decoded.reduce(0) { $0 + $1.count }
             guard decoded.reduce(0, { $0 + $1.count }) == expected else {
                 throw CodecError(offset: reader.offset, message: "tenant '\(id)' should hold \(expected) contacts")
             }

@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkWorkload
 import KairosCore
 import KairosEngine
 

@@ -1,5 +1,6 @@
 import Benchmark
 import Foundation
+import BenchmarkWorkload
 import KairosCore
 import KairosEngine
 @_spi(Benchmarks) import KairosStore

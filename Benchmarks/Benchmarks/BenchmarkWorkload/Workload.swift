@@ -4,14 +4,14 @@ import KairosEngine
 
 /// The benchmark tenant: 20 event names, 10 scoring rules, 50 segments of which 10
 /// use time windows, and contacts with 10 traits.
-enum Workload {
-    static let tenant = "bench"
-    static let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
-    static let eventNames = (0..<20).map { "Event \($0)" }
-    static let plans = ["free", "trial", "pro", "team", "enterprise"]
-    static let countries = ["FR", "DE", "US", "GB", "ES", "IT", "NL", "SE"]
+public enum Workload {
+    public static let tenant = "bench"
+    public static let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
+    public static let eventNames = (0..<20).map { "Event \($0)" }
+    public static let plans = ["free", "trial", "pro", "team", "enterprise"]
+    public static let countries = ["FR", "DE", "US", "GB", "ES", "IT", "NL", "SE"]
 
-    static let models: [String] = [
+    public static let models: [String] = [
         """
         {"id": "engagement", "halfLifeDays": 30, "limit": 500,
          "groups": [{"id": "web", "limit": 200}],
@@ -37,7 +37,7 @@ enum Workload {
         """,
     ]
 
-    static var segments: [String] {
+    public static var segments: [String] {
         var result: [String] = []
         for (index, plan) in plans.enumerated() {
             result.append(#"{"id": "plan-\#(index)", "condition": {"trait": "plan", "op": "eq", "value": "\#(plan)"}}"#)
@@ -73,8 +73,9 @@ enum Workload {
         return result
     }
 
-    static func makeEngine() async throws -> Engine {
-        let engine = Engine()
+    /// Installs the benchmark tenant's definitions (into `engine`, or a new in-memory engine).
+    public static func makeEngine(_ existing: Engine? = nil) async throws -> Engine {
+        let engine = existing ?? Engine()
         try await engine.createTenant(id: tenant)
         for model in models { try await engine.defineScoringModel(tenant: tenant, try JSONValue.parse(model), now: start) }
         for segment in segments { try await engine.defineSegment(tenant: tenant, try JSONValue.parse(segment), now: start) }
@@ -82,7 +83,7 @@ enum Workload {
     }
 
     /// Creates `contacts` identified contacts (10 traits each) in the benchmark tenant.
-    static func populate(_ engine: Engine, contacts: Int) async throws {
+    public static func populate(_ engine: Engine, contacts: Int) async throws {
         for start in stride(from: 0, to: contacts, by: 2000) {
             let events = (start..<min(start + 2000, contacts)).map { identify(contact: $0, at: Workload.start) }
             _ = try await engine.ingest(tenant: tenant, events: events, now: Workload.start)
@@ -90,7 +91,7 @@ enum Workload {
     }
 
     /// Ten traits for one contact.
-    static func identify(contact: Int, at time: Timestamp) -> Event {
+    public static func identify(contact: Int, at time: Timestamp) -> Event {
         .identify(
             userId: "user-\(contact)",
             traits: [
@@ -103,18 +104,18 @@ enum Workload {
     }
 
     /// A stream of events over `contacts` contacts with Zipf popularity.
-    struct Stream {
+    public struct Stream {
         let contacts: Int
         var random: SeededRandom
         let popularity: ZipfDistribution
 
-        init(contacts: Int, seed: UInt64) {
+        public init(contacts: Int, seed: UInt64) {
             self.contacts = contacts
             self.random = SeededRandom(seed: seed)
             self.popularity = ZipfDistribution(count: contacts)
         }
 
-        mutating func batch(size: Int, at time: Timestamp) -> [Event] {
+        public mutating func batch(size: Int, at time: Timestamp) -> [Event] {
             (0..<size).map { _ in
                 let contact = popularity.sample(&random)
                 let userId = "user-\(contact)"
@@ -137,7 +138,7 @@ enum Workload {
 
     /// Resident memory of this process in bytes, after returning freed heap pages to the
     /// system (so memory that is free but still mapped is not counted as in use).
-    static func residentBytes() -> Int {
+    public static func residentBytes() -> Int {
         _ = mallocTrim(0)
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
         let fields = text.split(separator: " ")

@@ -1,0 +1,87 @@
+// Measures the benchmark workloads in a plain release executable (no malloc interposer).
+// Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
+//        swift run -c release kairos-measure memory | backfill | snapshot
+import BenchmarkWorkload
+import Foundation
+import KairosCore
+import KairosEngine
+import KairosStore
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first ?? "help" {
+case "ingest":
+    let feeders = arguments.count > 1 ? Int(arguments[1]) ?? 4 : 4
+    let journalMode = arguments.count > 2 ? arguments[2] : "none"
+    var journal: SQLiteJournal?
+    if journalMode != "none" {
+        let path = NSTemporaryDirectory() + "kairos-measure-\(UUID().uuidString).sqlite"
+        journal = try SQLiteJournal(path: path, mode: journalMode == "strict" ? .strict : .fast)
+    }
+    let engine = try await Workload.makeEngine(Engine(journal: journal))
+    try await Workload.populate(engine, contacts: 100_000)
+    var stream = Workload.Stream(contacts: 100_000, seed: 7)
+    var now = Workload.start
+    var rates: [Int] = []
+    for round in 0..<10 {
+        var batches: [[Event]] = []
+        for _ in 0..<500 {
+            now = now + .seconds(1)
+            batches.append(stream.batch(size: 100, at: now))
+        }
+        let work = batches
+        let at = now
+        let started = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for feeder in 0..<feeders {
+                group.addTask {
+                    for index in stride(from: feeder, to: work.count, by: feeders) {
+                        _ = try? await engine.ingest(tenant: Workload.tenant, events: work[index], now: at)
+                    }
+                }
+            }
+        }
+        rates.append(Int(50_000 / seconds(ContinuousClock.now - started)))
+        print("round \(round + 1): \(rates.last!) events/s")
+    }
+    print("ingest, \(feeders) feeders, journal \(journalMode): best \(rates.max()!) events/s, median \(rates.sorted()[rates.count / 2]) events/s")
+case "memory":
+    let engine = try await Workload.makeEngine()
+    let before = Workload.residentBytes()
+    for start in stride(from: 0, to: 100_000, by: 1000) {
+        var events: [Event] = []
+        for contact in start..<start + 1000 {
+            events.append(Workload.identify(contact: contact, at: Workload.start))
+            for name in Workload.eventNames { events.append(.track(name, userId: "user-\(contact)", at: Workload.start)) }
+        }
+        _ = try await engine.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
+    }
+    let perContact = (Workload.residentBytes() - before) / 100_000
+    let stats = try await engine.stats(tenant: Workload.tenant)
+    let memberships = Double(stats.segmentSizes.values.reduce(0, +)) / 100_000
+    print("memory: \(perContact) bytes per contact (10 traits, 20 event names, \(String(format: "%.1f", memberships)) segments)")
+case "backfill":
+    let engine = Engine()
+    try await engine.createTenant(id: Workload.tenant)
+    try await Workload.populate(engine, contacts: 1_000_000)
+    let started = ContinuousClock.now
+    let segment = try JSONValue.parse(
+        #"{"id": "new-segment", "condition": {"all": [{"trait": "country", "op": "eq", "value": "FR"}, {"trait": "company_size", "op": "gt", "value": 100}]}}"#)
+    let receipt = try await engine.defineSegment(tenant: Workload.tenant, segment, now: Workload.start + .seconds(1))
+    print("backfill: new segment over \(receipt.contactsEvaluated) contacts in \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s")
+case "snapshot":
+    let engine = try await Workload.makeEngine()
+    try await Workload.populate(engine, contacts: 1_000_000)
+    var started = ContinuousClock.now
+    let snapshot = try await engine.snapshot()
+    print("snapshot: 1M contacts captured and encoded in \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s, \(snapshot.bytes.count / 1_000_000) MB")
+    let restored = Engine()
+    started = ContinuousClock.now
+    _ = try await restored.restore(snapshot: snapshot.bytes)
+    print("restore: 1M contacts in \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s")
+default:
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot")
+}
