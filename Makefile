@@ -9,7 +9,7 @@ SWIFT ?= swift
 .PHONY: help deps build test run demo bench clean
 
 help:
-	@echo "make run    - set up and run Kairos on its embedded defaults (the demo tenant)"
+	@echo "make run    - set up and run Kairos on its embedded defaults (the demo tenant, state in ./data)"
 	@echo "make test   - set up and run every test"
 	@echo "make build  - debug build"
 	@echo "make bench  - in-process benchmarks (Benchmarks/, ordo-one/benchmark)"
@@ -25,7 +25,7 @@ test: deps
 	$(SWIFT) test
 
 run: deps
-	$(SWIFT) run -c release kairos demo
+	$(SWIFT) run -c release kairos demo --data-dir data
 
 demo: run
 

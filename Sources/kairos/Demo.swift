@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import KairosCore
 import KairosEngine
+import KairosCLI
+import KairosStore
 
 extension Kairos {
     struct Demo: AsyncParsableCommand {
@@ -30,6 +32,9 @@ extension Kairos {
         @Option(help: "How many top leads to show.")
         var top = 5
 
+        @Option(help: "Keep the demo's state in this directory (journal and snapshots) and continue from it next time; omit to run in memory only.")
+        var dataDir: String?
+
         func validate() throws {
             guard contacts > 0, days > 0, eventsPerDay > 0 else {
                 throw ValidationError("--contacts, --days and --events-per-day must be positive")
@@ -37,12 +42,31 @@ extension Kairos {
         }
 
         func run() async throws {
-            let engine = Engine()
-            let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
-            try await DemoTenant.install(into: engine, now: start)
+            var start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
+            let engine: Engine
+            var storage: StorageOptions?
+            var journal: SQLiteJournal?
+            if let dataDir {
+                let options = try StorageOptions.parse(["--data-dir", dataDir, "--durability", "fast"])
+                let (opened, openedJournal) = try await options.openEngine()
+                engine = opened
+                storage = options
+                journal = openedJournal
+                // Continue the simulated calendar after what the journal already holds.
+                var last: Timestamp?
+                try openedJournal.read(from: openedJournal.lastSequence) { last = $0.time }
+                if let last, last >= start { start = Timestamp(milliseconds: (last.dayNumber + 1) * 86_400_000) }
+            } else {
+                engine = Engine()
+            }
+            defer { journal?.close() }
+            if !engine.tenantIds.contains(DemoTenant.id) {
+                try await DemoTenant.install(into: engine, now: start)
+            }
             print("Kairos demo: tenant '\(DemoTenant.id)', \(contacts) contacts, \(days) days, \(eventsPerDay) events a day (seed \(seed))")
 
-            var traffic = DemoTraffic(contacts: contacts, seed: seed)
+            // A continued run gets new visitors' messages, not replays of the first run's.
+            var traffic = DemoTraffic(contacts: contacts, seed: dataDir == nil ? seed : seed &+ UInt64(max(0, start.dayNumber)))
             let batchSize = 100
             let batchesPerHour = max(1, eventsPerDay / 24 / batchSize)
             var effectCount = 0
@@ -69,6 +93,7 @@ extension Kairos {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             print(String(format: "applied %d events in %.2f s (%.0f events/s, in process)", eventCount, seconds, Double(eventCount) / seconds))
 
+            if let storage, let journal { try await storage.writeSnapshot(engine, journal: journal) }
             let end = start + .days(Int64(days))
             let page = try await engine.segmentMembers(tenant: DemoTenant.id, segment: "mqls", limit: 1000)
             var leads: [ContactView] = []
