@@ -166,8 +166,6 @@ actor ContactActor {
 
 
 
-    var isForwarded: Bool { forward != nil }
-
     // MARK: Helpers
 
     private func context(_ now: Timestamp) -> EvaluationContext {

@@ -93,8 +93,6 @@ final class AccountDirectory: Sendable {
         }
     }
 
-    func account(_ id: String) -> Account? { accounts.withLock { $0[id] } }
-
     func export() -> [String: Account] { accounts.withLock { $0 } }
 
     func restore(_ saved: [String: Account]) { accounts.withLock { $0 = saved } }

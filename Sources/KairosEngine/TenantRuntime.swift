@@ -41,18 +41,12 @@ final class TenantRuntime: Sendable {
         }
     }
 
-    func symbolName(_ symbol: UInt32) -> String? { symbolTable.withLock { $0.name(of: symbol) } }
-
     func symbolNames() -> SymbolTable { symbolTable.withLock { $0 } }
 
     /// Every interned name, in symbol order (symbol 1 first), for a snapshot.
     func exportSymbols() -> [String] {
         symbolTable.withLock { table in (1...max(table.count, 1)).compactMap { table.name(of: UInt32($0)) } }
     }
-
-    func contact(forUser userId: String) -> ContactActor? { directory.lookup(.user(userId)) }
-
-    func contact(forAnonymous anonymousId: String) -> ContactActor? { directory.lookup(.anonymous(anonymousId)) }
 
     func makeContact(_ id: UInt64) -> ContactActor { ContactActor(id: id, tenant: self) }
 }

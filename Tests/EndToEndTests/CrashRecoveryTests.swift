@@ -17,17 +17,23 @@ struct CrashTestError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs `kairos` to completion and returns its standard output.
-func runKairos(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String) {
+/// Starts `kairos` with piped standard input and output (standard error discarded).
+func launchKairos(_ arguments: [String]) throws -> (process: Process, input: Pipe, output: Pipe) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try kairosExecutable())
     process.arguments = arguments
+    let input = Pipe()
     let output = Pipe()
-    let stdin = Pipe()
+    process.standardInput = input
     process.standardOutput = output
-    process.standardInput = stdin
     process.standardError = FileHandle.nullDevice
     try process.run()
+    return (process, input, output)
+}
+
+/// Runs `kairos` to completion and returns its standard output.
+func runKairos(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String) {
+    let (process, stdin, output) = try launchKairos(arguments)
     if let input { try stdin.fileHandleForWriting.write(contentsOf: input) }
     try stdin.fileHandleForWriting.close()
     let data = output.fileHandleForReading.readDataToEndOfFile()
@@ -70,19 +76,11 @@ func runKairos(_ arguments: [String], input: Data? = nil) throws -> (status: Int
 
         for round in 0..<4 {
             let roundLines = lines(round: round)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try kairosExecutable())
             // Snapshots every few batches, so some kills land while one is being written.
-            process.arguments = [
+            let (process, input, output) = try launchKairos([
                 "import", "--data-dir", dataDir, "--durability", "fast", "--ack", "--batch-size", "50",
                 "--snapshot-every", "3", "-",
-            ]
-            let input = Pipe()
-            let output = Pipe()
-            process.standardInput = input
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            ])
 
             let killAfter = Int.random(in: 150...1800, using: &random)
             // Feed the events from another thread; writes fail harmlessly once the child is dead.
