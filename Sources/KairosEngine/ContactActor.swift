@@ -11,11 +11,13 @@ actor ContactActor {
         let counterSymbols: [UInt32]
         /// The definitions in force when the batch was accepted: read once per batch.
         let definitions: TenantDefinitions
+        let catalog: DecisionCatalog
 
-        init(events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions) {
+        init(events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions, catalog: DecisionCatalog) {
             self.events = events
             self.counterSymbols = counterSymbols
             self.definitions = definitions
+            self.catalog = catalog
         }
     }
 
@@ -110,7 +112,8 @@ actor ContactActor {
             let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
             state.apply(
                 batch.events[index], counterSymbol: batch.counterSymbols[index],
-                context: context(commandNow, accountId: accountId, definitions: batch.definitions), effects: &effects)
+                context: context(commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog),
+                effects: &effects)
             position += 1
         }
         finish(effects)
@@ -164,27 +167,63 @@ actor ContactActor {
 
     func snapshot() -> ContactState { state }
 
+    // MARK: Decisions
 
+    /// Decides `placements` from this contact's state; with `recordNow` the decision's
+    /// record (assignments, served decisions) is applied at once, otherwise the caller
+    /// journals it and applies it with `record(_:now:)`.
+    func decide(
+        _ placements: [String], userId: String?, anonymousId: String?, request: RequestContext, now: Timestamp,
+        seed: UInt64, recordNow: Bool
+    ) async -> (decisions: [PlacementDecision], record: DecisionRecord) {
+        if let forward {
+            return await forward.decide(
+                placements, userId: userId, anonymousId: anonymousId, request: request, now: now, seed: seed, recordNow: recordNow)
+        }
+        let result = tenant.decide(
+            placements, state: state, userId: userId ?? state.userId, anonymousId: anonymousId ?? state.anonymousIds.first,
+            request: request, now: now, seed: seed)
+        if recordNow && !result.record.isEmpty {
+            var effects: [Effect] = []
+            state.record(result.record, effects: &effects)
+            finish(effects)
+        }
+        return result
+    }
+
+    func record(_ record: DecisionRecord, now: Timestamp) async -> [Effect] {
+        if let forward { return await forward.record(record, now: now) }
+        _ = effectiveNow(now)
+        var effects: [Effect] = []
+        state.record(record, effects: &effects)
+        finish(effects)
+        return effects
+    }
 
     // MARK: Helpers
 
     private func context(_ now: Timestamp) -> EvaluationContext {
-        context(now, accountId: state.accountId, definitions: tenant.definitions)
+        context(now, accountId: state.accountId, definitions: tenant.definitions, catalog: tenant.catalog)
     }
 
-    private func context(_ now: Timestamp, accountId: String?, definitions: TenantDefinitions) -> EvaluationContext {
+    private func context(_ now: Timestamp, accountId: String?, definitions: TenantDefinitions, catalog: DecisionCatalog)
+        -> EvaluationContext
+    {
         var account: [String: JSONValue]?
         if let accountId,
             !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty
         {
             account = tenant.accounts.traits(of: accountId)
         }
-        return EvaluationContext(now: now, definitions: definitions, accountTraits: account)
+        return EvaluationContext(now: now, definitions: definitions, accountTraits: account, catalog: catalog)
     }
 
     /// Publishes membership changes and keeps exactly one scheduler entry for the next wake-up.
     private func finish(_ effects: [Effect]) {
-        if !effects.isEmpty { tenant.members.apply(effects) }
+        if !effects.isEmpty {
+            tenant.members.apply(effects)
+            tenant.tallies.apply(effects)
+        }
         if let next = state.nextWakeMilliseconds, next < scheduledWake {
             scheduledWake = next
             tenant.scheduler.schedule(self, at: next)

@@ -1,24 +1,6 @@
 import Foundation
 import KairosCore
 
-/// A small, fast, seedable random generator (SplitMix64), so simulated traffic is
-/// the same on every run.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
 /// Picks items 0..<count with Zipf popularity: a few contacts are very active, most rarely seen.
 public struct ZipfDistribution: Sendable {
     private let cumulative: [Double]

@@ -12,7 +12,8 @@ public struct EngineSnapshot: Sendable {
 }
 
 extension Engine {
-    static let snapshotVersion: UInt8 = 1
+    /// 2 added decision tallies per tenant (and contacts in codec version 2); 1 is still read.
+    static let snapshotVersion: UInt8 = 2
     /// Contacts per independently encoded chunk of a snapshot.
     static let snapshotChunk = 4096
 
@@ -140,6 +141,30 @@ extension Engine {
             writer.writeVarint(entry.second)
             writer.writeSigned(entry.time)
         }
+
+        let tallies = runtime.tallies.export()
+        writer.writeVarint(UInt64(tallies.experiments.count))
+        for experiment in tallies.experiments.keys.sorted() {
+            writer.write(experiment)
+            let variants = tallies.experiments[experiment]!
+            writer.writeVarint(UInt64(variants.count))
+            for variant in variants.keys.sorted() {
+                writer.writeSigned(Int64(variant))
+                writer.writeSigned(Int64(variants[variant]!.units))
+                writer.writeSigned(Int64(variants[variant]!.conversions))
+            }
+        }
+        writer.writeVarint(UInt64(tallies.arms.count))
+        for placement in tallies.arms.keys.sorted() {
+            writer.write(placement)
+            let arms = tallies.arms[placement]!
+            writer.writeVarint(UInt64(arms.count))
+            for variant in arms.keys.sorted() {
+                writer.write(variant)
+                writer.writeSigned(Int64(arms[variant]!.trials))
+                writer.writeSigned(Int64(arms[variant]!.rewards))
+            }
+        }
         return contacts.count
     }
 
@@ -149,7 +174,7 @@ extension Engine {
         guard tenantIds.isEmpty else { throw EngineError(.invalidArgument, "restore needs an engine with no tenants") }
         var reader = BinaryReader(bytes)
         let version = try reader.readByte()
-        guard version == Engine.snapshotVersion else {
+        guard version == 1 || version == Engine.snapshotVersion else {
             throw CodecError(offset: 0, message: "snapshot format version \(version) is not supported (expected \(Engine.snapshotVersion))")
         }
         // Tenants created after the capture began have records after this point.
@@ -244,6 +269,27 @@ extension Engine {
                 seen.append((try reader.readVarint(), try reader.readVarint(), try reader.readSigned()))
             }
             runtime.deduplicator.restore(seen)
+
+            guard version >= 2 else { continue }
+            var tallies = DecisionTallies.Totals()
+            for _ in 0..<(try reader.readCount()) {
+                let experiment = try reader.readString()
+                var variants: [Int: ConversionCounts] = [:]
+                for _ in 0..<(try reader.readCount()) {
+                    variants[Int(try reader.readSigned())] = ConversionCounts(
+                        units: Int(try reader.readSigned()), conversions: Int(try reader.readSigned()))
+                }
+                tallies.experiments[experiment] = variants
+            }
+            for _ in 0..<(try reader.readCount()) {
+                let placement = try reader.readString()
+                var arms: [String: ArmStatistics] = [:]
+                for _ in 0..<(try reader.readCount()) {
+                    arms[try reader.readString()] = ArmStatistics(trials: Int(try reader.readSigned()), rewards: Int(try reader.readSigned()))
+                }
+                tallies.arms[placement] = arms
+            }
+            runtime.tallies.restore(tallies)
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the last tenant") }
         return (tenantCount, contactCount)

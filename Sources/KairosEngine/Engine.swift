@@ -59,6 +59,8 @@ public final class Engine: Sendable {
     private let bus = EffectBus()
     private let dedupeWindow: TimeSpan
     private let dedupeCapacity: Int
+    /// Seeds each decision's generator (decision ids, optimizer draws): fixed in tests, random live.
+    let decisionSeeds: Mutex<SeededRandom>
     /// Where every state-changing command goes before it is applied; nil keeps state in memory only.
     public let journal: (any Journal)?
     /// The journal position a restored snapshot started at (0 without one).
@@ -69,8 +71,13 @@ public final class Engine: Sendable {
     ///     applied and acknowledged, and `recover()` rebuilds the state from it.
     ///   - dedupeWindow: how long a `messageId` is remembered (default 24 hours).
     ///   - dedupeCapacity: the most ids remembered per tenant (default 2,000,000; the oldest go first).
-    public init(journal: (any Journal)? = nil, dedupeWindow: TimeSpan = .hours(24), dedupeCapacity: Int = 2_000_000) {
+    ///   - decisionSeed: seeds decision ids and optimizer draws; fixed, it makes decisions reproducible.
+    public init(
+        journal: (any Journal)? = nil, dedupeWindow: TimeSpan = .hours(24), dedupeCapacity: Int = 2_000_000,
+        decisionSeed: UInt64 = UInt64.random(in: 0...UInt64.max)
+    ) {
         self.journal = journal
+        self.decisionSeeds = Mutex(SeededRandom(seed: decisionSeed))
         self.dedupeWindow = dedupeWindow
         self.dedupeCapacity = dedupeCapacity
     }
@@ -107,7 +114,7 @@ public final class Engine: Sendable {
 
     func tenantForSnapshot(_ id: String) throws(EngineError) -> Tenant { try tenant(id) }
 
-    private func tenant(_ id: String) throws(EngineError) -> Tenant {
+    func tenant(_ id: String) throws(EngineError) -> Tenant {
         guard let tenant = tenants.withLock({ $0[id] }) else {
             throw EngineError(.unknownTenant, "no tenant '\(id)'")
         }
@@ -208,7 +215,7 @@ public final class Engine: Sendable {
 
     /// Writes the command to the journal (when there is one), waits for its turn among the
     /// tenant's commands, applies it, and ends the turn.
-    private func journaled<Result: Sendable>(
+    func journaled<Result: Sendable>(
         _ tenant: Tenant, _ command: JournalCommand, now: Timestamp,
         apply: () async throws(EngineError) -> Result
     ) async throws(EngineError) -> Result {
@@ -228,7 +235,8 @@ public final class Engine: Sendable {
     /// Applies events that are already accepted (deduplicated and, with a journal, durable).
     private func applyIngest(_ runtime: TenantRuntime, _ events: [Event], now: Timestamp) async -> [Effect] {
         let batch = ContactActor.Batch(
-            events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions)
+            events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions,
+            catalog: runtime.catalog)
         let make = runtime.makeContact
 
         var groups: [(ContactActor, [ContactActor.Item])] = []
@@ -499,6 +507,9 @@ public final class Engine: Sendable {
             guard let due = firings.first?.due else { return 0 }
             let contacts = firings.compactMap { tenant.runtime.directory.lookup(id: $0.contact) }
             _ = await fire(contacts, due: due)
+        case .definePlacement(let json): _ = try? await tenant.actor.definePlacement(json, now: time)
+        case .defineExperiment(let json): _ = try? await tenant.actor.defineExperiment(json, now: time)
+        case .decisions(let visitor): await applyDecisions(tenant.runtime, visitor, now: time)
         }
         return 0
     }

@@ -12,6 +12,16 @@ enum JournalCommand: Sendable {
     case ingest([Event])
     /// Timers that fired: each contact and the due time it fired at.
     case timers([TimerFiring])
+    case definePlacement(JSONValue)
+    case defineExperiment(JSONValue)
+    /// What a decision changed for a visitor (assignments, served decisions).
+    case decisions(VisitorDecisions)
+
+    struct VisitorDecisions: Sendable, Hashable {
+        var userId: String?
+        var anonymousId: String?
+        var record: DecisionRecord
+    }
 
     struct TimerFiring: Sendable, Hashable {
         var contact: UInt64
@@ -26,6 +36,9 @@ enum JournalCommand: Sendable {
         case .deleteDefinition: return 4
         case .ingest: return 5
         case .timers: return 6
+        case .definePlacement: return 7
+        case .defineExperiment: return 8
+        case .decisions: return 9
         }
     }
 
@@ -37,7 +50,26 @@ enum JournalCommand: Sendable {
             var writer = BinaryWriter()
             switch self {
             case .createTenant(let name): writer.write(name)
-            case .defineScoringModel(let json), .defineSegment(let json): writer.write(json)
+            case .defineScoringModel(let json), .defineSegment(let json), .definePlacement(let json), .defineExperiment(let json):
+                writer.write(json)
+            case .decisions(let visitor):
+                writer.writeOptional(visitor.userId)
+                writer.writeOptional(visitor.anonymousId)
+                writer.writeVarint(UInt64(visitor.record.exposures.count))
+                for exposure in visitor.record.exposures {
+                    writer.write(exposure.experiment)
+                    writer.writeSigned(Int64(exposure.variant))
+                    writer.writeSigned(exposure.exposedAt)
+                }
+                writer.writeVarint(UInt64(visitor.record.served.count))
+                for served in visitor.record.served {
+                    writer.writeVarint(served.id)
+                    writer.write(served.placement)
+                    writer.write(served.variant)
+                    writer.writeOptional(served.experiment)
+                    writer.writeByte(served.optimized ? 1 : 0)
+                    writer.writeSigned(served.time)
+                }
             case .deleteDefinition(let kind, let id):
                 writer.write(kind.rawValue)
                 writer.write(id)
@@ -73,6 +105,24 @@ enum JournalCommand: Sendable {
             firings.reserveCapacity(count)
             for _ in 0..<count { firings.append(TimerFiring(contact: try reader.readVarint(), due: try reader.readSigned())) }
             command = .timers(firings)
+        case 7: command = .definePlacement(try reader.readJSON())
+        case 8: command = .defineExperiment(try reader.readJSON())
+        case 9:
+            var visitor = VisitorDecisions(
+                userId: try reader.readOptionalString(), anonymousId: try reader.readOptionalString(), record: DecisionRecord())
+            for _ in 0..<(try reader.readCount()) {
+                visitor.record.exposures.append(
+                    ExperimentAssignment(
+                        experiment: try reader.readString(), variant: Int(try reader.readSigned()), exposedAt: try reader.readSigned()))
+            }
+            for _ in 0..<(try reader.readCount()) {
+                visitor.record.served.append(
+                    ServedDecision(
+                        id: try reader.readVarint(), placement: try reader.readString(), variant: try reader.readString(),
+                        experiment: try reader.readOptionalString(), optimized: try reader.readByte() == 1,
+                        time: try reader.readSigned()))
+            }
+            command = .decisions(visitor)
         default: throw CodecError(offset: 0, message: "unknown command kind \(kind)")
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the command") }

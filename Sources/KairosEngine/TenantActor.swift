@@ -4,6 +4,8 @@ import KairosCore
 public enum DefinitionKind: String, Sendable, Codable, CaseIterable {
     case scoringModel = "scoring_model"
     case segment
+    case placement
+    case experiment
 }
 
 /// One version of one definition.
@@ -36,12 +38,14 @@ public struct BackfillProgress: Sendable, Hashable {
     public var finished: Bool { done >= total }
 }
 
-/// A tenant's definitions: scoring models and segments, versioned. Serializes
+/// A tenant's definitions: scoring models, segments, placements and experiments, versioned. Serializes
 /// definition changes; compiles and publishes them for contact actors to read.
 actor TenantActor {
     let runtime: TenantRuntime
     private var models: [String: ScoringModel] = [:]
     private var segments: [String: SegmentDefinition] = [:]
+    private var placements: [String: PlacementDefinition] = [:]
+    private var experiments: [String: ExperimentDefinition] = [:]
     private var history: [DefinitionVersion] = []
     private var definitionsVersion: UInt64 = 0
     private(set) var backfills: [String: BackfillProgress] = [:]
@@ -51,7 +55,13 @@ actor TenantActor {
     // MARK: Queries
 
     func list(_ kind: DefinitionKind) -> [DefinitionVersion] {
-        let ids: [String] = kind == .scoringModel ? Array(models.keys) : Array(segments.keys)
+        let ids: [String]
+        switch kind {
+        case .scoringModel: ids = Array(models.keys)
+        case .segment: ids = Array(segments.keys)
+        case .placement: ids = Array(placements.keys)
+        case .experiment: ids = Array(experiments.keys)
+        }
         return ids.sorted().compactMap { id in history.last { $0.kind == kind && $0.id == id } }
     }
 
@@ -70,6 +80,8 @@ actor TenantActor {
         self.history = history
         models = [:]
         segments = [:]
+        placements = [:]
+        experiments = [:]
         var latest: [String: DefinitionVersion] = [:]
         for entry in history { latest["\(entry.kind.rawValue):\(entry.id)"] = entry }
         for entry in latest.values {
@@ -78,6 +90,8 @@ actor TenantActor {
                 switch entry.kind {
                 case .scoringModel: models[entry.id] = try ScoringModel.parse(source)
                 case .segment: segments[entry.id] = try SegmentDefinition.parse(source)
+                case .placement: placements[entry.id] = try PlacementDefinition.parse(source)
+                case .experiment: experiments[entry.id] = try ExperimentDefinition.parse(source)
                 }
             } catch {
                 throw EngineError.invalid(error, in: "\(entry.kind.rawValue) '\(entry.id)' in the snapshot")
@@ -85,6 +99,7 @@ actor TenantActor {
         }
         definitionsVersion = version &- 1
         _ = try compile(models: models, segments: segments, publish: true)
+        _ = try compileCatalog(placements: placements, experiments: experiments, publish: true)
     }
 
     // MARK: Changes
@@ -152,13 +167,21 @@ actor TenantActor {
             if let user = models.values.sorted(by: { $0.id < $1.id }).first(where: { $0.gradeMatrixRowModel == id }) {
                 throw EngineError(.definitionInUse, "scoring model '\(id)' is the grade matrix row of model '\(user.id)'")
             }
+            if let user = runtime.catalog.placementUsing(model: id) {
+                throw EngineError(.definitionInUse, "scoring model '\(id)' is used by placement '\(user)'")
+            }
             models.removeValue(forKey: id)
         case .segment:
             guard segments[id] != nil else { throw EngineError(.unknownDefinition, "no segment '\(id)'") }
             if let user = segments.values.sorted(by: { $0.id < $1.id }).first(where: { $0.condition.dependencies.segments.contains(id) }) {
                 throw EngineError(.definitionInUse, "segment '\(id)' is used by segment '\(user.id)'")
             }
+            if let user = runtime.catalog.placementUsing(segment: id) {
+                throw EngineError(.definitionInUse, "segment '\(id)' is used by placement '\(user)'")
+            }
             segments.removeValue(forKey: id)
+        case .placement, .experiment:
+            return try deleteDecisionDefinition(kind, id: id, now: now)
         }
         let definitions = try compile(models: models, segments: segments, publish: true)
         let version = record(kind, id: id, source: nil, now: now)
@@ -169,6 +192,85 @@ actor TenantActor {
         }
         return DefinitionReceipt(
             kind: kind, id: id, version: version, definitionsVersion: definitions.version, contactsEvaluated: 0)
+    }
+
+    // MARK: Placements and experiments
+
+    func validatePlacement(_ json: JSONValue) throws(EngineError) -> PlacementDefinition {
+        let placement: PlacementDefinition
+        do { placement = try PlacementDefinition.parse(json) } catch { throw EngineError.invalid(error, in: "placement") }
+        var candidate = placements
+        candidate[placement.id] = placement
+        _ = try compileCatalog(placements: candidate, experiments: experiments, publish: false)
+        return placement
+    }
+
+    func validateExperiment(_ json: JSONValue) throws(EngineError) -> ExperimentDefinition {
+        let experiment: ExperimentDefinition
+        do { experiment = try ExperimentDefinition.parse(json) } catch { throw EngineError.invalid(error, in: "experiment") }
+        var candidate = experiments
+        candidate[experiment.id] = experiment
+        _ = try compileCatalog(placements: placements, experiments: candidate, publish: false)
+        return experiment
+    }
+
+    func definePlacement(_ json: JSONValue, now: Timestamp) throws(EngineError) -> DefinitionReceipt {
+        let placement = try validatePlacement(json)
+        placements[placement.id] = placement
+        _ = try compileCatalog(placements: placements, experiments: experiments, publish: true)
+        return receipt(.placement, id: placement.id, source: json, now: now)
+    }
+
+    func defineExperiment(_ json: JSONValue, now: Timestamp) throws(EngineError) -> DefinitionReceipt {
+        let experiment = try validateExperiment(json)
+        experiments[experiment.id] = experiment
+        _ = try compileCatalog(placements: placements, experiments: experiments, publish: true)
+        return receipt(.experiment, id: experiment.id, source: json, now: now)
+    }
+
+    func experiment(_ id: String) -> ExperimentDefinition? { experiments[id] }
+
+    private func deleteDecisionDefinition(_ kind: DefinitionKind, id: String, now: Timestamp) throws(EngineError) -> DefinitionReceipt {
+        if kind == .placement {
+            guard placements[id] != nil else { throw EngineError(.unknownDefinition, "no placement '\(id)'") }
+            if let user = experiments.values.sorted(by: { $0.id < $1.id }).first(where: { $0.placement == id }) {
+                throw EngineError(.definitionInUse, "placement '\(id)' is used by experiment '\(user.id)'")
+            }
+            placements.removeValue(forKey: id)
+        } else {
+            guard experiments[id] != nil else { throw EngineError(.unknownDefinition, "no experiment '\(id)'") }
+            experiments.removeValue(forKey: id)
+        }
+        _ = try compileCatalog(placements: placements, experiments: experiments, publish: true)
+        return receipt(kind, id: id, source: nil, now: now)
+    }
+
+    private func receipt(_ kind: DefinitionKind, id: String, source: JSONValue?, now: Timestamp) -> DefinitionReceipt {
+        definitionsVersion += 1
+        let version = record(kind, id: id, source: source, now: now)
+        return DefinitionReceipt(kind: kind, id: id, version: version, definitionsVersion: definitionsVersion, contactsEvaluated: 0)
+    }
+
+    private func compileCatalog(
+        placements: [String: PlacementDefinition], experiments: [String: ExperimentDefinition], publish: Bool
+    ) throws(EngineError) -> DecisionCatalog {
+        let runtime = self.runtime
+        var scratch = runtime.symbolNames()
+        do {
+            let catalog = try DecisionCatalog.compile(
+                placements: placements.values.sorted { $0.id < $1.id },
+                experiments: experiments.values.sorted { $0.id < $1.id }, definitions: runtime.definitions,
+                intern: { publish ? runtime.intern($0) : scratch.intern($0) })
+            if publish { runtime.publish(catalog) }
+            return catalog
+        } catch {
+            let owner: String
+            switch error.owner {
+            case .placement(let id): owner = "placement '\(id)'"
+            case .experiment(let id): owner = "experiment '\(id)'"
+            }
+            throw EngineError(.invalidDefinition, "\(owner) is invalid at \(error.error)", definitionError: error.error)
+        }
     }
 
     // MARK: Helpers

@@ -9,9 +9,11 @@ final class TenantRuntime: Sendable {
     let members = SegmentMembers()
     let accounts = AccountDirectory()
     let deduplicator: MessageDeduplicator
+    let tallies = DecisionTallies()
     let scheduler: Scheduler
     let effects: EffectBus
     private let currentDefinitions = Mutex(TenantDefinitions.empty)
+    private let currentCatalog = Mutex(DecisionCatalog.empty)
     private let symbolTable = Mutex(SymbolTable())
 
     init(id: String, name: String, scheduler: Scheduler, effects: EffectBus, deduplicator: MessageDeduplicator) {
@@ -26,6 +28,11 @@ final class TenantRuntime: Sendable {
     var definitions: TenantDefinitions { currentDefinitions.withLock { $0 } }
 
     func publish(_ definitions: TenantDefinitions) { currentDefinitions.withLock { $0 = definitions } }
+
+    /// The placements and experiments in force now.
+    var catalog: DecisionCatalog { currentCatalog.withLock { $0 } }
+
+    func publish(_ catalog: DecisionCatalog) { currentCatalog.withLock { $0 = catalog } }
 
     func intern(_ name: String) -> UInt32 { symbolTable.withLock { $0.intern(name) } }
 
@@ -49,4 +56,24 @@ final class TenantRuntime: Sendable {
     }
 
     func makeContact(_ id: UInt64) -> ContactActor { ContactActor(id: id, tenant: self) }
+
+    /// Decides placements for a contact's state (nil: a visitor not seen before). Experiments
+    /// hash the user id when there is one, else the anonymous id.
+    func decide(
+        _ placements: [String], state: ContactState?, userId: String?, anonymousId: String?, request: RequestContext,
+        now: Timestamp, seed: UInt64
+    ) -> (decisions: [PlacementDecision], record: DecisionRecord) {
+        let catalog = self.catalog
+        let account = state?.accountId.flatMap { accounts.traits(of: $0) }
+        let decider = Decider(catalog: catalog, definitions: definitions, accountTraits: account)
+        var random = SeededRandom(seed: seed)
+        return decider.decide(
+            placements: placements, state: state, hashValue: userId ?? anonymousId ?? "", request: request, now: now,
+            armStatistics: { placement in
+                guard let compiled = catalog.placements[placement] else { return [] }
+                let names = compiled.optimizerVariants.map { compiled.definition.variants[$0].id }
+                return self.tallies.arms(placement: placement, variants: names)
+            },
+            random: &random)
+    }
 }

@@ -6,14 +6,14 @@ import KairosEngine
 extension Kairos {
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check scoring model and segment definitions (JSON files) without applying them.",
+            abstract: "Check definitions (scoring models, segments, placements, experiments; JSON files) without applying them.",
             discussion: """
                 Each file holds one definition. Files are checked in order against the demo
                 tenant's definitions plus the files before them, so a segment may use a model or
                 segment defined in an earlier file. Problems are reported with a JSON pointer to
                 the offending part. Exits with status 1 when any file is invalid.
 
-                Example: kairos validate --model fit.json --segment hot-leads.json
+                Example: kairos validate --model fit.json --segment hot-leads.json --placement hero.json
                 """
         )
 
@@ -23,9 +23,15 @@ extension Kairos {
         @Option(name: .customLong("segment"), help: "A segment definition file (repeatable).")
         var segments: [String] = []
 
+        @Option(name: .customLong("placement"), help: "A placement definition file (repeatable).")
+        var placements: [String] = []
+
+        @Option(name: .customLong("experiment"), help: "An experiment definition file (repeatable).")
+        var experiments: [String] = []
+
         func validate() throws {
-            guard !models.isEmpty || !segments.isEmpty else {
-                throw ValidationError("name at least one --model or --segment file")
+            guard !models.isEmpty || !segments.isEmpty || !placements.isEmpty || !experiments.isEmpty else {
+                throw ValidationError("name at least one --model, --segment, --placement or --experiment file")
             }
         }
 
@@ -34,7 +40,9 @@ extension Kairos {
             let now = Timestamp(seconds: Date().timeIntervalSince1970)
             try await DemoTenant.install(into: engine, now: now)
             var failures = 0
-            for (kind, path) in models.map({ (DefinitionKind.scoringModel, $0) }) + segments.map({ (DefinitionKind.segment, $0) }) {
+            let files = models.map { (DefinitionKind.scoringModel, $0) } + segments.map { (DefinitionKind.segment, $0) }
+                + placements.map { (DefinitionKind.placement, $0) } + experiments.map { (DefinitionKind.experiment, $0) }
+            for (kind, path) in files {
                 do {
                     guard FileManager.default.isReadableFile(atPath: path) else {
                         throw EngineError(.invalidArgument, "cannot read the file (missing, or no permission)")
@@ -47,6 +55,8 @@ extension Kairos {
                     switch kind {
                     case .scoringModel: try await engine.defineScoringModel(tenant: DemoTenant.id, definition, now: now)
                     case .segment: try await engine.defineSegment(tenant: DemoTenant.id, definition, now: now)
+                    case .placement: try await engine.definePlacement(tenant: DemoTenant.id, definition, now: now)
+                    case .experiment: try await engine.defineExperiment(tenant: DemoTenant.id, definition, now: now)
                     }
                     print("ok       \(path)")
                 } catch let error as EngineError {

@@ -1,5 +1,6 @@
 extension ContactState {
-    static let codecVersion: UInt8 = 1
+    /// 2 added experiment assignments and served decisions; 1 is still read.
+    static let codecVersion: UInt8 = 2
 
     /// Appends this contact in the snapshot's binary form. Symbols are written as numbers:
     /// a snapshot stores its tenant's symbol table next to its contacts.
@@ -60,11 +61,28 @@ extension ContactState {
         }
         writer.writeOptional(nextWake)
         writer.writeVarint(lastSequence)
+        writer.writeVarint(UInt64(assignments.count))
+        for assignment in assignments {
+            writer.write(assignment.experiment)
+            writer.writeSigned(Int64(assignment.variant))
+            writer.writeSigned(assignment.exposedAt)
+            writer.writeByte(assignment.convertedAt == nil ? 0 : 1)
+            if let converted = assignment.convertedAt { writer.writeSigned(converted) }
+        }
+        writer.writeVarint(UInt64(decisions.count))
+        for decision in decisions {
+            writer.writeVarint(decision.id)
+            writer.write(decision.placement)
+            writer.write(decision.variant)
+            writer.writeOptional(decision.experiment)
+            writer.writeSigned(decision.time)
+            writer.writeByte((decision.optimized ? 1 : 0) | (decision.viewed ? 2 : 0) | (decision.rewarded ? 4 : 0))
+        }
     }
 
     public static func decode(from reader: inout BinaryReader) throws(CodecError) -> ContactState {
         let version = try reader.readByte()
-        guard version == codecVersion else {
+        guard version == 1 || version == codecVersion else {
             throw CodecError(offset: reader.offset - 1, message: "contact format version \(version) is not supported")
         }
         var state = ContactState(id: try reader.readVarint())
@@ -112,6 +130,23 @@ extension ContactState {
         }
         state.nextWake = try reader.readOptionalTimestamp()
         state.lastSequence = try reader.readVarint()
+        guard version >= 2 else { return state }
+        for _ in 0..<(try reader.readCount()) {
+            var assignment = ExperimentAssignment(
+                experiment: try reader.readString(), variant: Int(try reader.readSigned()), exposedAt: try reader.readSigned())
+            if try reader.readByte() == 1 { assignment.convertedAt = try reader.readSigned() }
+            state.assignments.append(assignment)
+        }
+        for _ in 0..<(try reader.readCount()) {
+            var decision = ServedDecision(
+                id: try reader.readVarint(), placement: try reader.readString(), variant: try reader.readString(),
+                experiment: try reader.readOptionalString(), optimized: false, time: try reader.readSigned())
+            let flags = try reader.readByte()
+            decision.optimized = flags & 1 != 0
+            decision.viewed = flags & 2 != 0
+            decision.rewarded = flags & 4 != 0
+            state.decisions.append(decision)
+        }
         return state
     }
 }

@@ -155,6 +155,7 @@ extension ContactState {
         if !wakeMayMove && definitions.seenIsTimeDependent { wakeMayMove = true }
         if !wakeMayMove { wakeMayMove = changedModels.contains { definitions.decayingModels.contains($0) } }
         if wakeMayMove { updateNextWake(context) }
+        if !context.catalog.isEmpty { applyFeedback(event, time: time, catalog: context.catalog, effects: &effects) }
     }
 
     /// Updates the filtered counters and awards the event rules of one index entry.

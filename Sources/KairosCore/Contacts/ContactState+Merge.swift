@@ -46,6 +46,7 @@ extension ContactState {
         scoreHistory = Array((scoreHistory + other.scoreHistory).sorted { $0.time < $1.time }.suffix(ContactState.scoreHistoryLimit))
         recent = Array((recent + other.recent).sorted { $0.time < $1.time }.suffix(ContactState.recentEventLimit))
         lastSequence = max(lastSequence, other.lastSequence)
+        absorbDecisions(other, now: context.now, effects: &effects)
 
         for number in definitions.models.indices {
             enforceLimits(context, model: number)

@@ -113,13 +113,19 @@ public final class EvaluationContext: @unchecked Sendable {
     public let now: Timestamp
     public let definitions: TenantDefinitions
     public let accountTraits: [String: JSONValue]?
+    /// Placements and experiments, for attributing feedback events.
+    public let catalog: DecisionCatalog
     /// Each model's score at `now`, filled while segments are evaluated.
     var scores: [Double] = []
 
-    public init(now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil) {
+    public init(
+        now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil,
+        catalog: DecisionCatalog = .empty
+    ) {
         self.now = now
         self.definitions = definitions
         self.accountTraits = accountTraits
+        self.catalog = catalog
     }
 }
 
@@ -143,6 +149,10 @@ public struct ContactState: Sendable {
     public var segments: [SegmentMembership] = []
     public var recent: [RecentEvent] = []
     public var nextWake: Timestamp?
+    /// Sticky experiment assignments, one per experiment.
+    public var assignments: [ExperimentAssignment] = []
+    /// The most recent decisions served, oldest first, for attributing feedback.
+    public var decisions: [ServedDecision] = []
     /// The journal sequence of the last command applied (0 before any).
     public var lastSequence: UInt64 = 0
 

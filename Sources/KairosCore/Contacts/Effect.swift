@@ -8,6 +8,14 @@ public struct Effect: Sendable, Hashable, CustomStringConvertible {
         case gradeChanged(model: String, from: String?, to: String?)
         /// This contact's profile was merged into `into` (anonymous → known).
         case merged(into: UInt64)
+        /// First assignment to an experiment (variant -1: the holdout).
+        case experimentExposed(experiment: String, variant: Int)
+        case experimentConverted(experiment: String, variant: Int)
+        /// A merge withdrew one of two assignments of the same person to an experiment.
+        case experimentWithdrawn(experiment: String, variant: Int, converted: Bool)
+        /// An optimizer-chosen decision was viewed (one trial) or earned its reward.
+        case optimizerTrial(placement: String, variant: String)
+        case optimizerReward(placement: String, variant: String)
     }
 
     public var contact: UInt64
@@ -32,6 +40,16 @@ public struct Effect: Sendable, Hashable, CustomStringConvertible {
         case .gradeChanged(let model, let from, let to):
             return "\(time) contact \(who) \(model) grade \(from ?? "none") → \(to ?? "none")"
         case .merged(let into): return "\(time) contact \(who) merged into \(into)"
+        case .experimentExposed(let experiment, let variant):
+            return "\(time) contact \(who) exposed to experiment \(experiment) variant \(variant)"
+        case .experimentConverted(let experiment, let variant):
+            return "\(time) contact \(who) converted in experiment \(experiment) variant \(variant)"
+        case .experimentWithdrawn(let experiment, let variant, _):
+            return "\(time) contact \(who) withdrawn from experiment \(experiment) variant \(variant) (merged)"
+        case .optimizerTrial(let placement, let variant):
+            return "\(time) contact \(who) viewed \(placement)/\(variant)"
+        case .optimizerReward(let placement, let variant):
+            return "\(time) contact \(who) rewarded \(placement)/\(variant)"
         }
     }
 }

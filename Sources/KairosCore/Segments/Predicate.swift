@@ -109,6 +109,9 @@ extension Predicate {
         case traitRule
         /// An event condition's `where`: properties and context only.
         case eventFilter
+        /// A placement's targeting rule: what a segment may use except event counts (define a
+        /// segment for those and test its membership), plus the request's `context`.
+        case decision
     }
 
     static let leafKeys: Set<String> = [
@@ -135,6 +138,8 @@ extension Predicate {
             case .segment: allowed = "anything but 'property' and 'context'"
             case .traitRule: allowed = "'trait', 'account', 'all', 'any', 'not'"
             case .eventFilter: allowed = "'property', 'context', 'all', 'any', 'not'"
+            case .decision:
+                allowed = "anything but 'property' and 'event' (for event counts, define a segment and use {\"segment\": …})"
             }
             return DefinitionError(pointer: reader.path(kind), message: "'\(kind)' is not allowed here (allowed: \(allowed))")
         }
@@ -157,7 +162,8 @@ extension Predicate {
             let scope = FieldScope(rawValue: kind)!
             switch (placement, scope) {
             case (.segment, .trait), (.segment, .account), (.traitRule, .trait), (.traitRule, .account),
-                (.eventFilter, .property), (.eventFilter, .context):
+                (.eventFilter, .property), (.eventFilter, .context), (.decision, .trait), (.decision, .account),
+                (.decision, .context):
                 break
             default: throw notAllowed()
             }
@@ -166,7 +172,7 @@ extension Predicate {
             let (op, value) = try parseComparison(reader)
             return .field(scope, path: path, op: op, value: value)
         case "score":
-            guard placement == .segment else { throw notAllowed() }
+            guard placement == .segment || placement == .decision else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: ["score", "op", "value"])
             let model = try reader.requiredString("score")
             let (op, value) = try parseComparison(reader)
@@ -178,7 +184,7 @@ extension Predicate {
             }
             return .score(model: model, op: op, value: number)
         case "grade", "lifecycle":
-            guard placement == .segment else { throw notAllowed() }
+            guard placement == .segment || placement == .decision else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: [kind, "op", "value"])
             let model = try reader.requiredString(kind)
             let (op, value) = try parseComparison(reader)
@@ -187,14 +193,14 @@ extension Predicate {
             }
             return kind == "grade" ? .grade(model: model, op: op, value: value) : .lifecycle(model: model, op: op, value: value)
         case "segment":
-            guard placement == .segment else { throw notAllowed() }
+            guard placement == .segment || placement == .decision else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: ["segment"])
             return .segment(id: try reader.requiredString("segment"), symbol: 0)
         case "event":
             guard placement == .segment else { throw notAllowed() }
             return .event(try parseEventCondition(reader))
         case "first_seen", "last_seen":
-            guard placement == .segment else { throw notAllowed() }
+            guard placement == .segment || placement == .decision else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: [kind])
             let condition = try parseTimeCondition(reader.object[kind]!, at: reader.path(kind))
             return kind == "first_seen" ? .firstSeen(condition) : .lastSeen(condition)
