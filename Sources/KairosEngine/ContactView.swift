@@ -66,6 +66,28 @@ public struct ContactView: Sendable, Codable, Hashable {
     public var recentEvents: [Activity]
     public var eventCounts: [EventCount]
     public var nextWake: Timestamp?
+    public var experiments: [Assignment]
+    /// Recent decisions served, newest first.
+    public var decisions: [Decision]
+
+    public struct Assignment: Sendable, Codable, Hashable {
+        public var experiment: String
+        /// Index in the experiment's variants (0 is control); −1 for the holdout.
+        public var variantIndex: Int
+        public var exposedAt: Timestamp
+        public var convertedAt: Timestamp?
+    }
+
+    public struct Decision: Sendable, Codable, Hashable {
+        public var decisionId: String
+        public var placement: String
+        public var variant: String
+        public var experiment: String?
+        public var optimized: Bool
+        public var time: Timestamp
+        public var viewed: Bool
+        public var rewarded: Bool
+    }
 
     public func score(_ model: String) -> Score? { scores.first { $0.model == model } }
 
@@ -135,5 +157,16 @@ extension ContactView {
                 last: counter.last == .min ? nil : Timestamp(milliseconds: counter.last))
         }.sorted { $0.event < $1.event }
         self.nextWake = state.nextWake
+        self.experiments = state.assignments.map {
+            Assignment(
+                experiment: $0.experiment, variantIndex: $0.variant, exposedAt: Timestamp(milliseconds: $0.exposedAt),
+                convertedAt: $0.convertedAt.map { Timestamp(milliseconds: $0) })
+        }
+        self.decisions = state.decisions.reversed().map {
+            Decision(
+                decisionId: DecisionIdentifier.format($0.id), placement: $0.placement, variant: $0.variant,
+                experiment: $0.experiment, optimized: $0.optimized, time: Timestamp(milliseconds: $0.time), viewed: $0.viewed,
+                rewarded: $0.rewarded)
+        }
     }
 }

@@ -96,7 +96,42 @@ public enum DemoTenant {
         """,
     ]
 
-    /// Creates the demo tenant with its default models and segments.
+    /// The home page hero: sales for MQLs, a campaign headline for Google visitors, and an
+    /// experiment on the headline for everyone else.
+    public static let heroPlacement = """
+        {"id": "home-hero", "name": "Home page hero",
+         "variants": [
+           {"id": "generic", "template": "<h1>Grow faster{{#first_name}}, {{.}}{{/first_name}}</h1>"},
+           {"id": "social-proof", "template": "<h1>Join 2,000 teams growing faster{{#first_name}}, {{.}}{{/first_name}}</h1>"},
+           {"id": "talk-to-sales", "template": "<h1>{{#first_name}}{{.}}, {{/first_name}}let's plan your rollout</h1><a href='/demo'>Book a call</a>"},
+           {"id": "campaign", "template": "<h1>Welcome, {{context.utm.campaign}} reader</h1>"}
+         ],
+         "rules": [
+           {"id": "mqls-to-sales", "when": {"segment": "mqls"}, "variant": "talk-to-sales"},
+           {"id": "google-campaign", "when": {"context": "utm.source", "op": "eq", "value": "google"}, "variant": "campaign"}
+         ],
+         "default": "generic"}
+        """
+
+    /// The pricing page call to action, chosen by Thompson sampling on clicks.
+    public static let pricingPlacement = """
+        {"id": "pricing-cta", "name": "Pricing call to action",
+         "variants": [
+           {"id": "start-trial", "format": "text", "template": "Start your free trial"},
+           {"id": "see-demo", "format": "text", "template": "See it in action"},
+           {"id": "talk-to-us", "format": "text", "template": "Talk to us{{#company}} about {{.}}{{/company}}"}
+         ],
+         "optimizer": {"type": "thompson", "reward": "click", "min_exploration": 0.1},
+         "default": "start-trial"}
+        """
+
+    public static let heroExperiment = """
+        {"id": "hero-headline", "name": "Hero headline: social proof", "placement": "home-hero",
+         "variants": ["generic", "social-proof"], "weights": [0.5, 0.5], "holdout": 0.05,
+         "goal": {"event": "Signed Up", "within": {"days": 7}}}
+        """
+
+    /// Creates the demo tenant with its default models, segments, placements and experiment.
     public static func install(into engine: Engine, tenant: String = id, now: Timestamp) async throws(EngineError) {
         try await engine.createTenant(id: tenant, name: "Demo", now: now)
         for text in [fitModel, engagementModel] {
@@ -105,6 +140,9 @@ public enum DemoTenant {
         for text in segments {
             try await engine.defineSegment(tenant: tenant, parse(text), now: now)
         }
+        try await engine.definePlacement(tenant: tenant, parse(heroPlacement), now: now)
+        try await engine.definePlacement(tenant: tenant, parse(pricingPlacement), now: now)
+        try await engine.defineExperiment(tenant: tenant, parse(heroExperiment), now: now)
     }
 
     static func parse(_ text: String) throws(EngineError) -> JSONValue {

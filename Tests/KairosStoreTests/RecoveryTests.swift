@@ -17,6 +17,20 @@ import Testing
             await engine.advanceTime(to: now)
             let events = (0..<60).map { _ in traffic.next(at: now) }
             _ = try await engine.ingest(tenant: DemoTenant.id, events: events, now: now)
+            // Decisions and their feedback: assignments, served decisions and optimizer tallies.
+            var feedback: [Event] = []
+            for visitor in [hour * 7 % contacts, (hour * 13 + 5) % contacts] {
+                let response = try await engine.decide(
+                    tenant: DemoTenant.id, visitor: Visitor(anonymousId: "anon-\(visitor)"),
+                    context: RequestContext(url: "https://demo.test/?utm_source=\(hour % 3 == 0 ? "google" : "mail")"),
+                    placements: ["home-hero", "pricing-cta"], now: now)
+                let id = JSONValue.string(response.decisions[1].decisionId)
+                feedback.append(.track(FeedbackEvent.viewed, anonymousId: "anon-\(visitor)", properties: ["decision_id": id], at: now))
+                if feedback.count == 1 {
+                    feedback.append(.track(FeedbackEvent.clicked, anonymousId: "anon-\(visitor)", properties: ["decision_id": id], at: now))
+                }
+            }
+            _ = try await engine.ingest(tenant: DemoTenant.id, events: feedback, now: now)
             if hour == 30 {
                 try await engine.defineSegment(
                     tenant: DemoTenant.id,
@@ -45,7 +59,7 @@ import Testing
         let contacts = 300
 
         let journal = try SQLiteJournal(path: path, mode: .fast)
-        let live = Engine(journal: journal)
+        let live = Engine(journal: journal, decisionSeed: 1)
         let end = try await run(live, contacts: contacts)
         let before = try await snapshot(live, contacts: contacts, at: end)
         let liveStats = try await live.stats(tenant: DemoTenant.id)
@@ -56,7 +70,7 @@ import Testing
         let recovered = Engine(journal: reopened)
         let report = try await recovered.recover()
         #expect(report.commandsReplayed > 72)
-        #expect(report.eventsReplayed == 72 * 60)
+        #expect(report.eventsReplayed == 72 * 63)
         #expect(report.lastSequence == reopened.lastSequence)
 
         let after = try await snapshot(recovered, contacts: contacts, at: end)
@@ -66,11 +80,17 @@ import Testing
         }
         let recoveredStats = try await recovered.stats(tenant: DemoTenant.id)
         #expect(recoveredStats == liveStats)
+        let liveArms = try live.optimizerStatistics(tenant: DemoTenant.id, placement: "pricing-cta")
+        #expect(liveArms.values.map(\.trials).reduce(0, +) == 72 * 2)
+        #expect(try recovered.optimizerStatistics(tenant: DemoTenant.id, placement: "pricing-cta") == liveArms)
+        #expect(
+            try await recovered.experimentResults(tenant: DemoTenant.id, experiment: "hero-headline")
+                == (try await live.experimentResults(tenant: DemoTenant.id, experiment: "hero-headline")))
         #expect(try await recovered.definitions(tenant: DemoTenant.id, .segment).map(\.id).contains("clickers"))
 
         // The same commands on an engine without a journal give the same state, and the
         // timers armed by the replayed state fire as they do there.
-        let reference = Engine()
+        let reference = Engine(decisionSeed: 1)
         _ = try await run(reference, contacts: contacts)
         #expect(try await snapshot(reference, contacts: contacts, at: end) == after)
         let referenceLater = await reference.advanceTime(to: end + .days(10)).map { "\($0.effect.contact) \($0.effect.kind)" }
@@ -85,7 +105,7 @@ import Testing
         let path = directory.path + "/journal.sqlite"
         let contacts = 200
         let journal = try SQLiteJournal(path: path, mode: .fast)
-        let live = Engine(journal: journal)
+        let live = Engine(journal: journal, decisionSeed: 1)
         var captured: EngineSnapshot?
         var viewsAtSnapshot: [String: ContactView] = [:]
         let end = try await run(live, contacts: contacts, snapshotAt: 40) { engine in
@@ -106,8 +126,8 @@ import Testing
         let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
         _ = try await recovered.restore(snapshot: bytes)
         let report = try await recovered.recover()
-        #expect(report.eventsReplayed == (72 - 41) * 60)
-        let reference = Engine()
+        #expect(report.eventsReplayed == (72 - 41) * 63)
+        let reference = Engine(decisionSeed: 1)
         _ = try await run(reference, contacts: contacts)
         #expect(try await snapshot(recovered, contacts: contacts, at: end) == (try await snapshot(reference, contacts: contacts, at: end)))
         #expect(try await recovered.stats(tenant: DemoTenant.id) == (try await reference.stats(tenant: DemoTenant.id)))
@@ -124,7 +144,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let path = directory.path + "/journal.sqlite"
         let journal = try SQLiteJournal(path: path, mode: .fast)
-        let live = Engine(journal: journal)
+        let live = Engine(journal: journal, decisionSeed: 1)
         _ = try await run(live, contacts: 150)
         let liveBytes = try await live.snapshot().bytes
         journal.close()
@@ -142,7 +162,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let path = directory.path + "/journal.sqlite"
         let journal = try SQLiteJournal(path: path)
-        let engine = Engine(journal: journal)
+        let engine = Engine(journal: journal, decisionSeed: 1)
         try await DemoTenant.install(into: engine, now: start)
         let event = Event.track("Demo Requested", userId: "ana", messageId: "m-42", at: start)
         #expect(try await engine.ingest(tenant: DemoTenant.id, events: [event], now: start).results == [.applied])
@@ -160,7 +180,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let path = directory.path + "/journal.sqlite"
         let journal = try SQLiteJournal(path: path)
-        let engine = Engine(journal: journal)
+        let engine = Engine(journal: journal, decisionSeed: 1)
         try await DemoTenant.install(into: engine, now: start)
         _ = try await engine.ingest(tenant: DemoTenant.id, events: [.track("Signed Up", userId: "bo", at: start)], now: start)
 
