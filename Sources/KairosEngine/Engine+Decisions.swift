@@ -1,5 +1,4 @@
 import KairosCore
-import Synchronization
 
 /// Who is asking for a decision.
 public struct Visitor: Sendable, Hashable {
@@ -100,7 +99,7 @@ extension Engine {
         }
         let tenant = try tenant(id)
         let runtime = tenant.runtime
-        let seed = decisionSeeds.withLock { $0.next() }
+        let seed = nextDecisionSeed()
         let contact = visitor.userId.flatMap { runtime.directory.lookup(.user($0)) }
             ?? visitor.anonymousId.flatMap { runtime.directory.lookup(.anonymous($0)) }
         let recordNow = journal == nil

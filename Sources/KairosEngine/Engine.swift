@@ -59,8 +59,9 @@ public final class Engine: Sendable {
     private let bus = EffectBus()
     private let dedupeWindow: TimeSpan
     private let dedupeCapacity: Int
-    /// Seeds each decision's generator (decision ids, optimizer draws): fixed in tests, random live.
-    let decisionSeeds: Mutex<SeededRandom>
+    /// Seeds each decision's generator (decision ids, optimizer draws): a counter from a
+    /// seed that is fixed in tests and random live, mixed per decision.
+    private let decisionCounter: Atomic<UInt64>
     /// Where every state-changing command goes before it is applied; nil keeps state in memory only.
     public let journal: (any Journal)?
     /// The journal position a restored snapshot started at (0 without one).
@@ -77,7 +78,7 @@ public final class Engine: Sendable {
         decisionSeed: UInt64 = UInt64.random(in: 0...UInt64.max)
     ) {
         self.journal = journal
-        self.decisionSeeds = Mutex(SeededRandom(seed: decisionSeed))
+        self.decisionCounter = Atomic(decisionSeed)
         self.dedupeWindow = dedupeWindow
         self.dedupeCapacity = dedupeCapacity
     }
@@ -108,6 +109,12 @@ public final class Engine: Sendable {
                 deduplicator: MessageDeduplicator(window: dedupeWindow, capacity: dedupeCapacity))
             tenants[id] = Tenant(runtime: runtime, actor: TenantActor(runtime: runtime))
         }
+    }
+
+    /// A fresh seed for one decision.
+    func nextDecisionSeed() -> UInt64 {
+        var mixer = SeededRandom(seed: decisionCounter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue)
+        return mixer.next()
     }
 
     public var tenantIds: [String] { tenants.withLock { $0.keys.sorted() } }

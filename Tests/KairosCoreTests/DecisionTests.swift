@@ -1,5 +1,5 @@
 import Foundation
-import KairosCore
+@testable import KairosCore
 import Testing
 
 @Suite struct DecisionTests {
@@ -93,6 +93,36 @@ import Testing
         result = decide(catalog, fixture, state: nil, placements: ["p", "nope"])
         #expect(result.decisions[0].content == #"{"name": "", "missing": ""}"#)
         #expect(result.decisions[1].reason == .unknownPlacement && result.decisions[1].variant == nil)
+    }
+
+    /// Simple templates render through a compiled form; it must say exactly what the library says.
+    @Test func compiledTemplatesRenderExactlyAsTheLibrary() throws {
+        let fixture = try Fixture(models: Self.models, segments: Self.segments)
+        var state = ContactState(id: 3, userId: "kim", anonymousId: "a-1")
+        _ = fixture.apply(
+            .identify(
+                userId: "kim",
+                traits: ["first_name": "Kim <&> 'Lee'", "n": 2.5, "m": 7, "ok": true, "tags": ["a"], "address": ["city": "Lyon \"L\""], "nil": .null],
+                at: t0), to: &state)
+        _ = fixture.apply(.track("Demo Requested", userId: "kim", at: t0 + .minutes(1)), to: &state)
+        state.context = EvaluationContext(now: t0 + .minutes(2), definitions: fixture.definitions)
+        let subject = DecisionSubject(state: state, request: RequestContext(url: "https://x.test/?utm_source=mail&utm_campaign=spring+sale"))
+        let scope = TemplateScope(subject: subject, placement: "p", variant: "v")
+        let templates = [
+            "Hi {{first_name}}!", "{{{first_name}}} {{& first_name}}", "{{ traits.first_name }}/{{traits.address.city}}/{{address.city}}",
+            "{{n}} {{m}} {{ok}} {{nil}} {{missing}} {{missing.deep}}", "{{scores.engagement}} {{grades.engagement}} {{stages.engagement}}",
+            "{{segments.mqls}}|{{segments.nope}}|{{scores.nope}}", "{{contact.user_id}} {{contact.anonymous_id}} {{placement}}-{{variant}}",
+            "{{context.utm.source}} {{context.utm.campaign}} {{context.url}}", "{{tags}} {{traits.tags}}", "{{traits}}",
+            "{{first_name.x}} {{scores.engagement.x}} {{placement.x}}",
+        ]
+        for format in ContentFormat.allCases {
+            for text in templates {
+                let template = try ContentTemplate(text, format: format)
+                #expect(template.render(scope: scope) == template.render(scope: scope, forceLibrary: true), "\(format) \(text)")
+            }
+        }
+        #expect(ContentTemplate.simplePieces("a {{#x}}b{{/x}}") == nil)
+        #expect(ContentTemplate.simplePieces("{{a.b}} c") == [.value(path: ["a", "b"], escaped: true), .text(" c")])
     }
 
     @Test func badDefinitionsArePointedAt() throws {

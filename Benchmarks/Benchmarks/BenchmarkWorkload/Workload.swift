@@ -103,6 +103,54 @@ public enum Workload {
             ], at: time)
     }
 
+    /// Three placements for the decide benchmark: targeting rules over segments, scores and
+    /// the request with personalized templates; an experiment; an optimizer.
+    public static let placements: [String] = [
+        """
+        {"id": "hero", "variants": [
+           {"id": "generic", "template": "<h1>Welcome back, {{first_name}} from {{city}}</h1>"},
+           {"id": "enterprise", "template": "<h1>{{first_name}}, {{company_size}} people deserve better tooling</h1><p>{{#segments.mql}}Talk to sales{{/segments.mql}}</p>"},
+           {"id": "google", "template": "<h1>Hi {{first_name}}, welcome from {{context.utm.campaign}}</h1>"}],
+         "rules": [
+           {"id": "ent", "when": {"all": [{"segment": "size-1000"}, {"segment": "plan-4"}]}, "variant": "enterprise"},
+           {"id": "hot", "when": {"score": "engagement", "op": "gte", "value": 400}, "variant": "enterprise"},
+           {"id": "ads", "when": {"context": "utm.source", "op": "eq", "value": "google"}, "variant": "google"}],
+         "default": "generic"}
+        """,
+        """
+        {"id": "pricing-cta", "variants": [
+           {"id": "a", "format": "text", "template": "Start your trial, {{first_name}}"},
+           {"id": "b", "format": "text", "template": "See {{plan}} in action"}],
+         "default": "a"}
+        """,
+        """
+        {"id": "sidebar", "variants": [
+           {"id": "docs", "format": "json", "template": "{\\"title\\": \\"Docs for {{title}}\\"}"},
+           {"id": "webinar", "format": "json", "template": "{\\"title\\": \\"Webinar in {{country}}\\"}"},
+           {"id": "case", "format": "json", "template": "{\\"title\\": \\"Case study\\"}"}],
+         "optimizer": {"reward": "click", "min_exploration": 0.1}, "default": "docs"}
+        """,
+    ]
+
+    public static let experiment = """
+        {"id": "cta-test", "placement": "pricing-cta", "variants": ["a", "b"], "goal": "click"}
+        """
+
+    /// Adds the placements and the experiment, and gives the first `contacts` contacts ten
+    /// more traits (twenty in all).
+    public static func prepareDecisions(_ engine: Engine, contacts: Int) async throws {
+        for placement in placements { try await engine.definePlacement(tenant: tenant, try JSONValue.parse(placement), now: start) }
+        try await engine.defineExperiment(tenant: tenant, try JSONValue.parse(experiment), now: start)
+        for first in stride(from: 0, to: contacts, by: 2000) {
+            let events: [Event] = (first..<min(first + 2000, contacts)).map { contact in
+                var traits: [String: JSONValue] = [:]
+                for index in 0..<10 { traits["extra_\(index)"] = .string("value \(contact % (index + 2))") }
+                return .identify(userId: "user-\(contact)", traits: traits, at: start)
+            }
+            _ = try await engine.ingest(tenant: tenant, events: events, now: start)
+        }
+    }
+
     /// A stream of events over `contacts` contacts with Zipf popularity.
     public struct Stream {
         let contacts: Int

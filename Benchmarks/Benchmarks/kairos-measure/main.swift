@@ -1,6 +1,6 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot
+//        swift run -c release kairos-measure memory | backfill | snapshot | decide
 import BenchmarkWorkload
 import Foundation
 import KairosCore
@@ -82,6 +82,49 @@ case "snapshot":
     started = ContinuousClock.now
     _ = try await restored.restore(snapshot: snapshot.bytes)
     print("restore: 1M contacts in \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s")
+case "decide":
+    // 100,000 contacts with 20 traits; 3 placements (rules + templates, an experiment, an optimizer).
+    let engine = try await Workload.makeEngine(Engine(decisionSeed: 1))
+    try await Workload.populate(engine, contacts: 100_000)
+    try await Workload.prepareDecisions(engine, contacts: 100_000)
+    var warm = Workload.Stream(contacts: 100_000, seed: 3)
+    for _ in 0..<200 { _ = try await engine.ingest(tenant: Workload.tenant, events: warm.batch(size: 100, at: Workload.start), now: Workload.start) }
+    let sample = try await engine.contact(tenant: Workload.tenant, .userId("user-4"), now: Workload.start)
+    print("decide: contact user-4 has \(sample?.traits.count ?? 0) traits and \(sample?.segments.count ?? 0) segments")
+    let placements = ["hero", "pricing-cta", "sidebar"]
+    let context = RequestContext(url: "https://shop.test/pricing?utm_source=google&utm_campaign=spring", userAgent: "Mozilla/5.0")
+    let popularity = ZipfDistribution(count: 100_000)
+    var random = SeededRandom(seed: 9)
+    let ids = (0..<200_000).map { _ in "user-\(popularity.sample(&random))" }
+    for id in ids.prefix(20_000) {
+        _ = try await engine.decide(tenant: Workload.tenant, visitor: Visitor(userId: id), context: context, placements: placements, now: Workload.start)
+    }
+    var latencies: [Double] = []
+    latencies.reserveCapacity(ids.count)
+    for id in ids {
+        let started = ContinuousClock.now
+        _ = try await engine.decide(tenant: Workload.tenant, visitor: Visitor(userId: id), context: context, placements: placements, now: Workload.start)
+        latencies.append(seconds(ContinuousClock.now - started) * 1e6)
+    }
+    latencies.sort()
+    func percentile(_ p: Double) -> String { String(format: "%.1f", latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]) }
+    print("decide: one caller, 3 placements: median \(percentile(0.5)) µs, p90 \(percentile(0.9)) µs, p99 \(percentile(0.99)) µs, p99.9 \(percentile(0.999)) µs")
+    for tasks in [1, 2, 4, 8] {
+        let started = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    for index in stride(from: task, to: ids.count, by: tasks) {
+                        _ = try? await engine.decide(
+                            tenant: Workload.tenant, visitor: Visitor(userId: ids[index]), context: context, placements: placements,
+                            now: Workload.start)
+                    }
+                }
+            }
+        }
+        let rate = Double(ids.count) / seconds(ContinuousClock.now - started)
+        print("decide: \(tasks) concurrent caller\(tasks == 1 ? "" : "s"): \(Int(rate)) decisions/s (3 placements each)")
+    }
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide")
 }

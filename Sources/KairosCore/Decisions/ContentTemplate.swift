@@ -17,6 +17,14 @@ public struct ContentTemplate: Sendable {
     public let source: String
     public let format: ContentFormat
     private let template: MustacheTemplate?
+    /// Templates made only of text and variables (most content) also get a compiled form that
+    /// renders without the library's dynamic lookups; anything else renders with the library.
+    private let pieces: [Piece]?
+
+    enum Piece: Sendable, Equatable {
+        case text(String)
+        case value(path: [String], escaped: Bool)
+    }
 
     /// Compiles `source`; errors point at `pointer` and say where in the text it failed.
     public init(_ source: String, format: ContentFormat, pointer: String = "") throws(DefinitionError) {
@@ -25,6 +33,7 @@ public struct ContentTemplate: Sendable {
         guard source.contains("{{") else {
             // Plain text needs no engine: it is its own rendering.
             template = nil
+            pieces = nil
             return
         }
         ContentTemplate.registerFormats
@@ -36,6 +45,7 @@ public struct ContentTemplate: Sendable {
         }
         do {
             template = try MustacheTemplate(string: directive + source)
+            pieces = ContentTemplate.simplePieces(source)
         } catch let error as MustacheTemplate.ParserError {
             var column = error.context.columnNumber
             if error.context.lineNumber == 1 { column = max(1, column - directive.count) }
@@ -52,6 +62,85 @@ public struct ContentTemplate: Sendable {
     public func render(_ scope: any MustacheParent) -> String {
         guard let template else { return source }
         return template.render(scope)
+    }
+
+    /// Renders for a decision: the compiled form when the template has one and every value
+    /// it reads is a scalar, otherwise the library.
+    func render(scope: TemplateScope, forceLibrary: Bool = false) -> String {
+        guard let template else { return source }
+        guard let pieces, !forceLibrary else { return template.render(scope) }
+        var output = ""
+        output.reserveCapacity(source.utf8.count + 32)
+        for piece in pieces {
+            switch piece {
+            case .text(let text): output += text
+            case .value(let path, let escaped):
+                switch scope.scalar(at: path) {
+                case .missing: break
+                case .text(let text):
+                    guard escaped else { output += text; break }
+                    switch format {
+                    case .html: ContentTemplate.appendHTMLEscaped(text, to: &output)
+                    case .text: output += text
+                    case .json: output += JSONStringContent().escapeText(text)
+                    }
+                case .unsupported: return template.render(scope)
+                }
+            }
+        }
+        return output
+    }
+
+    /// Text and `{{name}}`, `{{a.b}}`, `{{{name}}}`, `{{& name}}` tags only; nil for anything else.
+    static func simplePieces(_ source: String) -> [Piece]? {
+        var pieces: [Piece] = []
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
+            var tag = rest[open.upperBound...]
+            var escaped = true
+            let close: Range<Substring.Index>
+            if tag.first == "{" {
+                tag = tag.dropFirst()
+                guard let end = tag.range(of: "}}}") else { return nil }
+                close = end
+                escaped = false
+            } else {
+                guard let end = tag.range(of: "}}") else { return nil }
+                close = end
+            }
+            var name = tag[..<close.lowerBound].trimmingCharacters(in: .whitespaces)[...]
+            if escaped, name.first == "&" {
+                escaped = false
+                name = name.dropFirst().drop { $0 == " " }
+            }
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+            guard !name.isEmpty, name.allSatisfy({ allowed.contains($0) }), name.first != ".", name.last != ".",
+                !name.contains("..")
+            else { return nil }
+            pieces.append(.value(path: name.split(separator: ".").map(String.init), escaped: escaped))
+            rest = tag[close.upperBound...]
+        }
+        if !rest.isEmpty { pieces.append(.text(String(rest))) }
+        return pieces
+    }
+
+    /// The library's HTML escaping (`<`, `>`, `&`, `"`, `'`).
+    static func appendHTMLEscaped(_ text: String, to output: inout String) {
+        guard text.utf8.contains(where: { $0 == 60 || $0 == 62 || $0 == 38 || $0 == 34 || $0 == 39 }) else {
+            output += text
+            return
+        }
+        for character in text {
+            switch character {
+            case "<": output += "&lt;"
+            case ">": output += "&gt;"
+            case "&": output += "&amp;"
+            case "\"": output += "&quot;"
+            case "'": output += "&#39;"
+            default: output.append(character)
+            }
+        }
     }
 
     private static let registerFormats: Void = {
@@ -95,6 +184,14 @@ struct JSONStringContent: MustacheContentType {
 
 /// A JSON object as templates see it: nested objects and arrays are walked with dots
 /// and sections; numbers print without a needless `.0`.
+/// A value a compiled template reads.
+enum TemplateScalar {
+    case missing
+    case text(String)
+    /// An array or object: only the library renders those.
+    case unsupported
+}
+
 struct TemplateObject: MustacheParent {
     let object: [String: JSONValue]
 
@@ -108,6 +205,29 @@ struct TemplateObject: MustacheParent {
         case .number(let value): return TemplateObject.format(value)
         case .array(let items): return items.compactMap(TemplateObject.value)
         case .object(let object): return TemplateObject(object: object)
+        }
+    }
+
+    /// The scalar at `path` below `object`, as the library would render it.
+    static func scalar(_ object: [String: JSONValue], _ path: ArraySlice<String>) -> TemplateScalar {
+        guard let first = path.first, let value = object[first] else { return .missing }
+        if path.count > 1 {
+            guard case .object(let inner) = value else {
+                if case .array = value { return .unsupported }
+                return .missing
+            }
+            return scalar(inner, path.dropFirst())
+        }
+        return scalar(value)
+    }
+
+    static func scalar(_ value: JSONValue) -> TemplateScalar {
+        switch value {
+        case .null: return .missing
+        case .bool(let flag): return .text(flag ? "true" : "false")
+        case .string(let text): return .text(text)
+        case .number(let number): return .text(format(number))
+        case .array, .object: return .unsupported
         }
     }
 

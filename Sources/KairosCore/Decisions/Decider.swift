@@ -190,7 +190,7 @@ public struct Decider {
                 let variant = placement.definition.variants[chosen]
                 let scope = TemplateScope(subject: subject, placement: placementId, variant: variant.id)
                 decision.variant = variant.id
-                decision.content = variant.template.render(scope)
+                decision.content = variant.template.render(scope: scope)
                 decision.format = variant.template.format
                 decision.data = variant.data
                 record.served.append(
@@ -219,9 +219,16 @@ public enum DecisionIdentifier {
 }
 
 /// A contact plus the request, for targeting rules: `context` reads the request.
-struct DecisionSubject: PredicateSubject {
+/// A class: templates box it into existentials many times per render, and a reference
+/// is one retain where the state's fields would be a dozen.
+final class DecisionSubject: PredicateSubject {
     let state: ContactState
     let request: RequestContext
+
+    init(state: ContactState, request: RequestContext) {
+        self.state = state
+        self.request = request
+    }
 
     var now: Timestamp { state.now }
     func field(_ scope: FieldScope, path: String) -> JSONValue? {
@@ -238,22 +245,28 @@ struct DecisionSubject: PredicateSubject {
 
 /// What a template sees: `traits`, `account`, `context`, `scores`, `grades`, `stages`,
 /// `segments`, `contact`, `placement`, `variant`; any other name is looked up in the traits.
-struct TemplateScope: MustacheParent {
+final class TemplateScope: MustacheParent {
     let subject: DecisionSubject
     let placement: String
     let variant: String
+
+    init(subject: DecisionSubject, placement: String, variant: String) {
+        self.subject = subject
+        self.placement = placement
+        self.variant = variant
+    }
 
     func child(named name: String) -> Any? {
         switch name {
         case "traits": return TemplateObject(object: subject.state.traits)
         case "account": return TemplateObject(object: subject.state.context?.accountTraits ?? [:])
         case "context": return TemplateObject(object: subject.request.values)
-        case "scores": return Lookup { model in subject.score(model: model).map(TemplateObject.format) }
-        case "grades": return Lookup { subject.grade(model: $0) }
-        case "stages": return Lookup { subject.lifecycleStage(model: $0) }
+        case "scores": return Lookup { [subject] model in subject.score(model: model).map(TemplateObject.format) }
+        case "grades": return Lookup { [subject] in subject.grade(model: $0) }
+        case "stages": return Lookup { [subject] in subject.lifecycleStage(model: $0) }
         case "segments":
             let definitions = subject.state.context?.definitions
-            return Lookup { id in
+            return Lookup { [subject] id in
                 guard let segment = definitions?.segment(id) else { return nil }
                 return subject.state.isMember(of: segment.symbol) ? true : nil
             }
@@ -265,6 +278,40 @@ struct TemplateScope: MustacheParent {
         case "placement": return placement
         case "variant": return variant
         default: return subject.state.traits[name].flatMap(TemplateObject.value)
+        }
+    }
+
+    /// What `child(named:)` and the library's dotted lookup find at `path`, as a scalar.
+    func scalar(at path: [String]) -> TemplateScalar {
+        guard let name = path.first else { return .unsupported }
+        let rest = path.dropFirst()
+        func leaf(_ text: String?) -> TemplateScalar {
+            guard let text else { return .missing }
+            return rest.count > 1 ? .missing : .text(text)
+        }
+        switch name {
+        case "traits": return rest.isEmpty ? .unsupported : TemplateObject.scalar(subject.state.traits, rest)
+        case "account": return rest.isEmpty ? .unsupported : TemplateObject.scalar(subject.state.context?.accountTraits ?? [:], rest)
+        case "context": return rest.isEmpty ? .unsupported : TemplateObject.scalar(subject.request.values, rest)
+        case "scores", "grades", "stages", "segments", "contact":
+            guard let key = rest.first else { return .unsupported }
+            switch name {
+            case "scores": return leaf(subject.score(model: key).map(TemplateObject.format))
+            case "grades": return leaf(subject.grade(model: key))
+            case "stages": return leaf(subject.lifecycleStage(model: key))
+            case "segments":
+                guard let segment = subject.state.context?.definitions.segment(key) else { return .missing }
+                return leaf(subject.state.isMember(of: segment.symbol) ? "true" : nil)
+            default:
+                switch key {
+                case "user_id": return leaf(subject.state.userId)
+                case "anonymous_id": return leaf(subject.state.anonymousIds.first)
+                default: return .missing
+                }
+            }
+        case "placement": return rest.isEmpty ? .text(placement) : .missing
+        case "variant": return rest.isEmpty ? .text(variant) : .missing
+        default: return TemplateObject.scalar(subject.state.traits, path[...])
         }
     }
 
