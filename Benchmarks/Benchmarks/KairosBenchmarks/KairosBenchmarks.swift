@@ -91,6 +91,7 @@ let benchmarks: @Sendable () -> Void = {
     plainInsertBenchmarks()
     codecBenchmarks()
     snapshotBenchmarks()
+    decideBenchmarks()
 
     // A new segment evaluated over 1,000,000 existing contacts.
     let large = Prepared()
