@@ -4,6 +4,7 @@ import KairosCore
 import KairosEngine
 import KairosCLI
 import KairosStore
+import Synchronization
 
 extension Kairos {
     struct Demo: AsyncParsableCommand {
@@ -13,7 +14,9 @@ extension Kairos {
                 Creates the demo tenant (default scoring models 'fit' and 'engagement' and a few
                 live segments), then replays simulated days of website and email traffic on a
                 virtual clock, firing timers as windows lapse. Prints progress per day, segment
-                sizes, and the hottest leads with the rules that explain their scores.
+                sizes, the hottest leads with the rules that explain their scores, and what the
+                demo placements would show them. With --data-dir, SIGINT or SIGTERM stops after
+                the current batch, writes a final snapshot and exits 0.
                 """
         )
 
@@ -71,9 +74,14 @@ extension Kairos {
             let batchesPerHour = max(1, eventsPerDay / 24 / batchSize)
             var effectCount = 0
             var eventCount = 0
+            let stop = StopSignal()
             let wall = ContinuousClock.now
-            for day in 0..<days {
+            simulation: for day in 0..<days {
                 for hour in 0..<24 {
+                    if stop.requested {
+                        print("stopping: \(stop.name ?? "signal") received, finishing with a final snapshot")
+                        break simulation
+                    }
                     let hourStart = start + .days(Int64(day)) + .hours(Int64(hour))
                     effectCount += await engine.advanceTime(to: hourStart).count
                     for batch in 0..<batchesPerHour {
@@ -95,6 +103,7 @@ extension Kairos {
 
             if let storage, let journal { try await storage.writeSnapshot(engine, journal: journal) }
             let end = start + .days(Int64(days))
+            if stop.requested { return }
             let page = try await engine.segmentMembers(tenant: DemoTenant.id, segment: "mqls", limit: 1000)
             var leads: [ContactView] = []
             for member in page.members {
@@ -111,7 +120,39 @@ extension Kairos {
                 for rule in (engagement?.rules ?? []) + (fit?.rules ?? []) {
                     print(String(format: "      %+7.1f  %@", rule.points, rule.name))
                 }
+                if let userId = lead.userId {
+                    let answer = try await engine.decide(
+                        tenant: DemoTenant.id, visitor: Visitor(userId: userId), placements: ["home-hero", "pricing-cta"], now: end)
+                    for decision in answer.decisions {
+                        print("      \(decision.placement) → \(decision.variant ?? "nothing") (\(decision.reason.rawValue)): \(decision.content ?? "")")
+                    }
+                }
             }
         }
     }
+}
+
+/// SIGINT and SIGTERM ask the demo to stop at the next batch boundary instead of killing it,
+/// so it can write its final snapshot.
+final class StopSignal {
+    private final class Received: Sendable {
+        let name = Mutex<String?>(nil)
+    }
+
+    private let received = Received()
+    private var sources: [any DispatchSourceSignal] = []
+
+    init() {
+        let received = self.received
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { received.name.withLock { if $0 == nil { $0 = name } } }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var requested: Bool { received.name.withLock { $0 != nil } }
+    var name: String? { received.name.withLock { $0 } }
 }

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+
+@Suite struct GracefulShutdownTests {
+    /// SIGTERM during a journaled demo run: it stops at a batch boundary, writes a final
+    /// snapshot that verifies, exits 0, and the next run continues from it.
+    @Test func sigtermWritesAFinalSnapshotAndExitsCleanly() async throws {
+        let dataDir = NSTemporaryDirectory() + "kairos-shutdown-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let arguments = ["demo", "--data-dir", dataDir, "--days", "60", "--contacts", "500", "--events-per-day", "4800"]
+        let (process, input, output) = try launchKairos(arguments)
+        try input.fileHandleForWriting.close()
+        // Wait for the first simulated day, then ask it to stop.
+        var seen = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !seen.contains("day 1/") && Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(seen.contains("day 1/"))
+        process.terminate()  // SIGTERM
+        seen += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(seen)")
+        #expect(seen.contains("SIGTERM received"))
+        #expect(!seen.contains("day 60/60"))
+
+        let verify = try runKairos(["snapshot", "verify", "--data-dir", dataDir])
+        #expect(verify.status == 0, "\(verify.output)")
+        let list = try runKairos(["snapshot", "list", "--data-dir", dataDir])
+        #expect(list.output.contains(" ok "))
+
+        // The next run starts from that snapshot and the journal after it.
+        let again = try runKairos(["demo", "--data-dir", dataDir, "--days", "1", "--contacts", "500", "--events-per-day", "2400"])
+        #expect(again.status == 0, "\(again.output)")
+        #expect(again.output.contains("day 1/1"))
+    }
+}
