@@ -12,12 +12,17 @@ actor ContactActor {
         /// The definitions in force when the batch was accepted: read once per batch.
         let definitions: TenantDefinitions
         let catalog: DecisionCatalog
+        let journeys: JourneyCatalog
 
-        init(events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions, catalog: DecisionCatalog) {
+        init(
+            events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions, catalog: DecisionCatalog,
+            journeys: JourneyCatalog
+        ) {
             self.events = events
             self.counterSymbols = counterSymbols
             self.definitions = definitions
             self.catalog = catalog
+            self.journeys = journeys
         }
     }
 
@@ -112,7 +117,8 @@ actor ContactActor {
             let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
             state.apply(
                 batch.events[index], counterSymbol: batch.counterSymbols[index],
-                context: context(commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog),
+                context: context(
+                    commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys),
                 effects: &effects)
             position += 1
         }
@@ -138,7 +144,7 @@ actor ContactActor {
         if let forward { return await forward.fire(due: due) }
         if scheduledWake == due { scheduledWake = .max }
         var effects: [Effect] = []
-        if let next = state.nextWake, next.milliseconds <= due {
+        if let next = state.nextWakeMilliseconds, next <= due {
             state.wake(context: context(effectiveNow(Timestamp(milliseconds: due))), effects: &effects)
         }
         finish(effects)
@@ -159,6 +165,44 @@ actor ContactActor {
         state.accountTraitsChanged(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
         return effects
+    }
+
+    // MARK: Journeys
+
+    /// Manual or API enrollment; returns whether the contact entered.
+    func enroll(journey: String, key: String?, now: Timestamp) async -> (entered: Bool, effects: [Effect]) {
+        if let forward { return await forward.enroll(journey: journey, key: key, now: now) }
+        var effects: [Effect] = []
+        let entered = state.enroll(journey: journey, key: key, context: context(effectiveNow(now)), effects: &effects)
+        finish(effects)
+        return (entered, effects)
+    }
+
+    /// After a journey was resumed: runs whose wait lapsed meanwhile move on.
+    func wakeJourneys(now: Timestamp) async -> [Effect] {
+        if let forward { return await forward.wakeJourneys(now: now) }
+        guard !state.journeyRuns.isEmpty else { return [] }
+        var effects: [Effect] = []
+        state.wakeJourneys(context: context(effectiveNow(now)), effects: &effects)
+        finish(effects)
+        return effects
+    }
+
+    /// Ends every run of a journey (archived).
+    func endRuns(journey symbol: UInt32, versions: [Int: CompiledJourney], now: Timestamp) async -> [Effect] {
+        if let forward { return await forward.endRuns(journey: symbol, versions: versions, now: now) }
+        guard state.journeyRuns.contains(where: { $0.journey == symbol }) else { return [] }
+        var effects: [Effect] = []
+        state.endRuns(journey: symbol, reason: .archived, versions: versions, context: context(effectiveNow(now)), effects: &effects)
+        finish(effects)
+        return effects
+    }
+
+    /// Moves runs to a newly published version where their step still exists.
+    func migrateRuns(to target: CompiledJourney, from versions: [Int: CompiledJourney]) async -> Int {
+        if let forward { return await forward.migrateRuns(to: target, from: versions) }
+        guard state.journeyRuns.contains(where: { $0.journey == target.symbol }) else { return 0 }
+        return state.migrateRuns(to: target, from: versions)
     }
 
     func dropMembership(symbol: UInt32) {
@@ -203,19 +247,19 @@ actor ContactActor {
     // MARK: Helpers
 
     private func context(_ now: Timestamp) -> EvaluationContext {
-        context(now, accountId: state.accountId, definitions: tenant.definitions, catalog: tenant.catalog)
+        context(now, accountId: state.accountId, definitions: tenant.definitions, catalog: tenant.catalog, journeys: tenant.journeys)
     }
 
-    private func context(_ now: Timestamp, accountId: String?, definitions: TenantDefinitions, catalog: DecisionCatalog)
-        -> EvaluationContext
-    {
+    private func context(
+        _ now: Timestamp, accountId: String?, definitions: TenantDefinitions, catalog: DecisionCatalog, journeys: JourneyCatalog
+    ) -> EvaluationContext {
         var account: [String: JSONValue]?
         if let accountId,
             !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty
         {
             account = tenant.accounts.traits(of: accountId)
         }
-        return EvaluationContext(now: now, definitions: definitions, accountTraits: account, catalog: catalog)
+        return EvaluationContext(now: now, definitions: definitions, accountTraits: account, catalog: catalog, journeys: journeys)
     }
 
     /// Publishes membership changes and keeps exactly one scheduler entry for the next wake-up.
@@ -223,6 +267,8 @@ actor ContactActor {
         if !effects.isEmpty {
             tenant.members.apply(effects)
             tenant.tallies.apply(effects)
+            tenant.journeyMetrics.apply(effects)
+            tenant.outbox.apply(effects)
         }
         if let next = state.nextWakeMilliseconds, next < scheduledWake {
             scheduledWake = next

@@ -243,7 +243,7 @@ public final class Engine: Sendable {
     private func applyIngest(_ runtime: TenantRuntime, _ events: [Event], now: Timestamp) async -> [Effect] {
         let batch = ContactActor.Batch(
             events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions,
-            catalog: runtime.catalog)
+            catalog: runtime.catalog, journeys: runtime.journeys)
         let make = runtime.makeContact
 
         var groups: [(ContactActor, [ContactActor.Item])] = []
@@ -517,6 +517,9 @@ public final class Engine: Sendable {
         case .definePlacement(let json): _ = try? await tenant.actor.definePlacement(json, now: time)
         case .defineExperiment(let json): _ = try? await tenant.actor.defineExperiment(json, now: time)
         case .decisions(let visitor): await applyDecisions(tenant.runtime, visitor, now: time)
+        case .defineJourney(let json, let migrate): _ = try? await tenant.actor.defineJourney(json, migrate: migrate, now: time)
+        case .setJourneyStatus(let journey, let status): _ = try? await tenant.actor.setJourneyStatus(journey, status, now: time)
+        case .enroll(let enrollment): _ = await applyEnrollment(tenant.runtime, enrollment, now: time)
         }
         return 0
     }

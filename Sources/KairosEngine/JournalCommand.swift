@@ -16,6 +16,18 @@ enum JournalCommand: Sendable {
     case defineExperiment(JSONValue)
     /// What a decision changed for a visitor (assignments, served decisions).
     case decisions(VisitorDecisions)
+    /// A journey version; `migrate` moves runs of older versions where their step still exists.
+    case defineJourney(JSONValue, migrate: Bool)
+    case setJourneyStatus(id: String, JourneyStatus)
+    /// Manual or API enrollment of one contact.
+    case enroll(Enrollment)
+
+    struct Enrollment: Sendable, Hashable {
+        var journey: String
+        var userId: String?
+        var anonymousId: String?
+        var key: String?
+    }
 
     struct VisitorDecisions: Sendable, Hashable {
         var userId: String?
@@ -39,6 +51,9 @@ enum JournalCommand: Sendable {
         case .definePlacement: return 7
         case .defineExperiment: return 8
         case .decisions: return 9
+        case .defineJourney: return 10
+        case .setJourneyStatus: return 11
+        case .enroll: return 12
         }
     }
 
@@ -79,6 +94,17 @@ enum JournalCommand: Sendable {
                     writer.writeVarint(firing.contact)
                     writer.writeSigned(firing.due)
                 }
+            case .defineJourney(let json, let migrate):
+                writer.write(json)
+                writer.writeByte(migrate ? 1 : 0)
+            case .setJourneyStatus(let id, let status):
+                writer.write(id)
+                writer.write(status.rawValue)
+            case .enroll(let enrollment):
+                writer.write(enrollment.journey)
+                writer.writeOptional(enrollment.userId)
+                writer.writeOptional(enrollment.anonymousId)
+                writer.writeOptional(enrollment.key)
             case .ingest: break
             }
             return writer.bytes
@@ -123,6 +149,17 @@ enum JournalCommand: Sendable {
                         time: try reader.readSigned()))
             }
             command = .decisions(visitor)
+        case 10: command = .defineJourney(try reader.readJSON(), migrate: try reader.readByte() == 1)
+        case 11:
+            let id = try reader.readString()
+            let raw = try reader.readString()
+            guard let status = JourneyStatus(rawValue: raw) else { throw CodecError(offset: 0, message: "unknown journey status '\(raw)'") }
+            command = .setJourneyStatus(id: id, status)
+        case 12:
+            command = .enroll(
+                Enrollment(
+                    journey: try reader.readString(), userId: try reader.readOptionalString(),
+                    anonymousId: try reader.readOptionalString(), key: try reader.readOptionalString()))
         default: throw CodecError(offset: 0, message: "unknown command kind \(kind)")
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the command") }

@@ -17,7 +17,9 @@ final class SegmentMembers: Sendable {
         sets.withLock { sets in
             for effect in effects {
                 switch effect.kind {
-                case .segmentEntered(let segment): sets[segment, default: []].insert(effect.contact)
+                // A journey's hidden trigger segment is not a segment anyone lists.
+                case .segmentEntered(let segment) where !JourneyCatalog.isTriggerSegment(segment):
+                    sets[segment, default: []].insert(effect.contact)
                 case .segmentLeft(let segment): sets[segment]?.remove(effect.contact)
                 default: break
                 }
@@ -32,7 +34,9 @@ final class SegmentMembers: Sendable {
     /// Adds many members at once (restoring a snapshot).
     func add(_ members: [String: [UInt64]]) {
         sets.withLock { sets in
-            for (segment, contacts) in members { sets[segment, default: []].formUnion(contacts) }
+            for (segment, contacts) in members where !JourneyCatalog.isTriggerSegment(segment) {
+                sets[segment, default: []].formUnion(contacts)
+            }
         }
     }
 

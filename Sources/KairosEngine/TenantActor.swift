@@ -6,6 +6,9 @@ public enum DefinitionKind: String, Sendable, Codable, CaseIterable {
     case segment
     case placement
     case experiment
+    case journey
+    /// A journey's status change (draft, active, paused, archived), kept apart from its versions.
+    case journeyStatus = "journey_status"
 }
 
 /// One version of one definition.
@@ -46,6 +49,9 @@ actor TenantActor {
     private var segments: [String: SegmentDefinition] = [:]
     private var placements: [String: PlacementDefinition] = [:]
     private var experiments: [String: ExperimentDefinition] = [:]
+    /// Every version of every journey (runs may still be on an older one).
+    private var journeyVersions: [String: [Int: JourneyDefinition]] = [:]
+    private var journeyStatus: [String: JourneyStatus] = [:]
     private var history: [DefinitionVersion] = []
     private var definitionsVersion: UInt64 = 0
     private(set) var backfills: [String: BackfillProgress] = [:]
@@ -61,6 +67,8 @@ actor TenantActor {
         case .segment: ids = Array(segments.keys)
         case .placement: ids = Array(placements.keys)
         case .experiment: ids = Array(experiments.keys)
+        case .journey: ids = Array(journeyVersions.keys)
+        case .journeyStatus: ids = Array(journeyStatus.keys)
         }
         return ids.sorted().compactMap { id in history.last { $0.kind == kind && $0.id == id } }
     }
@@ -82,8 +90,18 @@ actor TenantActor {
         segments = [:]
         placements = [:]
         experiments = [:]
+        journeyVersions = [:]
+        journeyStatus = [:]
         var latest: [String: DefinitionVersion] = [:]
-        for entry in history { latest["\(entry.kind.rawValue):\(entry.id)"] = entry }
+        for entry in history {
+            latest["\(entry.kind.rawValue):\(entry.id)"] = entry
+            // Every journey version stays: runs may still be on an older one.
+            if entry.kind == .journey, let source = entry.source {
+                do { journeyVersions[entry.id, default: [:]][entry.version] = try JourneyDefinition.parse(source) } catch {
+                    throw EngineError.invalid(error, in: "journey '\(entry.id)' version \(entry.version) in the snapshot")
+                }
+            }
+        }
         for entry in latest.values {
             guard let source = entry.source else { continue }
             do {
@@ -92,6 +110,11 @@ actor TenantActor {
                 case .segment: segments[entry.id] = try SegmentDefinition.parse(source)
                 case .placement: placements[entry.id] = try PlacementDefinition.parse(source)
                 case .experiment: experiments[entry.id] = try ExperimentDefinition.parse(source)
+                case .journey: break
+                case .journeyStatus:
+                    if case .object(let object) = source, case .string(let raw)? = object["status"], let status = JourneyStatus(rawValue: raw) {
+                        journeyStatus[entry.id] = status
+                    }
                 }
             } catch {
                 throw EngineError.invalid(error, in: "\(entry.kind.rawValue) '\(entry.id)' in the snapshot")
@@ -170,6 +193,9 @@ actor TenantActor {
             if let user = runtime.catalog.placementUsing(model: id) {
                 throw EngineError(.definitionInUse, "scoring model '\(id)' is used by placement '\(user)'")
             }
+            if let user = journeyUsing(model: id) {
+                throw EngineError(.definitionInUse, "scoring model '\(id)' is used by journey '\(user)'")
+            }
             models.removeValue(forKey: id)
         case .segment:
             guard segments[id] != nil else { throw EngineError(.unknownDefinition, "no segment '\(id)'") }
@@ -179,9 +205,14 @@ actor TenantActor {
             if let user = runtime.catalog.placementUsing(segment: id) {
                 throw EngineError(.definitionInUse, "segment '\(id)' is used by placement '\(user)'")
             }
+            if let user = journeyUsing(segment: id) {
+                throw EngineError(.definitionInUse, "segment '\(id)' is used by journey '\(user)'")
+            }
             segments.removeValue(forKey: id)
         case .placement, .experiment:
             return try deleteDecisionDefinition(kind, id: id, now: now)
+        case .journey, .journeyStatus:
+            throw EngineError(.invalidArgument, "journeys are not deleted: archive '\(id)' instead (its history and metrics stay)")
         }
         let definitions = try compile(models: models, segments: segments, publish: true)
         let version = record(kind, id: id, source: nil, now: now)
@@ -273,34 +304,183 @@ actor TenantActor {
         }
     }
 
+    // MARK: Journeys
+
+    /// The hidden segments that turn condition triggers (score, lifecycle, any predicate) into
+    /// "entered" events, one per journey's current version.
+    private func triggerSegments(_ journeys: [String: [Int: JourneyDefinition]]) -> [SegmentDefinition] {
+        journeys.keys.sorted().compactMap { id in
+            guard let current = journeys[id]?.max(by: { $0.key < $1.key })?.value,
+                case .condition(let predicate) = current.trigger
+            else { return nil }
+            let segmentId = JourneyCatalog.triggerSegmentId(id)
+            return SegmentDefinition(id: segmentId, name: segmentId, description: nil, condition: predicate, source: .null)
+        }
+    }
+
+    private func compileJourneys(
+        _ versions: [String: [Int: JourneyDefinition]], status: [String: JourneyStatus], definitions: TenantDefinitions, publish: Bool
+    ) throws(EngineError) -> JourneyCatalog {
+        let runtime = self.runtime
+        var scratch = runtime.symbolNames()
+        do {
+            let catalog = try JourneyCatalog.compile(
+                versions: versions, current: versions.mapValues { $0.keys.max() ?? 1 }, status: status, definitions: definitions,
+                intern: { publish ? runtime.intern($0) : scratch.intern($0) })
+            if publish { runtime.publish(catalog) }
+            return catalog
+        } catch {
+            throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
+        }
+    }
+
+    private func currentJourneys() -> [JourneyDefinition] {
+        journeyVersions.keys.sorted().compactMap { id in
+            guard journeyStatus[id] != .archived else { return nil }
+            return journeyVersions[id]?.max(by: { $0.key < $1.key })?.value
+        }
+    }
+
+    private func journeyUsing(segment: String) -> String? {
+        currentJourneys().first { journey in
+            switch journey.trigger {
+            case .segmentEntered(let id), .segmentLeft(let id): if id == segment { return true }
+            case .condition(let predicate): if predicate.dependencies.segments.contains(segment) { return true }
+            default: break
+            }
+            let predicates = [journey.entry, journey.exit, journey.goal].compactMap { $0 }
+                + journey.nodes.compactMap { if case .branch(let condition, _, _) = $0.step { return condition } else { return nil } }
+            return predicates.contains { $0.dependencies.segments.contains(segment) }
+        }?.id
+    }
+
+    private func journeyUsing(model: String) -> String? {
+        currentJourneys().first { journey in
+            if case .condition(let predicate) = journey.trigger, predicate.dependencies.scoreModels.contains(model) { return true }
+            let predicates = [journey.entry, journey.exit, journey.goal].compactMap { $0 }
+                + journey.nodes.compactMap { if case .branch(let condition, _, _) = $0.step { return condition } else { return nil } }
+            if predicates.contains(where: { $0.dependencies.scoreModels.contains(model) }) { return true }
+            return journey.nodes.contains { if case .score(let id, _, _) = $0.step { return id == model } else { return false } }
+        }?.id
+    }
+
+    /// Parses and checks a journey against the tenant's definitions without applying it.
+    func validateJourney(_ json: JSONValue) throws(EngineError) -> JourneyDefinition {
+        let journey: JourneyDefinition
+        do { journey = try JourneyDefinition.parse(json) } catch { throw EngineError.invalid(error, in: "journey") }
+        if journeyStatus[journey.id] == .archived {
+            throw EngineError(.invalidArgument, "journey '\(journey.id)' is archived; give the new journey another id")
+        }
+        var candidate = journeyVersions
+        let version = (candidate[journey.id]?.keys.max() ?? 0) + 1
+        candidate[journey.id, default: [:]][version] = journey
+        let definitions = try compile(models: models, segments: segments, journeys: candidate, publish: false)
+        var status = journeyStatus
+        if status[journey.id] == nil { status[journey.id] = .draft }
+        _ = try compileJourneys(candidate, status: status, definitions: definitions, publish: false)
+        return journey
+    }
+
+    /// Publishes a new version of a journey (a new journey starts as a draft). Runs in flight
+    /// stay on the version they entered, unless `migrate` moves them where their step's id
+    /// still exists in the new version.
+    func defineJourney(_ json: JSONValue, migrate: Bool, now: Timestamp) async throws(EngineError) -> DefinitionReceipt {
+        let journey = try validateJourney(json)
+        let previous = journeyVersions[journey.id]?.max(by: { $0.key < $1.key })?.value
+        let version = (journeyVersions[journey.id]?.keys.max() ?? 0) + 1
+        journeyVersions[journey.id, default: [:]][version] = journey
+        if journeyStatus[journey.id] == nil { journeyStatus[journey.id] = .draft }
+        let definitions = try compile(models: models, segments: segments, publish: true)
+        let recorded = record(.journey, id: journey.id, source: json, now: now)
+        var evaluated = 0
+        // A changed condition trigger: contacts' membership of its hidden segment starts from
+        // the current state, so only later crossings enter the journey.
+        if case .condition(let condition) = journey.trigger, previous.map({ $0.trigger != journey.trigger }) ?? true,
+            let compiled = definitions.segment(JourneyCatalog.triggerSegmentId(journey.id))
+        {
+            _ = condition
+            evaluated = await backfill(.journey, id: journey.id, segments: [compiled.order], now: now, progress: nil)
+        }
+        if migrate, previous != nil, let target = runtime.journeys.journey(journey.id),
+            let versions = runtime.journeys.versions[target.symbol]
+        {
+            for contact in runtime.directory.allContacts() { _ = await contact.migrateRuns(to: target, from: versions) }
+        }
+        return DefinitionReceipt(
+            kind: .journey, id: journey.id, version: recorded, definitionsVersion: definitions.version, contactsEvaluated: evaluated)
+    }
+
+    /// draft → active → paused ⇄ active; any → archived (final). Resuming moves on runs whose
+    /// wait lapsed while paused; archiving ends every run.
+    func setJourneyStatus(_ id: String, _ status: JourneyStatus, now: Timestamp) async throws(EngineError) -> DefinitionReceipt {
+        guard journeyVersions[id] != nil, let current = journeyStatus[id] else {
+            throw EngineError(.unknownDefinition, "no journey '\(id)'")
+        }
+        let allowed: Bool
+        switch (current, status) {
+        case (.draft, .active), (.active, .paused), (.paused, .active), (.draft, .archived), (.active, .archived), (.paused, .archived):
+            allowed = true
+        default: allowed = false
+        }
+        guard allowed else {
+            throw EngineError(.invalidArgument, "journey '\(id)' is \(current.rawValue) and cannot become \(status.rawValue)")
+        }
+        journeyStatus[id] = status
+        _ = try compileJourneys(journeyVersions, status: journeyStatus, definitions: runtime.definitions, publish: true)
+        definitionsVersion += 1
+        let recorded = record(.journeyStatus, id: id, source: .object(["status": .string(status.rawValue)]), now: now)
+        let catalog = runtime.journeys
+        if let symbol = catalog.journey(id)?.symbol {
+            let contacts = runtime.directory.allContacts()
+            if status == .active && current == .paused {
+                for contact in contacts { runtime.effects.publish(tenant: runtime.id, await contact.wakeJourneys(now: now)) }
+            } else if status == .archived {
+                let versions = catalog.versions[symbol] ?? [:]
+                for contact in contacts {
+                    runtime.effects.publish(tenant: runtime.id, await contact.endRuns(journey: symbol, versions: versions, now: now))
+                }
+            }
+        }
+        return DefinitionReceipt(
+            kind: .journeyStatus, id: id, version: recorded, definitionsVersion: definitionsVersion, contactsEvaluated: 0)
+    }
+
+    func journeyStatusOf(_ id: String) -> JourneyStatus? { journeyStatus[id] }
+
     // MARK: Helpers
 
-    private func compile(models: [String: ScoringModel], segments: [String: SegmentDefinition], publish: Bool)
-        throws(EngineError) -> TenantDefinitions
-    {
+    private func compile(
+        models: [String: ScoringModel], segments: [String: SegmentDefinition], journeys: [String: [Int: JourneyDefinition]]? = nil,
+        publish: Bool
+    ) throws(EngineError) -> TenantDefinitions {
         let runtime = self.runtime
         // A dry run interns into a scratch copy: symbol numbers depend only on applied
         // commands, so a replayed engine numbers them exactly as the live one did.
         var scratch = publish ? SymbolTable() : runtime.symbolNames()
+        let definitions: TenantDefinitions
         do {
-            let definitions = try TenantDefinitions.compile(
+            definitions = try TenantDefinitions.compile(
                 version: definitionsVersion + 1,
                 models: models.values.sorted { $0.id < $1.id },
-                segments: segments.values.sorted { $0.id < $1.id },
+                segments: (Array(segments.values) + triggerSegments(journeys ?? journeyVersions)).sorted { $0.id < $1.id },
                 intern: { publish ? runtime.intern($0) : scratch.intern($0) })
-            if publish {
-                definitionsVersion += 1
-                runtime.publish(definitions)
-            }
-            return definitions
         } catch {
             let owner: String
             switch error.owner {
             case .model(let id): owner = "scoring model '\(id)'"
+            case .segment(let id) where JourneyCatalog.isTriggerSegment(id):
+                owner = "journey '\(id.dropFirst("journey:".count))' (its trigger)"
             case .segment(let id): owner = "segment '\(id)'"
             }
             throw EngineError(.invalidDefinition, "\(owner) is invalid at \(error.error)", definitionError: error.error)
         }
+        if publish {
+            definitionsVersion += 1
+            runtime.publish(definitions)
+            // Journeys read segments and models: recompile them against what is now in force.
+            _ = try compileJourneys(journeyVersions, status: journeyStatus, definitions: definitions, publish: true)
+        }
+        return definitions
     }
 
     private func record(_ kind: DefinitionKind, id: String, source: JSONValue?, now: Timestamp) -> Int {

@@ -10,10 +10,13 @@ final class TenantRuntime: Sendable {
     let accounts = AccountDirectory()
     let deduplicator: MessageDeduplicator
     let tallies = DecisionTallies()
+    let journeyMetrics = JourneyMetrics()
+    let outbox = Outbox()
     let scheduler: Scheduler
     let effects: EffectBus
     private let currentDefinitions = Mutex(TenantDefinitions.empty)
     private let currentCatalog = Mutex(DecisionCatalog.empty)
+    private let currentJourneys = Mutex(JourneyCatalog.empty)
     private let symbolTable = Mutex(SymbolTable())
 
     init(id: String, name: String, scheduler: Scheduler, effects: EffectBus, deduplicator: MessageDeduplicator) {
@@ -33,6 +36,11 @@ final class TenantRuntime: Sendable {
     var catalog: DecisionCatalog { currentCatalog.withLock { $0 } }
 
     func publish(_ catalog: DecisionCatalog) { currentCatalog.withLock { $0 = catalog } }
+
+    /// The journeys (every version in use) and their statuses in force now.
+    var journeys: JourneyCatalog { currentJourneys.withLock { $0 } }
+
+    func publish(_ journeys: JourneyCatalog) { currentJourneys.withLock { $0 = journeys } }
 
     func intern(_ name: String) -> UInt32 { symbolTable.withLock { $0.intern(name) } }
 

@@ -6,14 +6,14 @@ import KairosEngine
 extension Kairos {
     struct Validate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check definitions (scoring models, segments, placements, experiments; JSON files) without applying them.",
+            abstract: "Check definitions (scoring models, segments, placements, experiments, journeys; JSON files) without applying them.",
             discussion: """
                 Each file holds one definition. Files are checked in order against the demo
                 tenant's definitions plus the files before them, so a segment may use a model or
                 segment defined in an earlier file. Problems are reported with a JSON pointer to
                 the offending part. Exits with status 1 when any file is invalid.
 
-                Example: kairos validate --model fit.json --segment hot-leads.json --placement hero.json
+                Example: kairos validate --model fit.json --segment hot-leads.json --journey nurture.json
                 """
         )
 
@@ -29,9 +29,12 @@ extension Kairos {
         @Option(name: .customLong("experiment"), help: "An experiment definition file (repeatable).")
         var experiments: [String] = []
 
+        @Option(name: .customLong("journey"), help: "A journey definition file (repeatable).")
+        var journeys: [String] = []
+
         func validate() throws {
-            guard !models.isEmpty || !segments.isEmpty || !placements.isEmpty || !experiments.isEmpty else {
-                throw ValidationError("name at least one --model, --segment, --placement or --experiment file")
+            guard !models.isEmpty || !segments.isEmpty || !placements.isEmpty || !experiments.isEmpty || !journeys.isEmpty else {
+                throw ValidationError("name at least one --model, --segment, --placement, --experiment or --journey file")
             }
         }
 
@@ -42,6 +45,7 @@ extension Kairos {
             var failures = 0
             let files = models.map { (DefinitionKind.scoringModel, $0) } + segments.map { (DefinitionKind.segment, $0) }
                 + placements.map { (DefinitionKind.placement, $0) } + experiments.map { (DefinitionKind.experiment, $0) }
+                + journeys.map { (DefinitionKind.journey, $0) }
             for (kind, path) in files {
                 do {
                     guard FileManager.default.isReadableFile(atPath: path) else {
@@ -57,6 +61,8 @@ extension Kairos {
                     case .segment: try await engine.defineSegment(tenant: DemoTenant.id, definition, now: now)
                     case .placement: try await engine.definePlacement(tenant: DemoTenant.id, definition, now: now)
                     case .experiment: try await engine.defineExperiment(tenant: DemoTenant.id, definition, now: now)
+                    case .journey: try await engine.defineJourney(tenant: DemoTenant.id, definition, now: now)
+                    case .journeyStatus: break
                     }
                     print("ok       \(path)")
                 } catch let error as EngineError {

@@ -1,6 +1,6 @@
 extension ContactState {
-    /// 2 added experiment assignments and served decisions; 1 is still read.
-    static let codecVersion: UInt8 = 2
+    /// 2 added experiment assignments and served decisions, 3 journey runs; 1 and 2 are still read.
+    static let codecVersion: UInt8 = 3
 
     /// Appends this contact in the snapshot's binary form. Symbols are written as numbers:
     /// a snapshot stores its tenant's symbol table next to its contacts.
@@ -78,11 +78,35 @@ extension ContactState {
             writer.writeSigned(decision.time)
             writer.writeByte((decision.optimized ? 1 : 0) | (decision.viewed ? 2 : 0) | (decision.rewarded ? 4 : 0))
         }
+        writer.writeVarint(UInt64(journeyRuns.count))
+        for run in journeyRuns {
+            writer.writeVarint(UInt64(run.journey))
+            writer.writeVarint(UInt64(run.version))
+            writer.writeVarint(UInt64(run.entry))
+            writer.writeOptional(run.key)
+            writer.writeSigned(Int64(run.node))
+            writer.writeByte(run.phase.rawValue)
+            writer.writeSigned(run.due)
+            writer.writeSigned(run.enteredAt)
+            writer.writeVarint(UInt64(run.steps))
+        }
+        writer.writeVarint(UInt64(journeyEntries.count))
+        for record in journeyEntries {
+            writer.writeVarint(UInt64(record.journey))
+            writer.writeVarint(UInt64(record.count))
+            writer.writeVarint(UInt64(record.active))
+            writer.writeSigned(record.lastEnteredAt)
+            writer.writeSigned(record.lastExitedAt)
+        }
+        writer.writeSigned(messageDay)
+        writer.writeVarint(UInt64(messagesOnDay))
+        writer.writeOptional(timeZone)
+        writer.writeSigned(journeyWake ?? .max)
     }
 
     public static func decode(from reader: inout BinaryReader) throws(CodecError) -> ContactState {
         let version = try reader.readByte()
-        guard version == 1 || version == codecVersion else {
+        guard (1...codecVersion).contains(version) else {
             throw CodecError(offset: reader.offset - 1, message: "contact format version \(version) is not supported")
         }
         var state = ContactState(id: try reader.readVarint())
@@ -147,6 +171,32 @@ extension ContactState {
             decision.rewarded = flags & 4 != 0
             state.decisions.append(decision)
         }
+        guard version >= 3 else { return state }
+        for _ in 0..<(try reader.readCount()) {
+            let journey = try reader.readSymbol()
+            let version = try reader.readSymbol()
+            let entry = try reader.readSymbol()
+            let key = try reader.readOptionalString()
+            let node = Int32(truncatingIfNeeded: try reader.readSigned())
+            guard let phase = JourneyRun.Phase(rawValue: try reader.readByte()) else {
+                throw CodecError(offset: reader.offset - 1, message: "unknown journey run phase")
+            }
+            state.journeyRuns.append(
+                JourneyRun(
+                    journey: journey, version: version, entry: entry, key: key, node: node, phase: phase, due: try reader.readSigned(),
+                    enteredAt: try reader.readSigned(), steps: try reader.readSymbol()))
+        }
+        for _ in 0..<(try reader.readCount()) {
+            state.journeyEntries.append(
+                JourneyEntries(
+                    journey: try reader.readSymbol(), count: try reader.readSymbol(), active: try reader.readSymbol(),
+                    lastEnteredAt: try reader.readSigned(), lastExitedAt: try reader.readSigned()))
+        }
+        state.messageDay = try reader.readSigned()
+        state.messagesOnDay = try reader.readSymbol()
+        state.timeZone = try reader.readOptionalString()
+        let wake = try reader.readSigned()
+        state.journeyWake = wake == .max ? nil : wake
         return state
     }
 }

@@ -86,6 +86,7 @@ extension ContactState {
         let definitions = context.definitions
         let now = context.now
         let time = min(event.time, now)
+        let effectsStart = effects.count
         // A new contact is evaluated against every segment once: conditions such as
         // "trait X is not Y" hold for it without any change that would index them.
         let isFirstEvent = firstSeen == nil
@@ -156,6 +157,12 @@ extension ContactState {
         if !wakeMayMove { wakeMayMove = changedModels.contains { definitions.decayingModels.contains($0) } }
         if wakeMayMove { updateNextWake(context) }
         if !context.catalog.isEmpty { applyFeedback(event, time: time, catalog: context.catalog, effects: &effects) }
+        if case .string(let zone)? = event.context["timezone"], zone != timeZone { timeZone = zone }
+        if !context.journeys.isEmpty || !journeyRuns.isEmpty {
+            runJourneys(
+                context, event: event, counterSymbol: counterSymbol, changedTraits: changedTraits, effectsFrom: effectsStart,
+                effects: &effects)
+        }
     }
 
     /// Updates the filtered counters and awards the event rules of one index entry.
@@ -182,6 +189,12 @@ extension ContactState {
     public mutating func wake(context: EvaluationContext, effects: inout [Effect]) {
         self.context = context
         defer { self.context = nil }
+        let effectsStart = effects.count
+        defer {
+            if !context.journeys.isEmpty || !journeyRuns.isEmpty {
+                runJourneys(context, event: nil, counterSymbol: 0, changedTraits: [], effectsFrom: effectsStart, effects: &effects)
+            }
+        }
         let definitions = context.definitions
         for number in definitions.decayingModels where scoreIndex(of: definitions.modelSymbols[number]) != nil {
             refreshStageAndGrade(context, model: number, effects: &effects)

@@ -47,6 +47,7 @@ extension ContactState {
         recent = Array((recent + other.recent).sorted { $0.time < $1.time }.suffix(ContactState.recentEventLimit))
         lastSequence = max(lastSequence, other.lastSequence)
         absorbDecisions(other, now: context.now, effects: &effects)
+        absorbJourneys(other, context, effects: &effects)
 
         for number in definitions.models.indices {
             enforceLimits(context, model: number)
@@ -118,7 +119,9 @@ extension ContactState {
     {
         let state = self
         for membership in segments {
-            if let order = definitions.segmentOrderBySymbol[membership.segment] {
+            if let order = definitions.segmentOrderBySymbol[membership.segment],
+                !JourneyCatalog.isTriggerSegment(definitions.segments[order].definition.id)
+            {
                 effects.append(
                     Effect(contact: id, userId: userId, time: now,
                         kind: .segmentLeft(segment: definitions.segments[order].definition.id)))

@@ -115,17 +115,21 @@ public final class EvaluationContext: @unchecked Sendable {
     public let accountTraits: [String: JSONValue]?
     /// Placements and experiments, for attributing feedback events.
     public let catalog: DecisionCatalog
+    public let journeys: JourneyCatalog
+    /// Traits that journey steps changed during this command (they can trigger journeys too).
+    var traitsChangedBySteps: [String] = []
     /// Each model's score at `now`, filled while segments are evaluated.
     var scores: [Double] = []
 
     public init(
         now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil,
-        catalog: DecisionCatalog = .empty
+        catalog: DecisionCatalog = .empty, journeys: JourneyCatalog = .empty
     ) {
         self.now = now
         self.definitions = definitions
         self.accountTraits = accountTraits
         self.catalog = catalog
+        self.journeys = journeys
     }
 }
 
@@ -155,6 +159,17 @@ public struct ContactState: Sendable {
     public var decisions: [ServedDecision] = []
     /// The journal sequence of the last command applied (0 before any).
     public var lastSequence: UInt64 = 0
+    /// Journey runs in progress (waiting at a step) and date-triggered entries still to come.
+    public var journeyRuns: [JourneyRun] = []
+    /// Entries per journey, for re-entry rules.
+    public var journeyEntries: [JourneyEntries] = []
+    /// Messages sent on `messageDay` (a local day number), for frequency caps across journeys.
+    public var messageDay: Int64 = 0
+    public var messagesOnDay: UInt32 = 0
+    /// The time zone the contact's events report (`context.timezone`); the `timezone` trait wins.
+    public var timeZone: String?
+    /// The earliest due time among runs of active journeys.
+    public var journeyWake: Int64?
 
     /// Set while a command is being applied; nil otherwise.
     var context: EvaluationContext?
@@ -169,7 +184,10 @@ public struct ContactState: Sendable {
 
     /// `nextWake` in milliseconds; a narrow accessor so callers in other modules do not copy the state.
     public var nextWakeMilliseconds: Int64? {
-        @inline(__always) get { nextWake?.milliseconds }
+        @inline(__always) get {
+            guard let journeyWake else { return nextWake?.milliseconds }
+            return min(journeyWake, nextWake?.milliseconds ?? .max)
+        }
     }
 
     public func isMember(of symbol: UInt32) -> Bool { membershipIndex(symbol).found }

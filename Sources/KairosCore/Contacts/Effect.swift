@@ -16,6 +16,17 @@ public struct Effect: Sendable, Hashable, CustomStringConvertible {
         /// An optimizer-chosen decision was viewed (one trial) or earned its reward.
         case optimizerTrial(placement: String, variant: String)
         case optimizerReward(placement: String, variant: String)
+        case journeyEntered(journey: String, key: String?)
+        /// A run arrived at a step.
+        case journeyStep(journey: String, node: String)
+        /// A run stopped at a step to wait (a wait, a wait for an event, a held send).
+        case journeyWaiting(journey: String, node: String)
+        /// A run that was waiting at a step stopped waiting there.
+        case journeyResumed(journey: String, node: String)
+        /// A message for the outbox (delivery is the outbox consumer's job).
+        case message(OutboxMessage)
+        case messageSkipped(journey: String, node: String, reason: String)
+        case journeyExited(journey: String, node: String?, reason: JourneyExitReason)
     }
 
     public var contact: UInt64
@@ -50,6 +61,42 @@ public struct Effect: Sendable, Hashable, CustomStringConvertible {
             return "\(time) contact \(who) viewed \(placement)/\(variant)"
         case .optimizerReward(let placement, let variant):
             return "\(time) contact \(who) rewarded \(placement)/\(variant)"
+        case .journeyEntered(let journey, let key):
+            return "\(time) contact \(who) entered journey \(journey)" + (key.map { " (key \($0))" } ?? "")
+        case .journeyStep(let journey, let node): return "\(time) contact \(who) at \(journey)/\(node)"
+        case .journeyWaiting(let journey, let node): return "\(time) contact \(who) waiting at \(journey)/\(node)"
+        case .journeyResumed(let journey, let node): return "\(time) contact \(who) resumed at \(journey)/\(node)"
+        case .message(let message):
+            return "\(time) contact \(who) \(message.channel.rawValue) from \(message.journey)/\(message.node) [\(message.idempotencyKey)]"
+        case .messageSkipped(let journey, let node, let reason):
+            return "\(time) contact \(who) message skipped at \(journey)/\(node): \(reason)"
+        case .journeyExited(let journey, let node, let reason):
+            return "\(time) contact \(who) left journey \(journey) at \(node ?? "entry") (\(reason.rawValue))"
         }
     }
+}
+
+/// Why a run left its journey.
+public enum JourneyExitReason: String, Sendable, Hashable, CaseIterable, Codable {
+    /// It reached an exit step.
+    case completed
+    /// The journey's goal became true: a conversion.
+    case goal
+    /// The journey's exit criteria became true.
+    case exitCriteria = "exit_criteria"
+    /// The journey was archived.
+    case archived
+    /// Its contact was merged into another that already ran the same journey.
+    case merged
+}
+
+/// A message a journey step emitted. `idempotencyKey` is the same however many times the
+/// step is replayed, so a delivery worker sends it once.
+public struct OutboxMessage: Sendable, Hashable {
+    public var idempotencyKey: String
+    public var journey: String
+    public var node: String
+    public var channel: MessageChannel
+    /// Rendered fields (`subject`, `body`, `to`, `url`…).
+    public var fields: [String: String]
 }

@@ -59,7 +59,7 @@ public enum TimeCondition: Sendable, Hashable {
     case olderThan(TimeSpan)
 }
 
-/// The predicate language shared by segments, scoring rules and (later) journeys and decisions.
+/// The predicate language shared by segments, scoring rules, journeys and decisions.
 public indirect enum Predicate: Sendable, Hashable {
     case all([Predicate])
     case any([Predicate])
@@ -112,6 +112,9 @@ extension Predicate {
         /// A placement's targeting rule: what a segment may use except event counts (define a
         /// segment for those and test its membership), plus the request's `context`.
         case decision
+        /// A journey's entry, exit, goal or branch condition: like `decision` without the
+        /// request's `context` (a journey step has no request).
+        case journey
     }
 
     static let leafKeys: Set<String> = [
@@ -140,6 +143,8 @@ extension Predicate {
             case .eventFilter: allowed = "'property', 'context', 'all', 'any', 'not'"
             case .decision:
                 allowed = "anything but 'property' and 'event' (for event counts, define a segment and use {\"segment\": …})"
+            case .journey:
+                allowed = "anything but 'property', 'context' and 'event' (for event counts, define a segment and use {\"segment\": …})"
             }
             return DefinitionError(pointer: reader.path(kind), message: "'\(kind)' is not allowed here (allowed: \(allowed))")
         }
@@ -163,7 +168,7 @@ extension Predicate {
             switch (placement, scope) {
             case (.segment, .trait), (.segment, .account), (.traitRule, .trait), (.traitRule, .account),
                 (.eventFilter, .property), (.eventFilter, .context), (.decision, .trait), (.decision, .account),
-                (.decision, .context):
+                (.decision, .context), (.journey, .trait), (.journey, .account):
                 break
             default: throw notAllowed()
             }
@@ -172,7 +177,7 @@ extension Predicate {
             let (op, value) = try parseComparison(reader)
             return .field(scope, path: path, op: op, value: value)
         case "score":
-            guard placement == .segment || placement == .decision else { throw notAllowed() }
+            guard placement == .segment || placement == .decision || placement == .journey else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: ["score", "op", "value"])
             let model = try reader.requiredString("score")
             let (op, value) = try parseComparison(reader)
@@ -184,7 +189,7 @@ extension Predicate {
             }
             return .score(model: model, op: op, value: number)
         case "grade", "lifecycle":
-            guard placement == .segment || placement == .decision else { throw notAllowed() }
+            guard placement == .segment || placement == .decision || placement == .journey else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: [kind, "op", "value"])
             let model = try reader.requiredString(kind)
             let (op, value) = try parseComparison(reader)
@@ -193,14 +198,14 @@ extension Predicate {
             }
             return kind == "grade" ? .grade(model: model, op: op, value: value) : .lifecycle(model: model, op: op, value: value)
         case "segment":
-            guard placement == .segment || placement == .decision else { throw notAllowed() }
+            guard placement == .segment || placement == .decision || placement == .journey else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: ["segment"])
             return .segment(id: try reader.requiredString("segment"), symbol: 0)
         case "event":
             guard placement == .segment else { throw notAllowed() }
             return .event(try parseEventCondition(reader))
         case "first_seen", "last_seen":
-            guard placement == .segment || placement == .decision else { throw notAllowed() }
+            guard placement == .segment || placement == .decision || placement == .journey else { throw notAllowed() }
             try reader.rejectUnknownKeys(allowed: [kind])
             let condition = try parseTimeCondition(reader.object[kind]!, at: reader.path(kind))
             return kind == "first_seen" ? .firstSeen(condition) : .lastSeen(condition)

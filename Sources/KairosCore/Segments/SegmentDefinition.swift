@@ -8,6 +8,14 @@ public struct SegmentDefinition: Sendable, Hashable {
     /// The JSON this segment was defined with.
     public var source: JSONValue
 
+    public init(id: String, name: String, description: String?, condition: Predicate, source: JSONValue) {
+        self.id = id
+        self.name = name
+        self.description = description
+        self.condition = condition
+        self.source = source
+    }
+
     /// Parses and validates a segment (format: `docs/segments.md`).
     public static func parse(_ json: JSONValue) throws(DefinitionError) -> SegmentDefinition {
         let reader = try DefinitionReader(json, at: "", what: "a segment")
