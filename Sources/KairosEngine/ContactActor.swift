@@ -268,7 +268,6 @@ actor ContactActor {
             tenant.members.apply(effects)
             tenant.tallies.apply(effects)
             tenant.journeyMetrics.apply(effects)
-            tenant.outbox.apply(effects)
         }
         if let next = state.nextWakeMilliseconds, next < scheduledWake {
             scheduledWake = next

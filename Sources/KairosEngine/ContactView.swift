@@ -69,6 +69,21 @@ public struct ContactView: Sendable, Codable, Hashable {
     public var experiments: [Assignment]
     /// Recent decisions served, newest first.
     public var decisions: [Decision]
+    /// Journey runs in progress and date-triggered entries to come.
+    public var journeys: [JourneyEnrollment]
+
+    public struct JourneyEnrollment: Sendable, Codable, Hashable {
+        public var journey: String
+        public var version: Int
+        /// The step the run is at (nil for an entry still to come).
+        public var step: String?
+        /// `waiting`, `held` (a send held by quiet hours or a frequency cap) or `scheduled`.
+        public var state: String
+        public var key: String?
+        public var entry: Int
+        public var enteredAt: Timestamp
+        public var due: Timestamp?
+    }
 
     public struct Assignment: Sendable, Codable, Hashable {
         public var experiment: String
@@ -95,10 +110,15 @@ public struct ContactView: Sendable, Codable, Hashable {
 }
 
 extension ContactView {
-    init(state: ContactState, definitions: TenantDefinitions, symbols: SymbolTable, account: [String: JSONValue]?, now: Timestamp) {
+    init(
+        state: ContactState, definitions: TenantDefinitions, symbols: SymbolTable, account: [String: JSONValue]?, now: Timestamp,
+        journeys: JourneyCatalog = .empty
+    ) {
         func name(_ symbol: UInt32) -> String { symbols.name(of: symbol) ?? "#\(symbol)" }
         func ruleName(_ symbol: UInt32) -> (model: String, rule: String) {
-            let text = name(symbol).dropFirst("rule:".count)
+            let full = name(symbol)
+            if full.hasPrefix("journey-rule:") { return ("", "journey:" + full.dropFirst("journey-rule:".count)) }
+            let text = full.dropFirst("rule:".count)
             let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
             return parts.count == 2 ? (parts[0], parts[1]) : (String(text), String(text))
         }
@@ -115,6 +135,13 @@ extension ContactView {
                 guard points != 0 else { continue }
                 rules.append(RulePoints(rule: rule.id, name: rule.name, group: rule.group, points: points))
                 if let group = rule.group { groups[group, default: 0] += points }
+            }
+            // Points that journey steps gave or took.
+            for contribution in stored?.contributions ?? [] where name(contribution.rule).hasPrefix("journey-rule:") {
+                let step = "journey:" + name(contribution.rule).dropFirst("journey-rule:".count)
+                let points = stored!.points(of: contribution.rule, at: now, halfLife: model.halfLife)
+                guard points != 0, !rules.contains(where: { $0.rule == step }) else { continue }
+                rules.append(RulePoints(rule: step, name: "Journey step \(step.dropFirst("journey:".count))", group: nil, points: points))
             }
             scores.append(
                 Score(
@@ -137,13 +164,19 @@ extension ContactView {
         self.scores = scores
         self.scoreHistory = state.scoreHistory.map { change in
             let (model, rule) = ruleName(change.rule)
+            let modelName = model.isEmpty
+                ? (definitions.models.indices.first { number in
+                    state.scores.first { $0.model == definitions.modelSymbols[number] }?.contributions.contains { $0.rule == change.rule } ?? false
+                }.map { definitions.models[$0].id } ?? "")
+                : model
             return ScoreHistoryEntry(
-                model: model, rule: rule, event: change.event == 0 ? nil : name(change.event),
+                model: modelName, rule: rule, event: change.event == 0 ? nil : name(change.event),
                 points: Double(change.points), time: Timestamp(milliseconds: change.time))
         }
         self.segments = state.segments.compactMap { membership in
             guard let order = definitions.segmentOrderBySymbol[membership.segment] else { return nil }
             let definition = definitions.segments[order].definition
+            guard !JourneyCatalog.isTriggerSegment(definition.id) else { return nil }
             return Membership(segment: definition.id, name: definition.name, since: Timestamp(milliseconds: membership.since))
         }
         self.recentEvents = state.recent.reversed().map {
@@ -168,5 +201,20 @@ extension ContactView {
                 experiment: $0.experiment, optimized: $0.optimized, time: Timestamp(milliseconds: $0.time), viewed: $0.viewed,
                 rewarded: $0.rewarded)
         }
+        self.journeys = state.journeyRuns.map { run in
+            let journeyId = String(name(run.journey).dropFirst("journey:".count))
+            let compiled = journeys.version(run.journey, Int(run.version))
+            let stateName: String
+            switch run.phase {
+            case .scheduled: stateName = "scheduled"
+            case .waiting: stateName = "waiting"
+            case .held: stateName = "held"
+            }
+            return JourneyEnrollment(
+                journey: journeyId, version: Int(run.version),
+                step: run.node >= 0 ? compiled?.definition.nodes[Int(run.node)].id : nil, state: stateName, key: run.key,
+                entry: Int(run.entry), enteredAt: Timestamp(milliseconds: run.enteredAt),
+                due: run.due == .max ? nil : Timestamp(milliseconds: run.due))
+        }.sorted { ($0.journey, $0.entry) < ($1.journey, $1.entry) }
     }
 }

@@ -87,6 +87,7 @@ extension Engine {
     func applyEnrollment(_ runtime: TenantRuntime, _ enrollment: JournalCommand.Enrollment, now: Timestamp) async -> Bool {
         guard let contact = locate(runtime, enrollment) else { return false }
         let (entered, effects) = await contact.enroll(journey: enrollment.journey, key: enrollment.key, now: now)
+        runtime.outbox.apply(effects)
         runtime.effects.publish(tenant: runtime.id, effects)
         return entered
     }

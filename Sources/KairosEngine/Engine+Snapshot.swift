@@ -1,3 +1,4 @@
+import DequeModule
 import KairosCore
 
 /// What `Engine.snapshot()` captured.
@@ -12,8 +13,9 @@ public struct EngineSnapshot: Sendable {
 }
 
 extension Engine {
-    /// 2 added decision tallies per tenant (and contacts in codec version 2); 1 is still read.
-    static let snapshotVersion: UInt8 = 2
+    /// 2 added decision tallies per tenant (and contacts in codec version 2), 3 journey metrics
+    /// and the outbox (contacts in codec version 3); 1 and 2 are still read.
+    static let snapshotVersion: UInt8 = 3
     /// Contacts per independently encoded chunk of a snapshot.
     static let snapshotChunk = 4096
 
@@ -165,6 +167,46 @@ extension Engine {
                 writer.writeSigned(Int64(arms[variant]!.rewards))
             }
         }
+
+        let reports = runtime.journeyMetrics.export()
+        writer.writeVarint(UInt64(reports.count))
+        for journey in reports.keys.sorted() {
+            let report = reports[journey]!
+            writer.write(journey)
+            for value in [report.entered, report.active, report.waiting, report.completed, report.goalReached, report.messages, report.messagesSkipped] {
+                writer.writeSigned(Int64(value))
+            }
+            writer.writeVarint(UInt64(report.exited.count))
+            for reason in report.exited.keys.sorted() {
+                writer.write(reason)
+                writer.writeSigned(Int64(report.exited[reason]!))
+            }
+            writer.writeVarint(UInt64(report.nodes.count))
+            for node in report.nodes.keys.sorted() {
+                let metrics = report.nodes[node]!
+                writer.write(node)
+                for value in [metrics.arrived, metrics.waiting, metrics.messages, metrics.messagesSkipped] { writer.writeSigned(Int64(value)) }
+            }
+        }
+        let outbox = runtime.outbox.export()
+        writer.writeVarint(outbox.nextPosition)
+        writer.writeVarint(outbox.dropped)
+        writer.writeVarint(UInt64(outbox.entries.count))
+        for entry in outbox.entries {
+            writer.writeVarint(entry.position)
+            writer.writeVarint(entry.contact)
+            writer.writeOptional(entry.userId)
+            writer.write(entry.time)
+            writer.write(entry.message.idempotencyKey)
+            writer.write(entry.message.journey)
+            writer.write(entry.message.node)
+            writer.write(entry.message.channel.rawValue)
+            writer.writeVarint(UInt64(entry.message.fields.count))
+            for name in entry.message.fields.keys.sorted() {
+                writer.write(name)
+                writer.write(entry.message.fields[name]!)
+            }
+        }
         return contacts.count
     }
 
@@ -174,7 +216,7 @@ extension Engine {
         guard tenantIds.isEmpty else { throw EngineError(.invalidArgument, "restore needs an engine with no tenants") }
         var reader = BinaryReader(bytes)
         let version = try reader.readByte()
-        guard version == 1 || version == Engine.snapshotVersion else {
+        guard (1...Engine.snapshotVersion).contains(version) else {
             throw CodecError(offset: 0, message: "snapshot format version \(version) is not supported (expected \(Engine.snapshotVersion))")
         }
         // Tenants created after the capture began have records after this point.
@@ -224,6 +266,7 @@ extension Engine {
             }
             // Rebuild actors, directory entries and timers chunk by chunk in parallel: the
             // directory and the scheduler are safe to fill from several tasks.
+            // Hidden journey trigger segments are not listed (SegmentMembers ignores them).
             let segmentIds = definitions.segments.map(\.definition.id)
             let orderBySymbol = definitions.segmentOrderBySymbol
             let memberships = await withTaskGroup(of: [String: [UInt64]].self) { group in
@@ -290,6 +333,51 @@ extension Engine {
                 tallies.arms[placement] = arms
             }
             runtime.tallies.restore(tallies)
+
+            guard version >= 3 else { continue }
+            var reports: [String: JourneyReport] = [:]
+            for _ in 0..<(try reader.readCount()) {
+                var report = JourneyReport(journey: try reader.readString())
+                report.entered = Int(try reader.readSigned())
+                report.active = Int(try reader.readSigned())
+                report.waiting = Int(try reader.readSigned())
+                report.completed = Int(try reader.readSigned())
+                report.goalReached = Int(try reader.readSigned())
+                report.messages = Int(try reader.readSigned())
+                report.messagesSkipped = Int(try reader.readSigned())
+                for _ in 0..<(try reader.readCount()) { report.exited[try reader.readString()] = Int(try reader.readSigned()) }
+                for _ in 0..<(try reader.readCount()) {
+                    let node = try reader.readString()
+                    report.nodes[node] = JourneyNodeMetrics(
+                        arrived: Int(try reader.readSigned()), waiting: Int(try reader.readSigned()), messages: Int(try reader.readSigned()),
+                        messagesSkipped: Int(try reader.readSigned()))
+                }
+                reports[report.journey] = report
+            }
+            runtime.journeyMetrics.restore(reports)
+            var outbox = Outbox.State()
+            outbox.nextPosition = try reader.readVarint()
+            outbox.dropped = try reader.readVarint()
+            for _ in 0..<(try reader.readCount()) {
+                let position = try reader.readVarint()
+                let contact = try reader.readVarint()
+                let userId = try reader.readOptionalString()
+                let time = try reader.readTimestamp()
+                let key = try reader.readString()
+                let journey = try reader.readString()
+                let node = try reader.readString()
+                let channelText = try reader.readString()
+                guard let channel = MessageChannel(rawValue: channelText) else {
+                    throw CodecError(offset: reader.offset, message: "unknown message channel '\(channelText)'")
+                }
+                var fields: [String: String] = [:]
+                for _ in 0..<(try reader.readCount()) { fields[try reader.readString()] = try reader.readString() }
+                outbox.entries.append(
+                    OutboxEntry(
+                        position: position, contact: contact, userId: userId, time: time,
+                        message: OutboxMessage(idempotencyKey: key, journey: journey, node: node, channel: channel, fields: fields)))
+            }
+            runtime.outbox.restore(outbox)
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the last tenant") }
         return (tenantCount, contactCount)

@@ -293,6 +293,7 @@ public final class Engine: Sendable {
                 effects += await contact.accountTraitsChanged(now: now)
             }
         }
+        runtime.outbox.apply(effects)
         bus.publish(tenant: runtime.id, effects)
         return effects
     }
@@ -341,7 +342,9 @@ public final class Engine: Sendable {
         let state = await actor.snapshot()
         let definitions = runtime.definitions
         let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
-        return ContactView(state: state, definitions: definitions, symbols: runtime.symbolNames(), account: account, now: now)
+        return ContactView(
+            state: state, definitions: definitions, symbols: runtime.symbolNames(), account: account, now: now,
+            journeys: runtime.journeys)
     }
 
     public func segmentCount(tenant id: String, segment: String) throws(EngineError) -> Int {
@@ -416,7 +419,7 @@ public final class Engine: Sendable {
     /// Fires the timers of one tenant's contacts that are due at `due`, a few lanes at a time.
     private func fire(_ contacts: [ContactActor], due: Int64) async -> [Effect] {
         let lanes = min(contacts.count, 8)
-        return await withTaskGroup(of: [Effect].self) { group in
+        let effects = await withTaskGroup(of: [Effect].self) { group in
             for lane in 0..<lanes {
                 group.addTask {
                     var effects: [Effect] = []
@@ -430,6 +433,8 @@ public final class Engine: Sendable {
             for await part in group { all += part }
             return all
         }
+        contacts.first?.tenant.outbox.apply(effects)
+        return effects
     }
 
     /// Fires timers against `clock` until the task is cancelled (the live server's loop).

@@ -102,10 +102,15 @@ final class Outbox: Sendable {
 
     private let state = Mutex(State())
 
+    /// Appends a command's messages. Contacts run in parallel lanes, so their messages are put
+    /// in contact order (each contact's own in the order it emitted them): replay gives the
+    /// same outbox, position for position.
     func apply(_ effects: [Effect]) {
         guard effects.contains(where: { if case .message = $0.kind { return true } else { return false } }) else { return }
+        let messages = effects.enumerated().filter { if case .message = $0.element.kind { return true } else { return false } }
+            .sorted { ($0.element.contact, $0.offset) < ($1.element.contact, $1.offset) }.map(\.element)
         state.withLock { state in
-            for effect in effects {
+            for effect in messages {
                 guard case .message(let message) = effect.kind else { continue }
                 state.entries.append(
                     OutboxEntry(position: state.nextPosition, contact: effect.contact, userId: effect.userId, time: effect.time, message: message))

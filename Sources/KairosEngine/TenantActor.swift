@@ -433,7 +433,11 @@ actor TenantActor {
         if let symbol = catalog.journey(id)?.symbol {
             let contacts = runtime.directory.allContacts()
             if status == .active && current == .paused {
-                for contact in contacts { runtime.effects.publish(tenant: runtime.id, await contact.wakeJourneys(now: now)) }
+                for contact in contacts {
+                    let effects = await contact.wakeJourneys(now: now)
+                    runtime.outbox.apply(effects)
+                    runtime.effects.publish(tenant: runtime.id, effects)
+                }
             } else if status == .archived {
                 let versions = catalog.versions[symbol] ?? [:]
                 for contact in contacts {

@@ -99,4 +99,12 @@ public struct OutboxMessage: Sendable, Hashable {
     public var channel: MessageChannel
     /// Rendered fields (`subject`, `body`, `to`, `url`…).
     public var fields: [String: String]
+
+    public init(idempotencyKey: String, journey: String, node: String, channel: MessageChannel, fields: [String: String]) {
+        self.idempotencyKey = idempotencyKey
+        self.journey = journey
+        self.node = node
+        self.channel = channel
+        self.fields = fields
+    }
 }
