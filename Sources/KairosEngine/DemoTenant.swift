@@ -131,7 +131,57 @@ public enum DemoTenant {
          "goal": {"event": "Signed Up", "within": {"days": 7}}}
         """
 
-    /// Creates the demo tenant with its default models, segments, placements and experiment.
+    /// B2B lead nurture: a new MQL gets a welcome, a tag and two days; one with a company and a
+    /// good fit is handed to sales (a webhook to the CRM and the SQL stage); the goal is a demo request.
+    public static let leadNurtureJourney = """
+        {"id": "mql-nurture", "name": "MQL nurture and hand-off to sales",
+         "trigger": {"segment_entered": "mqls"},
+         "goal": {"trait": "demo_requested", "op": "is_true"},
+         "exit": {"segment": "dormant"},
+         "re_entry": {"policy": "after_exit", "max_entries": 3, "min_gap": {"days": 30}},
+         "frequency_cap": {"per_day": 2, "when_capped": "delay"},
+         "quiet_hours": {"start": "21:00", "end": "08:00"},
+         "time_zone": "Europe/Paris",
+         "templates": {
+           "welcome": {"channel": "email", "subject": "{{#traits.first_name}}{{.}}, {{/traits.first_name}}a guide for teams like yours",
+                       "body": "Hi {{traits.first_name}}, here is how teams in {{traits.industry}} get started."},
+           "crm": {"channel": "webhook", "url": "https://crm.example.com/hooks/kairos-mql",
+                   "body": "{\\"user_id\\": \\"{{contact.user_id}}\\", \\"email\\": \\"{{traits.email}}\\", \\"company\\": \\"{{traits.company}}\\"}"}
+         },
+         "nodes": [
+           {"id": "welcome", "type": "send", "template": "welcome", "next": "tag"},
+           {"id": "tag", "type": "update", "add_tags": ["mql-nurture"], "next": "wait-2d"},
+           {"id": "wait-2d", "type": "wait", "duration": {"days": 2}, "next": "good-fit"},
+           {"id": "good-fit", "type": "branch", "condition": {"grade": "fit", "op": "in", "value": ["A", "B"]},
+            "then": "to-sales", "else": "done"},
+           {"id": "to-sales", "type": "send", "template": "crm", "next": "sql"},
+           {"id": "sql", "type": "update", "lifecycle_stage": "SQL", "next": "done"},
+           {"id": "done", "type": "exit"}
+         ]}
+        """
+
+    /// Trial onboarding: after sign-up, wait up to three days for a demo request; without one,
+    /// a nudge by email, then one more chance over four days.
+    public static let onboardingJourney = """
+        {"id": "trial-onboarding", "name": "Trial onboarding",
+         "trigger": {"event": "Signed Up"},
+         "templates": {
+           "nudge": {"channel": "email", "subject": "Need a hand getting started?",
+                     "body": "Book a 20-minute walkthrough: https://example.com/demo"}
+         },
+         "nodes": [
+           {"id": "wait-demo", "type": "wait_for_event", "event": "Demo Requested", "timeout": {"days": 3},
+            "next": "activated", "timeout_next": "nudge"},
+           {"id": "nudge", "type": "send", "template": "nudge", "next": "second-chance"},
+           {"id": "second-chance", "type": "wait_for_event", "event": "Demo Requested", "timeout": {"days": 4},
+            "next": "activated", "timeout_next": "not-yet"},
+           {"id": "activated", "type": "update", "set": {"demo_requested": true}, "next": "end"},
+           {"id": "not-yet", "type": "exit"},
+           {"id": "end", "type": "exit"}
+         ]}
+        """
+
+    /// Creates the demo tenant with its default models, segments, placements, experiment and journeys (active).
     public static func install(into engine: Engine, tenant: String = id, now: Timestamp) async throws(EngineError) {
         try await engine.createTenant(id: tenant, name: "Demo", now: now)
         for text in [fitModel, engagementModel] {
@@ -143,6 +193,10 @@ public enum DemoTenant {
         try await engine.definePlacement(tenant: tenant, parse(heroPlacement), now: now)
         try await engine.definePlacement(tenant: tenant, parse(pricingPlacement), now: now)
         try await engine.defineExperiment(tenant: tenant, parse(heroExperiment), now: now)
+        for text in [onboardingJourney, leadNurtureJourney] {
+            let receipt = try await engine.defineJourney(tenant: tenant, parse(text), now: now)
+            try await engine.setJourneyStatus(tenant: tenant, journey: receipt.id, .active, now: now)
+        }
     }
 
     static func parse(_ text: String) throws(EngineError) -> JSONValue {

@@ -87,6 +87,15 @@ import Testing
             try await recovered.experimentResults(tenant: DemoTenant.id, experiment: "hero-headline")
                 == (try await live.experimentResults(tenant: DemoTenant.id, experiment: "hero-headline")))
         #expect(try await recovered.definitions(tenant: DemoTenant.id, .segment).map(\.id).contains("clickers"))
+        // Journeys: the same runs (in the contact views above), counts and outbox, message for message.
+        for journey in ["trial-onboarding", "mql-nurture"] {
+            let liveReport = try await live.journeyReport(tenant: DemoTenant.id, journey: journey)
+            #expect(liveReport.entered > 0)
+            #expect(try await recovered.journeyReport(tenant: DemoTenant.id, journey: journey) == liveReport)
+        }
+        let liveOutbox = try live.outbox(tenant: DemoTenant.id, limit: 10_000)
+        #expect(!liveOutbox.isEmpty)
+        #expect(try recovered.outbox(tenant: DemoTenant.id, limit: 10_000) == liveOutbox)
 
         // The same commands on an engine without a journal give the same state, and the
         // timers armed by the replayed state fire as they do there.
@@ -134,6 +143,12 @@ import Testing
         let referenceLater = await reference.advanceTime(to: end + .days(10)).map { "\($0.effect.contact) \($0.effect.kind)" }
         let recoveredLater = await recovered.advanceTime(to: end + .days(10)).map { "\($0.effect.contact) \($0.effect.kind)" }
         #expect(referenceLater.sorted() == recoveredLater.sorted())
+        for journey in ["trial-onboarding", "mql-nurture"] {
+            #expect(
+                try await recovered.journeyReport(tenant: DemoTenant.id, journey: journey)
+                    == (try await reference.journeyReport(tenant: DemoTenant.id, journey: journey)))
+        }
+        #expect(try recovered.outbox(tenant: DemoTenant.id, limit: 10_000) == reference.outbox(tenant: DemoTenant.id, limit: 10_000))
         // Definition history survives the snapshot.
         #expect(try await recovered.definitionHistory(tenant: DemoTenant.id, .segment, id: "trial-pricing").count == 2)
     }

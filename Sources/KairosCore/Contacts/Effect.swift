@@ -92,7 +92,7 @@ public enum JourneyExitReason: String, Sendable, Hashable, CaseIterable, Codable
 
 /// A message a journey step emitted. `idempotencyKey` is the same however many times the
 /// step is replayed, so a delivery worker sends it once.
-public struct OutboxMessage: Sendable, Hashable {
+public struct OutboxMessage: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public var idempotencyKey: String
     public var journey: String
     public var node: String
@@ -107,4 +107,12 @@ public struct OutboxMessage: Sendable, Hashable {
         self.channel = channel
         self.fields = fields
     }
+
+    /// Fields in name order, so the text is the same for equal messages.
+    public var description: String {
+        let rendered = fields.keys.sorted().map { "\($0): \(String(reflecting: fields[$0]!))" }.joined(separator: ", ")
+        return "\(channel.rawValue) \(journey)/\(node) [\(idempotencyKey)] {\(rendered)}"
+    }
+
+    public var debugDescription: String { description }
 }
