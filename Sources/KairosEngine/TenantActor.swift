@@ -52,6 +52,8 @@ actor TenantActor {
     /// Every version of every journey (runs may still be on an older one).
     private var journeyVersions: [String: [Int: JourneyDefinition]] = [:]
     private var journeyStatus: [String: JourneyStatus] = [:]
+    /// Hidden trigger segments by journey id (condition triggers of current versions).
+    private var triggerSegmentCache: [String: SegmentDefinition] = [:]
     private var history: [DefinitionVersion] = []
     private var definitionsVersion: UInt64 = 0
     private(set) var backfills: [String: BackfillProgress] = [:]
@@ -92,6 +94,7 @@ actor TenantActor {
         experiments = [:]
         journeyVersions = [:]
         journeyStatus = [:]
+        runtime.publish(JourneyCatalog.empty)
         var latest: [String: DefinitionVersion] = [:]
         for entry in history {
             latest["\(entry.kind.rawValue):\(entry.id)"] = entry
@@ -119,6 +122,10 @@ actor TenantActor {
             } catch {
                 throw EngineError.invalid(error, in: "\(entry.kind.rawValue) '\(entry.id)' in the snapshot")
             }
+        }
+        triggerSegmentCache = [:]
+        for (id, versions) in journeyVersions {
+            if let current = versions.max(by: { $0.key < $1.key })?.value { triggerSegmentCache[id] = TenantActor.triggerSegment(current) }
         }
         definitionsVersion = version &- 1
         _ = try compile(models: models, segments: segments, publish: true)
@@ -306,29 +313,30 @@ actor TenantActor {
 
     // MARK: Journeys
 
-    /// The hidden segments that turn condition triggers (score, lifecycle, any predicate) into
-    /// "entered" events, one per journey's current version.
-    private func triggerSegments(_ journeys: [String: [Int: JourneyDefinition]]) -> [SegmentDefinition] {
-        journeys.keys.sorted().compactMap { id in
-            guard let current = journeys[id]?.max(by: { $0.key < $1.key })?.value,
-                case .condition(let predicate) = current.trigger
-            else { return nil }
-            let segmentId = JourneyCatalog.triggerSegmentId(id)
-            return SegmentDefinition(id: segmentId, name: segmentId, description: nil, condition: predicate, source: .null)
-        }
+    /// The hidden segment that turns a condition trigger (score, lifecycle, any predicate) into
+    /// "entered" events, for a journey's current version.
+    private static func triggerSegment(_ journey: JourneyDefinition) -> SegmentDefinition? {
+        guard case .condition(let predicate) = journey.trigger else { return nil }
+        let segmentId = JourneyCatalog.triggerSegmentId(journey.id)
+        return SegmentDefinition(id: segmentId, name: segmentId, description: nil, condition: predicate, source: .null)
     }
 
-    private func compileJourneys(
-        _ versions: [String: [Int: JourneyDefinition]], status: [String: JourneyStatus], definitions: TenantDefinitions, publish: Bool
-    ) throws(EngineError) -> JourneyCatalog {
+    /// The hidden trigger segments, with `candidate`'s in place of its journey's current one.
+    private func triggerSegments(with candidate: JourneyDefinition?) -> [SegmentDefinition] {
+        var all = triggerSegmentCache
+        if let candidate { all[candidate.id] = TenantActor.triggerSegment(candidate) }
+        return Array(all.values)
+    }
+
+    /// Publishes (or, as a dry run, checks) the journey catalog. Only the journeys in
+    /// `checking` (all when nil) have their references checked; compiled versions are reused.
+    private func compileJourneys(checking: Set<String>?, definitions: TenantDefinitions) throws(EngineError) {
         let runtime = self.runtime
-        var scratch = runtime.symbolNames()
         do {
             let catalog = try JourneyCatalog.compile(
-                versions: versions, current: versions.mapValues { $0.keys.max() ?? 1 }, status: status, definitions: definitions,
-                intern: { publish ? runtime.intern($0) : scratch.intern($0) })
-            if publish { runtime.publish(catalog) }
-            return catalog
+                versions: journeyVersions, current: journeyVersions.mapValues { $0.keys.max() ?? 1 }, status: journeyStatus,
+                definitions: definitions, checking: checking, reuse: runtime.journeys, intern: { runtime.intern($0) })
+            runtime.publish(catalog)
         } catch {
             throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
         }
@@ -371,13 +379,14 @@ actor TenantActor {
         if journeyStatus[journey.id] == .archived {
             throw EngineError(.invalidArgument, "journey '\(journey.id)' is archived; give the new journey another id")
         }
-        var candidate = journeyVersions
-        let version = (candidate[journey.id]?.keys.max() ?? 0) + 1
-        candidate[journey.id, default: [:]][version] = journey
-        let definitions = try compile(models: models, segments: segments, journeys: candidate, publish: false)
-        var status = journeyStatus
-        if status[journey.id] == nil { status[journey.id] = .draft }
-        _ = try compileJourneys(candidate, status: status, definitions: definitions, publish: false)
+        // A condition trigger becomes a hidden segment: check it compiles with the others.
+        let definitions = TenantActor.triggerSegment(journey) == nil
+            ? runtime.definitions : try compile(models: models, segments: segments, trigger: journey, publish: false)
+        do {
+            try JourneyCatalog.check(journey, definitions: definitions, journeys: Set(journeyVersions.keys).union([journey.id]))
+        } catch {
+            throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
+        }
         return journey
     }
 
@@ -390,7 +399,13 @@ actor TenantActor {
         let version = (journeyVersions[journey.id]?.keys.max() ?? 0) + 1
         journeyVersions[journey.id, default: [:]][version] = journey
         if journeyStatus[journey.id] == nil { journeyStatus[journey.id] = .draft }
-        let definitions = try compile(models: models, segments: segments, publish: true)
+        var definitions = runtime.definitions
+        let hidden = TenantActor.triggerSegment(journey)
+        if hidden != nil || triggerSegmentCache[journey.id] != nil {
+            triggerSegmentCache[journey.id] = hidden
+            definitions = try compile(models: models, segments: segments, publish: true, recheckJourneys: false)
+        }
+        try compileJourneys(checking: [journey.id], definitions: definitions)
         let recorded = record(.journey, id: journey.id, source: json, now: now)
         var evaluated = 0
         // A changed condition trigger: contacts' membership of its hidden segment starts from
@@ -426,7 +441,7 @@ actor TenantActor {
             throw EngineError(.invalidArgument, "journey '\(id)' is \(current.rawValue) and cannot become \(status.rawValue)")
         }
         journeyStatus[id] = status
-        _ = try compileJourneys(journeyVersions, status: journeyStatus, definitions: runtime.definitions, publish: true)
+        try compileJourneys(checking: [], definitions: runtime.definitions)
         definitionsVersion += 1
         let recorded = record(.journeyStatus, id: id, source: .object(["status": .string(status.rawValue)]), now: now)
         let catalog = runtime.journeys
@@ -454,8 +469,8 @@ actor TenantActor {
     // MARK: Helpers
 
     private func compile(
-        models: [String: ScoringModel], segments: [String: SegmentDefinition], journeys: [String: [Int: JourneyDefinition]]? = nil,
-        publish: Bool
+        models: [String: ScoringModel], segments: [String: SegmentDefinition], trigger candidate: JourneyDefinition? = nil,
+        publish: Bool, recheckJourneys: Bool = true
     ) throws(EngineError) -> TenantDefinitions {
         let runtime = self.runtime
         // A dry run interns into a scratch copy: symbol numbers depend only on applied
@@ -466,7 +481,7 @@ actor TenantActor {
             definitions = try TenantDefinitions.compile(
                 version: definitionsVersion + 1,
                 models: models.values.sorted { $0.id < $1.id },
-                segments: (Array(segments.values) + triggerSegments(journeys ?? journeyVersions)).sorted { $0.id < $1.id },
+                segments: (Array(segments.values) + triggerSegments(with: candidate)).sorted { $0.id < $1.id },
                 intern: { publish ? runtime.intern($0) : scratch.intern($0) })
         } catch {
             let owner: String
@@ -481,8 +496,8 @@ actor TenantActor {
         if publish {
             definitionsVersion += 1
             runtime.publish(definitions)
-            // Journeys read segments and models: recompile them against what is now in force.
-            _ = try compileJourneys(journeyVersions, status: journeyStatus, definitions: definitions, publish: true)
+            // Journeys read segments and models: check them against what is now in force.
+            if recheckJourneys { try compileJourneys(checking: nil, definitions: definitions) }
         }
         return definitions
     }

@@ -28,7 +28,7 @@ public final class CompiledJourney: Sendable {
     /// The counter symbol an event trigger listens to (nil for "any event of a type").
     public let eventTriggerSymbol: UInt32?
 
-    init(definition: JourneyDefinition, version: Int, intern: (String) -> UInt32) throws(DefinitionError) {
+    public init(definition: JourneyDefinition, version: Int, intern: (String) -> UInt32) throws(DefinitionError) {
         self.definition = definition
         self.version = version
         symbol = intern(JourneyCatalog.journeyKey(definition.id))
@@ -151,35 +151,44 @@ public final class JourneyCatalog: Sendable {
         public var error: DefinitionError
     }
 
-    /// Checks each journey's references (segments, scoring models, other journeys) and compiles
-    /// every version given. `current` holds each journey's latest version number.
+    /// Checks journeys' references (segments, scoring models, other journeys) and compiles
+    /// every version given. `current` holds each journey's latest version number. Versions
+    /// found in `reuse` (the previous catalog's) are not compiled again, and only the journeys
+    /// in `checking` (all when nil) are checked: defining one of 10,000 journeys stays cheap.
     public static func compile(
         versions: [String: [Int: JourneyDefinition]], current: [String: Int], status: [String: JourneyStatus],
-        definitions: TenantDefinitions, intern: (String) -> UInt32
+        definitions: TenantDefinitions, checking: Set<String>? = nil, reuse: JourneyCatalog = .empty,
+        intern: (String) -> UInt32
     ) throws(CompileError) -> JourneyCatalog {
         var compiledCurrent: [CompiledJourney] = []
         var all: [UInt32: [Int: CompiledJourney]] = [:]
         var statuses: [UInt32: JourneyStatus] = [:]
+        let ids = Set(current.keys)
         for id in current.keys.sorted() {
-            for (number, definition) in (versions[id] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let symbol = intern(journeyKey(id))
+            let previous = reuse.versions[symbol]
+            for (number, definition) in versions[id] ?? [:] {
                 let isCurrent = number == current[id]
-                if isCurrent { try check(definition, definitions: definitions, journeys: Set(current.keys)) }
-                do {
-                    let compiled = try CompiledJourney(definition: definition, version: number, intern: intern)
-                    all[compiled.symbol, default: [:]][number] = compiled
-                    if isCurrent {
-                        compiledCurrent.append(compiled)
-                        statuses[compiled.symbol] = status[id] ?? .draft
+                if isCurrent, checking?.contains(id) ?? true { try check(definition, definitions: definitions, journeys: ids) }
+                let compiled: CompiledJourney
+                if let cached = previous?[number], cached.definition == definition {
+                    compiled = cached
+                } else {
+                    do { compiled = try CompiledJourney(definition: definition, version: number, intern: intern) } catch {
+                        throw CompileError(journey: id, error: error)
                     }
-                } catch {
-                    throw CompileError(journey: id, error: error)
+                }
+                all[symbol, default: [:]][number] = compiled
+                if isCurrent {
+                    compiledCurrent.append(compiled)
+                    statuses[symbol] = status[id] ?? .draft
                 }
             }
         }
         return JourneyCatalog(journeys: compiledCurrent, versions: all, status: statuses)
     }
 
-    static func check(_ journey: JourneyDefinition, definitions: TenantDefinitions, journeys: Set<String>) throws(CompileError) {
+    public static func check(_ journey: JourneyDefinition, definitions: TenantDefinitions, journeys: Set<String>) throws(CompileError) {
         func fail(_ pointer: String, _ message: String) -> CompileError {
             CompileError(journey: journey.id, error: DefinitionError(pointer: pointer, message: message))
         }
