@@ -11,11 +11,12 @@ extension Kairos {
         static let configuration = CommandConfiguration(
             abstract: "Run the engine in process on the demo tenant with simulated traffic.",
             discussion: """
-                Creates the demo tenant (default scoring models 'fit' and 'engagement' and a few
-                live segments), then replays simulated days of website and email traffic on a
-                virtual clock, firing timers as windows lapse. Prints progress per day, segment
-                sizes, the hottest leads with the rules that explain their scores, and what the
-                demo placements would show them. With --data-dir, SIGINT or SIGTERM stops after
+                Creates the demo tenant (scoring models 'fit' and 'engagement', live segments,
+                two placements, an experiment and two active journeys), then replays simulated
+                days of website and email traffic on a virtual clock, firing timers as windows
+                lapse and journey waits end. Prints progress per day, segment sizes, journey
+                counts and a message from the outbox, the hottest leads with the rules that
+                explain their scores, and what the demo placements would show them. With --data-dir, SIGINT or SIGTERM stops after
                 the current batch, writes a final snapshot and exits 0.
                 """
         )
@@ -104,6 +105,19 @@ extension Kairos {
             if let storage, let journal { try await storage.writeSnapshot(engine, journal: journal) }
             let end = start + .days(Int64(days))
             if stop.requested { return }
+            print("\nJourneys:")
+            for journey in try await engine.definitions(tenant: DemoTenant.id, .journey).map(\.id) {
+                let report = try await engine.journeyReport(tenant: DemoTenant.id, journey: journey)
+                let exits = report.exited.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("  \(journey): entered \(report.entered), waiting \(report.waiting), messages \(report.messages), exits: \(exits.isEmpty ? "none" : exits)")
+                let steps = report.nodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.arrived)" }.joined(separator: ", ")
+                print("      steps reached: \(steps)")
+            }
+            if let message = try engine.outbox(tenant: DemoTenant.id, limit: 1).first {
+                let fields = message.message.fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: " | ")
+                print("  outbox: first of the messages to deliver — \(message.message.channel.rawValue) to \(message.userId ?? "contact \(message.contact)"): \(fields)")
+            }
+
             let page = try await engine.segmentMembers(tenant: DemoTenant.id, segment: "mqls", limit: 1000)
             var leads: [ContactView] = []
             for member in page.members {

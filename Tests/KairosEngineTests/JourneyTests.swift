@@ -472,3 +472,24 @@ import Testing
         #expect(try engine.outbox(tenant: "t", limit: 10_000).count == 10_000)
     }
 }
+
+/// The examples in docs/journeys.md are accepted as they are written.
+@Suite struct JourneyDocumentationTests {
+    @Test func theDocumentedExamplesAreValid() async throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/journeys.md").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let examples = text.components(separatedBy: "## Examples")[1].components(separatedBy: "```json\n").dropFirst()
+            .map { $0.components(separatedBy: "```")[0] }
+        #expect(examples.count == 3)
+        let engine = Engine()
+        try await DemoTenant.install(into: engine, now: t0)
+        for example in examples {
+            let definition = try JSONValue.parse(Data(example.utf8))
+            try await engine.defineJourney(tenant: DemoTenant.id, definition, now: t0)
+        }
+        // The first two are the demo tenant's own journeys.
+        #expect(try JSONValue.parse(Data(examples[0].utf8)) == JSONValue.parse(Data(DemoTenant.leadNurtureJourney.utf8)))
+        #expect(try JSONValue.parse(Data(examples[1].utf8)) == JSONValue.parse(Data(DemoTenant.onboardingJourney.utf8)))
+    }
+}

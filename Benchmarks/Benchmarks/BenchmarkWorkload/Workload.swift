@@ -197,3 +197,28 @@ public enum Workload {
 
 /// glibc's malloc_trim (not exported by the Glibc module): hands free heap pages back.
 @_silgen_name("malloc_trim") func mallocTrim(_ pad: Int) -> Int32
+
+// MARK: - Journeys
+
+extension Workload {
+    /// A journey that waits `hours`, sends an email and ends; entered on `trigger`.
+    public static func waitingJourney(id: String, trigger: String, hours: Int = 1) -> String {
+        """
+        {"id": "\(id)", "trigger": {"event": "\(trigger)"}, "re_entry": {"policy": "any_time"},
+         "templates": {"m": {"channel": "email", "subject": "Hello {{traits.first_name}}", "body": "It has been a while"}},
+         "nodes": [{"id": "wait", "type": "wait", "duration": {"hours": \(hours)}, "next": "send"},
+                   {"id": "send", "type": "send", "template": "m", "next": "end"},
+                   {"id": "end", "type": "exit"}]}
+        """
+    }
+
+    /// Defines and activates `count` journeys, each triggered by one of `triggerNames` event
+    /// names that the ingest stream never sends (`Trigger 0` …).
+    public static func addJourneys(_ engine: Engine, count: Int, triggerNames: Int) async throws {
+        for index in 0..<count {
+            let json = try JSONValue.parse(waitingJourney(id: "journey-\(index)", trigger: "Trigger \(index % triggerNames)"))
+            let receipt = try await engine.defineJourney(tenant: tenant, json, now: start)
+            try await engine.setJourneyStatus(tenant: tenant, journey: receipt.id, .active, now: start)
+        }
+    }
+}

@@ -1,6 +1,6 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot | decide
+//        swift run -c release kairos-measure memory | backfill | snapshot | decide | journeys
 import BenchmarkWorkload
 import Foundation
 import KairosCore
@@ -131,6 +131,97 @@ case "decide":
         let rate = Double(ids.count) / seconds(ContinuousClock.now - started)
         print("decide: \(tasks) concurrent caller\(tasks == 1 ? "" : "s"): \(Int(rate)) decisions/s (3 placements each)")
     }
+case "journeys":
+    // 1. 1,000,000 contacts wait in a journey; every wait lapses at the same instant.
+    let lapse = Engine()
+    try await lapse.createTenant(id: Workload.tenant)
+    try await lapse.defineJourney(tenant: Workload.tenant, JSONValue.parse(Workload.waitingJourney(id: "drip", trigger: "Enrolled")), now: Workload.start)
+    try await lapse.setJourneyStatus(tenant: Workload.tenant, journey: "drip", .active, now: Workload.start)
+    var started = ContinuousClock.now
+    for first in stride(from: 0, to: 1_000_000, by: 10_000) {
+        let events = (first..<first + 10_000).map { Event.track("Enrolled", userId: "user-\($0)", at: Workload.start) }
+        _ = try await lapse.ingest(tenant: Workload.tenant, events: events, now: Workload.start)
+    }
+    print("journeys: 1,000,000 contacts enrolled in \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s")
+    started = ContinuousClock.now
+    await lapse.advanceTime(to: Workload.start + .hours(1))
+    let lapseSeconds = seconds(ContinuousClock.now - started)
+    let drip = try await lapse.journeyReport(tenant: Workload.tenant, journey: "drip")
+    print("journeys: 1,000,000 waits lapsing at once: \(drip.messages) next steps (sends) applied in \(String(format: "%.2f", lapseSeconds)) s = \(Int(Double(drip.messages) / lapseSeconds)) firings/s; last one \(String(format: "%.2f", lapseSeconds)) s behind its due time")
+
+    // 2. 10,000 firings a second spread evenly over 10 s, against a clock that runs at wall speed.
+    let spread = Engine()
+    try await spread.createTenant(id: Workload.tenant)
+    try await spread.defineJourney(tenant: Workload.tenant, JSONValue.parse(Workload.waitingJourney(id: "drip", trigger: "Enrolled")), now: Workload.start)
+    try await spread.setJourneyStatus(tenant: Workload.tenant, journey: "drip", .active, now: Workload.start)
+    for millisecond in 0..<10_000 {
+        let at = Workload.start + .milliseconds(Int64(millisecond))
+        let events = (0..<10).map { Event.track("Enrolled", userId: "user-\(millisecond * 10 + $0)", at: at) }
+        _ = try await spread.ingest(tenant: Workload.tenant, events: events, now: at)
+    }
+    // Virtual time = first due time − 1 s at the moment the timer loop starts, then runs at wall speed.
+    final class WallClock: EngineClock, @unchecked Sendable {
+        let origin = ContinuousClock.now
+        let base: Timestamp
+        init(base: Timestamp) { self.base = base }
+        func now() -> Timestamp { base + .milliseconds(Int64(seconds(ContinuousClock.now - origin) * 1000)) }
+    }
+    let clock = WallClock(base: Workload.start + .hours(1) - .seconds(1))
+    let effects = spread.effects()
+    let collector = Task {
+        var lateness: [Double] = []
+        for await item in effects {
+            guard case .message = item.effect.kind else { continue }
+            lateness.append(Double(clock.now().milliseconds - item.effect.time.milliseconds))
+            if lateness.count == 100_000 { break }
+        }
+        return lateness
+    }
+    let timers = Task { await spread.runTimers(clock: clock, pollInterval: .milliseconds(5)) }
+    var lateness = await collector.value
+    timers.cancel()
+    lateness.sort()
+    func late(_ p: Double) -> String { String(format: "%.0f", lateness[min(lateness.count - 1, Int(Double(lateness.count) * p))]) }
+    print("journeys: 10,000 firings/s for 10 s: lateness median \(late(0.5)) ms, p99 \(late(0.99)) ms, max \(late(1.0)) ms (\(lateness.count) sends)")
+
+    // 3. Ingest with 10,000 active journeys (triggered by 1,000 other event names) against none.
+    let plain = try await Workload.makeEngine()
+    try await Workload.populate(plain, contacts: 100_000)
+    let loaded = try await Workload.makeEngine()
+    try await Workload.populate(loaded, contacts: 100_000)
+    started = ContinuousClock.now
+    try await Workload.addJourneys(loaded, count: 10_000, triggerNames: 1_000)
+    print("journeys: 10,000 journeys defined and activated in \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s")
+    var plainStream = Workload.Stream(contacts: 100_000, seed: 7)
+    var loadedStream = Workload.Stream(contacts: 100_000, seed: 7)
+    var now = Workload.start
+    var ratios: [Double] = []
+    for round in 0..<6 {
+        var rates: [Double] = []
+        for (engine, which) in [(plain, 0), (loaded, 1)] {
+            var batches: [[Event]] = []
+            for _ in 0..<300 {
+                batches.append(which == 0 ? plainStream.batch(size: 100, at: now) : loadedStream.batch(size: 100, at: now))
+            }
+            let work = batches
+            let at = now
+            let begun = ContinuousClock.now
+            await withTaskGroup(of: Void.self) { group in
+                for feeder in 0..<4 {
+                    group.addTask {
+                        for index in stride(from: feeder, to: work.count, by: 4) {
+                            _ = try? await engine.ingest(tenant: Workload.tenant, events: work[index], now: at)
+                        }
+                    }
+                }
+            }
+            rates.append(30_000 / seconds(ContinuousClock.now - begun))
+        }
+        now = now + .seconds(1)
+        ratios.append(rates[1] / rates[0])
+        print("round \(round + 1): no journeys \(Int(rates[0])) events/s, 10,000 journeys \(Int(rates[1])) events/s (\(Int(rates[1] / rates[0] * 100)) %)")
+    }
+    print("journeys: ingest with 10,000 active journeys at median \(Int(ratios.sorted()[ratios.count / 2] * 100)) % of the rate with none")
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys")
 }
