@@ -328,14 +328,14 @@ actor TenantActor {
         return Array(all.values)
     }
 
-    /// Publishes (or, as a dry run, checks) the journey catalog. Only the journeys in
-    /// `checking` (all when nil) have their references checked; compiled versions are reused.
-    private func compileJourneys(checking: Set<String>?, definitions: TenantDefinitions) throws(EngineError) {
+    /// Recompiles and publishes the whole journey catalog, checking every journey against
+    /// `definitions` (segments or models changed, or a restore).
+    private func compileJourneys(definitions: TenantDefinitions) throws(EngineError) {
         let runtime = self.runtime
         do {
             let catalog = try JourneyCatalog.compile(
                 versions: journeyVersions, current: journeyVersions.mapValues { $0.keys.max() ?? 1 }, status: journeyStatus,
-                definitions: definitions, checking: checking, reuse: runtime.journeys, intern: { runtime.intern($0) })
+                definitions: definitions, reuse: runtime.journeys, intern: { runtime.intern($0) })
             runtime.publish(catalog)
         } catch {
             throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
@@ -383,7 +383,7 @@ actor TenantActor {
         let definitions = TenantActor.triggerSegment(journey) == nil
             ? runtime.definitions : try compile(models: models, segments: segments, trigger: journey, publish: false)
         do {
-            try JourneyCatalog.check(journey, definitions: definitions, journeys: Set(journeyVersions.keys).union([journey.id]))
+            try JourneyCatalog.check(journey, definitions: definitions, journeys: { self.journeyVersions[$0] != nil })
         } catch {
             throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
         }
@@ -405,7 +405,13 @@ actor TenantActor {
             triggerSegmentCache[journey.id] = hidden
             definitions = try compile(models: models, segments: segments, publish: true, recheckJourneys: false)
         }
-        try compileJourneys(checking: [journey.id], definitions: definitions)
+        do {
+            // Only this journey changes: the catalog is derived, not recompiled.
+            let compiled = try CompiledJourney(definition: journey, version: version, intern: { runtime.intern($0) })
+            runtime.publish(runtime.journeys.updating(compiled, status: journeyStatus[journey.id] ?? .draft))
+        } catch {
+            throw EngineError.invalid(error, in: "journey")
+        }
         let recorded = record(.journey, id: journey.id, source: json, now: now)
         var evaluated = 0
         // A changed condition trigger: contacts' membership of its hidden segment starts from
@@ -441,7 +447,7 @@ actor TenantActor {
             throw EngineError(.invalidArgument, "journey '\(id)' is \(current.rawValue) and cannot become \(status.rawValue)")
         }
         journeyStatus[id] = status
-        try compileJourneys(checking: [], definitions: runtime.definitions)
+        runtime.publish(runtime.journeys.updating(status: status, of: runtime.intern(JourneyCatalog.journeyKey(id))))
         definitionsVersion += 1
         let recorded = record(.journeyStatus, id: id, source: .object(["status": .string(status.rawValue)]), now: now)
         let catalog = runtime.journeys
@@ -497,7 +503,7 @@ actor TenantActor {
             definitionsVersion += 1
             runtime.publish(definitions)
             // Journeys read segments and models: check them against what is now in force.
-            if recheckJourneys { try compileJourneys(checking: nil, definitions: definitions) }
+            if recheckJourneys { try compileJourneys(definitions: definitions) }
         }
         return definitions
     }

@@ -11,6 +11,9 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
+/// Writes a line at once (unbuffered), so progress shows when the output goes to a file.
+func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first ?? "help" {
 case "ingest":

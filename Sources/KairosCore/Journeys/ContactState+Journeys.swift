@@ -73,7 +73,7 @@ extension ContactState {
             if effects.count == mark && traits.isEmpty { break }
         }
         if !catalog.dateTriggers.isEmpty {
-            for trait in allChangedTraits { for order in catalog.dateTriggers[trait] ?? [] { scheduleDateEntry(catalog.journeys[order], c) } }
+            for trait in allChangedTraits { for journey in catalog.dateTriggers[trait] ?? [] { scheduleDateEntry(journey, c) } }
         }
         checkExits(c, effects: &effects)
 
@@ -98,36 +98,39 @@ extension ContactState {
     ) {
         let catalog = c.journeys
         guard !catalog.isEmpty else { return }
-        var candidates: [(order: Int, key: String?)] = []
+        var candidates: [(journey: CompiledJourney, key: String?)] = []
         if let event {
-            for order in catalog.eventTriggers[counterSymbol] ?? [] { candidates.append((order, nil)) }
-            for order in catalog.typeTriggers[event.type.ordinal] { candidates.append((order, nil)) }
-            // Keep only journeys whose `where` matches, with the run's key from the event.
-            candidates = candidates.compactMap { candidate in
-                guard case .event(_, _, let filter, let keyPath) = catalog.journeys[candidate.order].definition.trigger else { return nil }
-                if let filter, !filter.matches(event) { return nil }
-                guard let keyPath else { return candidate }
-                guard let value = event.properties.value(atPath: keyPath), let key = value.journeyKeyText else { return nil }
-                return (candidate.order, key)
+            let named = catalog.eventTriggers[counterSymbol] ?? []
+            let typed = catalog.typeTriggers[event.type.ordinal]
+            for journey in named + typed {
+                // Only journeys whose `where` matches, with the run's key from the event.
+                guard case .event(_, _, let filter, let keyPath) = journey.definition.trigger else { continue }
+                if let filter, !filter.matches(event) { continue }
+                guard let keyPath else {
+                    candidates.append((journey, nil))
+                    continue
+                }
+                guard let value = event.properties.value(atPath: keyPath), let key = value.journeyKeyText else { continue }
+                candidates.append((journey, key))
             }
         }
         for index in scan {
             switch effects[index].kind {
             case .segmentEntered(let segment):
-                for order in catalog.segmentEnteredTriggers[segment] ?? [] { candidates.append((order, nil)) }
+                for journey in catalog.segmentEnteredTriggers[segment] ?? [] { candidates.append((journey, nil)) }
             case .segmentLeft(let segment):
-                for order in catalog.segmentLeftTriggers[segment] ?? [] { candidates.append((order, nil)) }
+                for journey in catalog.segmentLeftTriggers[segment] ?? [] { candidates.append((journey, nil)) }
             default: break
             }
         }
         if !catalog.traitTriggers.isEmpty {
-            for trait in traits { for order in catalog.traitTriggers[trait] ?? [] { candidates.append((order, nil)) } }
+            for trait in traits { for journey in catalog.traitTriggers[trait] ?? [] { candidates.append((journey, nil)) } }
         }
         guard !candidates.isEmpty else { return }
-        // Journey order (their ids' order) makes simultaneous triggers deterministic.
-        candidates.sort { $0.order < $1.order }
+        // Journey id order makes simultaneous triggers deterministic.
+        if candidates.count > 1 { candidates.sort { $0.journey.id < $1.journey.id } }
         for candidate in candidates {
-            enter(catalog.journeys[candidate.order], key: candidate.key, c, depth: 0, effects: &effects)
+            enter(candidate.journey, key: candidate.key, c, depth: 0, effects: &effects)
         }
     }
 
@@ -221,7 +224,7 @@ extension ContactState {
             for candidate in due {
                 guard let run = takeRun(candidate.journey, entry: candidate.entry, phase: candidate.phase) else { continue }
                 if run.phase == .scheduled {
-                    if let journey = catalog.journeys.first(where: { $0.symbol == run.journey }) {
+                    if let journey = catalog.bySymbol[run.journey] {
                         enter(journey, key: nil, c, depth: 0, effects: &effects)
                     }
                     continue

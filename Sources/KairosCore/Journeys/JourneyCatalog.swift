@@ -76,74 +76,143 @@ public final class CompiledJourney: Sendable {
 }
 
 /// A tenant's journeys: every version still in use, each journey's status, and the trigger
-/// indexes that let an event reach only the journeys it can start. Immutable and shared.
+/// indexes that let an event reach only the journeys it can start. Immutable and shared;
+/// `updating` derives the next one without recompiling the others.
 public final class JourneyCatalog: Sendable {
-    /// Current versions, in id order; a journey's position is its order.
-    public let journeys: [CompiledJourney]
-    public let order: [String: Int]
+    /// Current versions by id and by symbol.
+    public let byId: [String: CompiledJourney]
+    public let bySymbol: [UInt32: CompiledJourney]
     /// Every version by journey symbol and version, for runs that entered an older one.
     public let versions: [UInt32: [Int: CompiledJourney]]
     public let status: [UInt32: JourneyStatus]
-    /// Journey orders by the counter symbol of the event that starts them.
-    public let eventTriggers: [UInt32: [Int]]
-    /// Journey orders started by any event of a type (no name given), by type ordinal.
-    public let typeTriggers: [[Int]]
-    public let segmentEnteredTriggers: [String: [Int]]
-    public let segmentLeftTriggers: [String: [Int]]
-    public let traitTriggers: [String: [Int]]
-    public let dateTriggers: [String: [Int]]
+    /// Journeys by the counter symbol of the event that starts them.
+    public let eventTriggers: [UInt32: [CompiledJourney]]
+    /// Journeys started by any event of a type (no name given), by type ordinal.
+    public let typeTriggers: [[CompiledJourney]]
+    public let segmentEnteredTriggers: [String: [CompiledJourney]]
+    public let segmentLeftTriggers: [String: [CompiledJourney]]
+    public let traitTriggers: [String: [CompiledJourney]]
+    public let dateTriggers: [String: [CompiledJourney]]
 
-    public static let empty = JourneyCatalog(journeys: [], versions: [:], status: [:])
+    public static let empty = JourneyCatalog(
+        byId: [:], bySymbol: [:], versions: [:], status: [:], eventTriggers: [:],
+        typeTriggers: EventType.allCases.map { _ in [] }, segmentEnteredTriggers: [:], segmentLeftTriggers: [:], traitTriggers: [:],
+        dateTriggers: [:])
 
     /// The hidden segment that turns a condition trigger into "entered" events.
     public static func triggerSegmentId(_ journey: String) -> String { "journey:" + journey }
     public static func isTriggerSegment(_ segment: String) -> Bool { segment.hasPrefix("journey:") }
     public static func journeyKey(_ id: String) -> String { "journey:" + id }
 
-    init(journeys: [CompiledJourney], versions: [UInt32: [Int: CompiledJourney]], status: [UInt32: JourneyStatus]) {
-        self.journeys = journeys
+    init(
+        byId: [String: CompiledJourney], bySymbol: [UInt32: CompiledJourney], versions: [UInt32: [Int: CompiledJourney]],
+        status: [UInt32: JourneyStatus], eventTriggers: [UInt32: [CompiledJourney]], typeTriggers: [[CompiledJourney]],
+        segmentEnteredTriggers: [String: [CompiledJourney]], segmentLeftTriggers: [String: [CompiledJourney]],
+        traitTriggers: [String: [CompiledJourney]], dateTriggers: [String: [CompiledJourney]]
+    ) {
+        self.byId = byId
+        self.bySymbol = bySymbol
         self.versions = versions
         self.status = status
-        var order: [String: Int] = [:]
-        var events: [UInt32: [Int]] = [:]
-        var types = EventType.allCases.map { _ in [Int]() }
-        var entered: [String: [Int]] = [:]
-        var left: [String: [Int]] = [:]
-        var traits: [String: [Int]] = [:]
-        var dates: [String: [Int]] = [:]
-        for (position, journey) in journeys.enumerated() {
-            order[journey.id] = position
-            switch journey.definition.trigger {
-            case .event(let type, let name, _, _):
-                if let symbol = journey.eventTriggerSymbol {
-                    events[symbol, default: []].append(position)
-                } else if name == nil {
-                    types[type.ordinal].append(position)
-                }
-            case .segmentEntered(let segment): entered[segment, default: []].append(position)
-            case .segmentLeft(let segment): left[segment, default: []].append(position)
-            case .condition: entered[JourneyCatalog.triggerSegmentId(journey.id), default: []].append(position)
-            case .traitChanged(let trait): traits[trait, default: []].append(position)
-            case .dateTrait(let trait, _): dates[trait, default: []].append(position)
-            case .manual: break
-            }
-        }
-        self.order = order
-        eventTriggers = events
-        typeTriggers = types
-        segmentEnteredTriggers = entered
-        segmentLeftTriggers = left
-        traitTriggers = traits
-        dateTriggers = dates
+        self.eventTriggers = eventTriggers
+        self.typeTriggers = typeTriggers
+        self.segmentEnteredTriggers = segmentEnteredTriggers
+        self.segmentLeftTriggers = segmentLeftTriggers
+        self.traitTriggers = traitTriggers
+        self.dateTriggers = dateTriggers
     }
 
-    public var isEmpty: Bool { journeys.isEmpty }
+    public var isEmpty: Bool { byId.isEmpty }
 
-    public func journey(_ id: String) -> CompiledJourney? { order[id].map { journeys[$0] } }
+    public func journey(_ id: String) -> CompiledJourney? { byId[id] }
 
     public func version(_ symbol: UInt32, _ version: Int) -> CompiledJourney? { versions[symbol]?[version] }
 
     public func isActive(_ symbol: UInt32) -> Bool { status[symbol] == .active }
+
+    /// The trigger indexes, edited one journey at a time.
+    private struct Indexes {
+        var events: [UInt32: [CompiledJourney]]
+        var types: [[CompiledJourney]]
+        var entered: [String: [CompiledJourney]]
+        var left: [String: [CompiledJourney]]
+        var traits: [String: [CompiledJourney]]
+        var dates: [String: [CompiledJourney]]
+
+        init(_ catalog: JourneyCatalog) {
+            events = catalog.eventTriggers
+            types = catalog.typeTriggers
+            entered = catalog.segmentEnteredTriggers
+            left = catalog.segmentLeftTriggers
+            traits = catalog.traitTriggers
+            dates = catalog.dateTriggers
+        }
+
+        /// Adds or removes a journey; lists stay in id order (simultaneous triggers enter in that order).
+        mutating func edit(_ journey: CompiledJourney, add: Bool) {
+            func edit<Key: Hashable>(_ table: inout [Key: [CompiledJourney]], _ key: Key) {
+                if add {
+                    var list = table[key] ?? []
+                    let position = list.firstIndex { $0.id > journey.id } ?? list.count
+                    list.insert(journey, at: position)
+                    table[key] = list
+                } else {
+                    table[key]?.removeAll { $0 === journey }
+                    if table[key]?.isEmpty == true { table[key] = nil }
+                }
+            }
+            switch journey.definition.trigger {
+            case .event(let type, let name, _, _):
+                if let symbol = journey.eventTriggerSymbol {
+                    edit(&events, symbol)
+                } else if name == nil {
+                    var table = [0: types[type.ordinal]]
+                    edit(&table, 0)
+                    types[type.ordinal] = table[0] ?? []
+                }
+            case .segmentEntered(let segment): edit(&entered, segment)
+            case .segmentLeft(let segment): edit(&left, segment)
+            case .condition: edit(&entered, JourneyCatalog.triggerSegmentId(journey.id))
+            case .traitChanged(let trait): edit(&traits, trait)
+            case .dateTrait(let trait, _): edit(&dates, trait)
+            case .manual: break
+            }
+        }
+    }
+
+    private convenience init(
+        byId: [String: CompiledJourney], bySymbol: [UInt32: CompiledJourney], versions: [UInt32: [Int: CompiledJourney]],
+        status: [UInt32: JourneyStatus], indexes: Indexes
+    ) {
+        self.init(
+            byId: byId, bySymbol: bySymbol, versions: versions, status: status, eventTriggers: indexes.events,
+            typeTriggers: indexes.types, segmentEnteredTriggers: indexes.entered, segmentLeftTriggers: indexes.left,
+            traitTriggers: indexes.traits, dateTriggers: indexes.dates)
+    }
+
+    /// A catalog with `journey` as its id's current version (added to the versions kept) and
+    /// the given status; only that journey's index entries change.
+    public func updating(_ journey: CompiledJourney, status newStatus: JourneyStatus) -> JourneyCatalog {
+        var byId = self.byId
+        var bySymbol = self.bySymbol
+        var versions = self.versions
+        var status = self.status
+        var indexes = Indexes(self)
+        if let previous = byId[journey.id] { indexes.edit(previous, add: false) }
+        indexes.edit(journey, add: true)
+        byId[journey.id] = journey
+        bySymbol[journey.symbol] = journey
+        versions[journey.symbol, default: [:]][journey.version] = journey
+        status[journey.symbol] = newStatus
+        return JourneyCatalog(byId: byId, bySymbol: bySymbol, versions: versions, status: status, indexes: indexes)
+    }
+
+    /// The same journeys with one journey's status changed.
+    public func updating(status newStatus: JourneyStatus, of symbol: UInt32) -> JourneyCatalog {
+        var status = self.status
+        status[symbol] = newStatus
+        return JourneyCatalog(byId: byId, bySymbol: bySymbol, versions: versions, status: status, indexes: Indexes(self))
+    }
 
     /// Which definition a compile error belongs to.
     public struct CompileError: Error, Sendable, Hashable {
@@ -152,43 +221,44 @@ public final class JourneyCatalog: Sendable {
     }
 
     /// Checks journeys' references (segments, scoring models, other journeys) and compiles
-    /// every version given. `current` holds each journey's latest version number. Versions
-    /// found in `reuse` (the previous catalog's) are not compiled again, and only the journeys
-    /// in `checking` (all when nil) are checked: defining one of 10,000 journeys stays cheap.
+    /// every version given; `current` holds each journey's latest version number. Used when
+    /// segments or models change and on restore; versions found in `reuse` are not compiled again.
     public static func compile(
         versions: [String: [Int: JourneyDefinition]], current: [String: Int], status: [String: JourneyStatus],
-        definitions: TenantDefinitions, checking: Set<String>? = nil, reuse: JourneyCatalog = .empty,
-        intern: (String) -> UInt32
+        definitions: TenantDefinitions, reuse: JourneyCatalog = .empty, intern: (String) -> UInt32
     ) throws(CompileError) -> JourneyCatalog {
-        var compiledCurrent: [CompiledJourney] = []
+        let ids = Set(current.keys)
+        var byId: [String: CompiledJourney] = [:]
+        var bySymbol: [UInt32: CompiledJourney] = [:]
         var all: [UInt32: [Int: CompiledJourney]] = [:]
         var statuses: [UInt32: JourneyStatus] = [:]
-        let ids = Set(current.keys)
+        var indexes = Indexes(.empty)
         for id in current.keys.sorted() {
             let symbol = intern(journeyKey(id))
             let previous = reuse.versions[symbol]
             for (number, definition) in versions[id] ?? [:] {
                 let isCurrent = number == current[id]
-                if isCurrent, checking?.contains(id) ?? true { try check(definition, definitions: definitions, journeys: ids) }
+                if isCurrent { try check(definition, definitions: definitions, journeys: { ids.contains($0) }) }
                 let compiled: CompiledJourney
-                if let cached = previous?[number], cached.definition == definition {
-                    compiled = cached
+                if let cached = previous?[number] {
+                    compiled = cached  // a version never changes once defined
                 } else {
                     do { compiled = try CompiledJourney(definition: definition, version: number, intern: intern) } catch {
                         throw CompileError(journey: id, error: error)
                     }
                 }
                 all[symbol, default: [:]][number] = compiled
-                if isCurrent {
-                    compiledCurrent.append(compiled)
-                    statuses[symbol] = status[id] ?? .draft
-                }
+                guard isCurrent else { continue }
+                byId[id] = compiled
+                bySymbol[symbol] = compiled
+                statuses[symbol] = status[id] ?? .draft
+                indexes.edit(compiled, add: true)
             }
         }
-        return JourneyCatalog(journeys: compiledCurrent, versions: all, status: statuses)
+        return JourneyCatalog(byId: byId, bySymbol: bySymbol, versions: all, status: statuses, indexes: indexes)
     }
 
-    public static func check(_ journey: JourneyDefinition, definitions: TenantDefinitions, journeys: Set<String>) throws(CompileError) {
+    public static func check(_ journey: JourneyDefinition, definitions: TenantDefinitions, journeys exists: (String) -> Bool) throws(CompileError) {
         func fail(_ pointer: String, _ message: String) -> CompileError {
             CompileError(journey: journey.id, error: DefinitionError(pointer: pointer, message: message))
         }
@@ -217,7 +287,7 @@ public final class JourneyCatalog: Sendable {
             case .score(let model, _, _):
                 guard definitions.model(model) != nil else { throw fail("/nodes/\(index)/model", "unknown scoring model '\(model)'") }
             case .enroll(let other, _):
-                guard journeys.contains(other) else { throw fail("/nodes/\(index)/journey", "unknown journey '\(other)'") }
+                guard exists(other) || other == journey.id else { throw fail("/nodes/\(index)/journey", "unknown journey '\(other)'") }
                 guard other != journey.id else {
                     throw fail("/nodes/\(index)/journey", "a journey cannot enroll contacts in itself (use a wait and a loop)")
                 }
