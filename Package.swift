@@ -26,7 +26,11 @@ let package = Package(
     targets: [
         .target(
             name: "KairosCore",
-            dependencies: [.product(name: "Mustache", package: "swift-mustache")],
+            dependencies: [
+                .product(name: "Mustache", package: "swift-mustache"),
+                // Persistent maps: the journey catalog derives a new version in O(log n).
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -35,6 +39,7 @@ let package = Package(
                 "KairosCore",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strictSettings
         ),

@@ -385,6 +385,20 @@ public final class Engine: Sendable {
     @discardableResult
     public func advanceTime(to time: Timestamp) async -> [TenantEffect] {
         var fired: [TenantEffect] = []
+        await advance(to: time) { tenant, _, effects in fired += effects.map { TenantEffect(tenant: tenant, effect: $0) } }
+        return fired
+    }
+
+    /// Fires every timer due at or before `time` like `advanceTime`, without collecting the
+    /// effects (subscribers still get them); returns how many contacts' timers fired.
+    @discardableResult
+    public func fireTimers(through time: Timestamp) async -> Int {
+        var count = 0
+        await advance(to: time) { _, contacts, _ in count += contacts }
+        return count
+    }
+
+    private func advance(to time: Timestamp, collect: (String, Int, [Effect]) -> Void) async {
         while true {
             // A merged profile's timers are its new owner's now; skipping them keeps replay exact.
             let entries = scheduler.popEarliest(notAfter: time.milliseconds).filter { !$0.contact.isMerged }
@@ -407,13 +421,12 @@ public final class Engine: Sendable {
                 } catch {
                     // The journal refused the firing: put the timers back and try again later.
                     for entry in group { scheduler.schedule(entry.contact, at: entry.due) }
-                    return fired
+                    return
                 }
                 bus.publish(tenant: tenantId, effects)
-                fired += effects.map { TenantEffect(tenant: tenantId, effect: $0) }
+                collect(tenantId, group.count, effects)
             }
         }
-        return fired
     }
 
     /// Fires the timers of one tenant's contacts that are due at `due`, a few lanes at a time.
@@ -442,7 +455,7 @@ public final class Engine: Sendable {
         while !Task.isCancelled {
             let now = clock.now()
             if let due = scheduler.nextDue, due <= now.milliseconds {
-                await advanceTime(to: now)
+                await fireTimers(through: now)
                 continue
             }
             try? await Task.sleep(for: .milliseconds(pollInterval.milliseconds))

@@ -1,3 +1,4 @@
+import HashTreeCollections
 import KairosCore
 
 /// A definition's kind, for listings and history.
@@ -55,6 +56,8 @@ actor TenantActor {
     /// Hidden trigger segments by journey id (condition triggers of current versions).
     private var triggerSegmentCache: [String: SegmentDefinition] = [:]
     private var history: [DefinitionVersion] = []
+    /// The latest version number by `kind:id`, so recording a change does not scan the history.
+    private var latestVersions: [String: Int] = [:]
     private var definitionsVersion: UInt64 = 0
     private(set) var backfills: [String: BackfillProgress] = [:]
 
@@ -96,8 +99,10 @@ actor TenantActor {
         journeyStatus = [:]
         runtime.publish(JourneyCatalog.empty)
         var latest: [String: DefinitionVersion] = [:]
+        latestVersions = [:]
         for entry in history {
             latest["\(entry.kind.rawValue):\(entry.id)"] = entry
+            latestVersions["\(entry.kind.rawValue):\(entry.id)"] = entry.version
             // Every journey version stays: runs may still be on an older one.
             if entry.kind == .journey, let source = entry.source {
                 do { journeyVersions[entry.id, default: [:]][entry.version] = try JourneyDefinition.parse(source) } catch {
@@ -451,7 +456,8 @@ actor TenantActor {
         definitionsVersion += 1
         let recorded = record(.journeyStatus, id: id, source: .object(["status": .string(status.rawValue)]), now: now)
         let catalog = runtime.journeys
-        if let symbol = catalog.journey(id)?.symbol {
+        // Only resuming and archiving touch runs in flight (activating a draft has none).
+        if let symbol = catalog.journey(id)?.symbol, status == .archived || current == .paused {
             let contacts = runtime.directory.allContacts()
             if status == .active && current == .paused {
                 for contact in contacts {
@@ -509,7 +515,9 @@ actor TenantActor {
     }
 
     private func record(_ kind: DefinitionKind, id: String, source: JSONValue?, now: Timestamp) -> Int {
-        let version = (history.last { $0.kind == kind && $0.id == id }?.version ?? 0) + 1
+        let key = "\(kind.rawValue):\(id)"
+        let version = (latestVersions[key] ?? 0) + 1
+        latestVersions[key] = version
         history.append(DefinitionVersion(kind: kind, id: id, version: version, definedAt: now, source: source))
         return version
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HashTreeCollections
 
 /// One version of a journey, checked against the tenant's definitions and ready to run:
 /// node ids resolved to indexes, segment references to symbols, templates compiled.
@@ -80,19 +81,19 @@ public final class CompiledJourney: Sendable {
 /// `updating` derives the next one without recompiling the others.
 public final class JourneyCatalog: Sendable {
     /// Current versions by id and by symbol.
-    public let byId: [String: CompiledJourney]
-    public let bySymbol: [UInt32: CompiledJourney]
+    public let byId: TreeDictionary<String, CompiledJourney>
+    public let bySymbol: TreeDictionary<UInt32, CompiledJourney>
     /// Every version by journey symbol and version, for runs that entered an older one.
-    public let versions: [UInt32: [Int: CompiledJourney]]
-    public let status: [UInt32: JourneyStatus]
+    public let versions: TreeDictionary<UInt32, [Int: CompiledJourney]>
+    public let status: TreeDictionary<UInt32, JourneyStatus>
     /// Journeys by the counter symbol of the event that starts them.
-    public let eventTriggers: [UInt32: [CompiledJourney]]
+    public let eventTriggers: TreeDictionary<UInt32, [CompiledJourney]>
     /// Journeys started by any event of a type (no name given), by type ordinal.
     public let typeTriggers: [[CompiledJourney]]
-    public let segmentEnteredTriggers: [String: [CompiledJourney]]
-    public let segmentLeftTriggers: [String: [CompiledJourney]]
-    public let traitTriggers: [String: [CompiledJourney]]
-    public let dateTriggers: [String: [CompiledJourney]]
+    public let segmentEnteredTriggers: TreeDictionary<String, [CompiledJourney]>
+    public let segmentLeftTriggers: TreeDictionary<String, [CompiledJourney]>
+    public let traitTriggers: TreeDictionary<String, [CompiledJourney]>
+    public let dateTriggers: TreeDictionary<String, [CompiledJourney]>
 
     public static let empty = JourneyCatalog(
         byId: [:], bySymbol: [:], versions: [:], status: [:], eventTriggers: [:],
@@ -105,10 +106,11 @@ public final class JourneyCatalog: Sendable {
     public static func journeyKey(_ id: String) -> String { "journey:" + id }
 
     init(
-        byId: [String: CompiledJourney], bySymbol: [UInt32: CompiledJourney], versions: [UInt32: [Int: CompiledJourney]],
-        status: [UInt32: JourneyStatus], eventTriggers: [UInt32: [CompiledJourney]], typeTriggers: [[CompiledJourney]],
-        segmentEnteredTriggers: [String: [CompiledJourney]], segmentLeftTriggers: [String: [CompiledJourney]],
-        traitTriggers: [String: [CompiledJourney]], dateTriggers: [String: [CompiledJourney]]
+        byId: TreeDictionary<String, CompiledJourney>, bySymbol: TreeDictionary<UInt32, CompiledJourney>,
+        versions: TreeDictionary<UInt32, [Int: CompiledJourney]>, status: TreeDictionary<UInt32, JourneyStatus>,
+        eventTriggers: TreeDictionary<UInt32, [CompiledJourney]>, typeTriggers: [[CompiledJourney]],
+        segmentEnteredTriggers: TreeDictionary<String, [CompiledJourney]>, segmentLeftTriggers: TreeDictionary<String, [CompiledJourney]>,
+        traitTriggers: TreeDictionary<String, [CompiledJourney]>, dateTriggers: TreeDictionary<String, [CompiledJourney]>
     ) {
         self.byId = byId
         self.bySymbol = bySymbol
@@ -132,12 +134,12 @@ public final class JourneyCatalog: Sendable {
 
     /// The trigger indexes, edited one journey at a time.
     private struct Indexes {
-        var events: [UInt32: [CompiledJourney]]
+        var events: TreeDictionary<UInt32, [CompiledJourney]>
         var types: [[CompiledJourney]]
-        var entered: [String: [CompiledJourney]]
-        var left: [String: [CompiledJourney]]
-        var traits: [String: [CompiledJourney]]
-        var dates: [String: [CompiledJourney]]
+        var entered: TreeDictionary<String, [CompiledJourney]>
+        var left: TreeDictionary<String, [CompiledJourney]>
+        var traits: TreeDictionary<String, [CompiledJourney]>
+        var dates: TreeDictionary<String, [CompiledJourney]>
 
         init(_ catalog: JourneyCatalog) {
             events = catalog.eventTriggers
@@ -150,7 +152,7 @@ public final class JourneyCatalog: Sendable {
 
         /// Adds or removes a journey; lists stay in id order (simultaneous triggers enter in that order).
         mutating func edit(_ journey: CompiledJourney, add: Bool) {
-            func edit<Key: Hashable>(_ table: inout [Key: [CompiledJourney]], _ key: Key) {
+            func edit<Key: Hashable>(_ table: inout TreeDictionary<Key, [CompiledJourney]>, _ key: Key) {
                 if add {
                     var list = table[key] ?? []
                     let position = list.firstIndex { $0.id > journey.id } ?? list.count
@@ -166,7 +168,7 @@ public final class JourneyCatalog: Sendable {
                 if let symbol = journey.eventTriggerSymbol {
                     edit(&events, symbol)
                 } else if name == nil {
-                    var table = [0: types[type.ordinal]]
+                    var table: TreeDictionary<Int, [CompiledJourney]> = [0: types[type.ordinal]]
                     edit(&table, 0)
                     types[type.ordinal] = table[0] ?? []
                 }
@@ -181,8 +183,8 @@ public final class JourneyCatalog: Sendable {
     }
 
     private convenience init(
-        byId: [String: CompiledJourney], bySymbol: [UInt32: CompiledJourney], versions: [UInt32: [Int: CompiledJourney]],
-        status: [UInt32: JourneyStatus], indexes: Indexes
+        byId: TreeDictionary<String, CompiledJourney>, bySymbol: TreeDictionary<UInt32, CompiledJourney>,
+        versions: TreeDictionary<UInt32, [Int: CompiledJourney]>, status: TreeDictionary<UInt32, JourneyStatus>, indexes: Indexes
     ) {
         self.init(
             byId: byId, bySymbol: bySymbol, versions: versions, status: status, eventTriggers: indexes.events,
@@ -228,10 +230,10 @@ public final class JourneyCatalog: Sendable {
         definitions: TenantDefinitions, reuse: JourneyCatalog = .empty, intern: (String) -> UInt32
     ) throws(CompileError) -> JourneyCatalog {
         let ids = Set(current.keys)
-        var byId: [String: CompiledJourney] = [:]
-        var bySymbol: [UInt32: CompiledJourney] = [:]
-        var all: [UInt32: [Int: CompiledJourney]] = [:]
-        var statuses: [UInt32: JourneyStatus] = [:]
+        var byId: TreeDictionary<String, CompiledJourney> = [:]
+        var bySymbol: TreeDictionary<UInt32, CompiledJourney> = [:]
+        var all: TreeDictionary<UInt32, [Int: CompiledJourney]> = [:]
+        var statuses: TreeDictionary<UInt32, JourneyStatus> = [:]
         var indexes = Indexes(.empty)
         for id in current.keys.sorted() {
             let symbol = intern(journeyKey(id))
