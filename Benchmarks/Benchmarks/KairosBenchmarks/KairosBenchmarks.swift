@@ -92,6 +92,7 @@ let benchmarks: @Sendable () -> Void = {
     codecBenchmarks()
     snapshotBenchmarks()
     decideBenchmarks()
+    journeyBenchmarks()
 
     // A new segment evaluated over 1,000,000 existing contacts.
     let large = Prepared()

@@ -1,6 +1,6 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot | decide | journeys [lapse|spread|ingest]
+//        swift run -c release kairos-measure memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict]
 import BenchmarkWorkload
 import Foundation
 import KairosCore
@@ -136,8 +136,14 @@ case "decide":
     }
 case "journeys":
     let part = arguments.count > 1 ? arguments[1] : "all"
+    let journalMode = arguments.count > 2 ? arguments[2] : "none"
     func dripEngine() async throws -> Engine {
-        let engine = Engine()
+        var journal: SQLiteJournal?
+        if journalMode != "none" {
+            let path = NSTemporaryDirectory() + "kairos-measure-\(UUID().uuidString).sqlite"
+            journal = try SQLiteJournal(path: path, mode: journalMode == "strict" ? .strict : .fast)
+        }
+        let engine = Engine(journal: journal)
         try await engine.createTenant(id: Workload.tenant)
         try await engine.defineJourney(
             tenant: Workload.tenant, JSONValue.parse(Workload.waitingJourney(id: "drip", trigger: "Enrolled")), now: Workload.start)
@@ -157,7 +163,7 @@ case "journeys":
         let fired = await engine.fireTimers(through: Workload.start + .hours(1))
         let elapsed = seconds(ContinuousClock.now - started)
         let report = try await engine.journeyReport(tenant: Workload.tenant, journey: "drip")
-        print("journeys: 1,000,000 waits lapsing at once: \(fired) fired, \(report.messages) sends applied in \(String(format: "%.2f", elapsed)) s (\(Int(Double(fired) / elapsed)) firings/s); the last \(String(format: "%.2f", elapsed)) s after its due time")
+        print("journeys (journal \(journalMode)): 1,000,000 waits lapsing at once: \(fired) fired, \(report.messages) sends applied in \(String(format: "%.2f", elapsed)) s (\(Int(Double(fired) / elapsed)) firings/s); the last \(String(format: "%.2f", elapsed)) s after its due time")
     }
     if part == "all" || part == "spread" {
         // 100,000 waits lapsing 10 per millisecond (10,000 a second) for 10 s, against a clock
@@ -193,7 +199,7 @@ case "journeys":
         func late(_ p: Double) -> String {
             lateness.isEmpty ? "0" : String(format: "%.0f", lateness[min(lateness.count - 1, Int(Double(lateness.count) * p))])
         }
-        print("journeys: 10,000 firings/s for 10 s: oldest unfired wait behind its due time, sampled every 2 ms: median \(late(0.5)) ms, p99 \(late(0.99)) ms, max \(late(1.0)) ms")
+        print("journeys (journal \(journalMode)): 10,000 firings/s for 10 s: oldest unfired wait behind its due time, sampled every 2 ms: median \(late(0.5)) ms, p99 \(late(0.99)) ms, max \(late(1.0)) ms")
     }
     if part == "all" || part == "ingest" {
         // Ingest with 10,000 active journeys (triggered by 1,000 other event names) against none.
@@ -236,5 +242,5 @@ case "journeys":
         print("journeys: ingest with 10,000 active journeys at median \(Int(ratios.sorted()[ratios.count / 2] * 100)) % of the rate with none")
     }
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest]")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict]")
 }
