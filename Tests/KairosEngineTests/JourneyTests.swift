@@ -347,6 +347,23 @@ import Testing
         }
     }
 
+    @Test func aMergedProfileBringsItsRunsAndCountsAsOnePerson() async throws {
+        let engine = try await engine([Self.onboarding])
+        // The same person signs up on two devices before identifying.
+        try await send(
+            engine, .identify(userId: "known", traits: ["plan": "trial"], at: t0), .track("Signed Up", userId: "known", at: t0),
+            .identify(userId: nil, anonymousId: "phone", traits: ["plan": "trial"], at: t0),
+            .track("Signed Up", anonymousId: "phone", at: t0))
+        #expect(try await engine.journeyReport(tenant: "t", journey: "onboarding").active == 2)
+        try await send(engine, .identify(userId: "known", anonymousId: "phone", at: t0 + .minutes(1)))
+        let report = try await engine.journeyReport(tenant: "t", journey: "onboarding")
+        #expect(report.exited == ["merged": 1])
+        #expect(report.active == 1 && report.waiting == 1)
+        #expect(try await runs(engine, "known", at: t0 + .minutes(1)).count == 1)
+        await engine.advanceTime(to: t0 + .days(4))
+        #expect(try engine.outbox(tenant: "t").map(\.userId) == ["known"])
+    }
+
     // MARK: Lifecycle and versions
 
     static let twoWaits = #"""

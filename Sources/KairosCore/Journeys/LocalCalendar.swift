@@ -42,8 +42,12 @@ public enum LocalCalendar {
     /// that a DST change skips maps to the same time after the change.
     static func instant(day: Int64, minute: Int, zone: TimeZone) -> Int64 {
         let local = day * Timestamp.millisecondsPerDay + Int64(minute) * 60_000
-        let guess = local - offset(zone, at: local)
-        return local - offset(zone, at: guess)
+        let first = local - offset(zone, at: local)
+        let second = local - offset(zone, at: first)
+        if second + offset(zone, at: second) == local { return second }
+        if first + offset(zone, at: first) == local { return first }
+        // In a gap: neither reading exists; the later one is that wall time after the change.
+        return max(first, second)
     }
 
     /// The first instant strictly after `now` that is `minute` local time on one of `weekdays` (all when empty).
