@@ -97,6 +97,15 @@ extension SnapshotCommand {
                 for (segment, size) in stats.segmentSizes.sorted(by: { $0.key < $1.key }) {
                     print("    segment \(segment): \(size)")
                 }
+                for journey in try await engine.definitions(tenant: id, .journey).map(\.id) {
+                    let status = try await engine.journeyStatus(tenant: id, journey: journey)
+                    let report = try await engine.journeyReport(tenant: id, journey: journey)
+                    print(
+                        "    journey \(journey) (\(status.rawValue)): entered \(report.entered), in progress \(report.active), "
+                            + "waiting \(report.waiting), goal \(report.goalReached), messages \(report.messages)")
+                }
+                let outbox = try engine.outbox(tenant: id, limit: 10_000).count
+                if outbox > 0 { print("    outbox: \(outbox == 10_000 ? "10,000+" : String(outbox)) messages") }
             }
         }
     }
