@@ -364,6 +364,22 @@ import Testing
         #expect(try engine.outbox(tenant: "t").map(\.userId) == ["known"])
     }
 
+    @Test func entriesOnlyInsideTheJourneysDates() async throws {
+        let journey = #"""
+            {"id": "spring", "trigger": {"event": "Ping"}, "re_entry": {"policy": "any_time"},
+             "starts_at": "2026-03-03T00:00:00Z", "ends_at": "2026-03-04T00:00:00Z",
+             "nodes": [{"id": "w", "type": "wait", "duration": {"days": 3}, "next": "x"}, {"id": "x", "type": "exit"}]}
+            """#
+        let engine = try await engine([journey])
+        for (user, time) in [("early", "2026-03-02T23:59:00Z"), ("inside", "2026-03-03T12:00:00Z"), ("late", "2026-03-04T00:00:00Z")] {
+            try await send(engine, .track("Ping", userId: user, at: Timestamp(iso8601: time)!))
+        }
+        #expect(try await engine.journeyReport(tenant: "t", journey: "spring").entered == 1)
+        // A run that entered in time finishes after the end date.
+        await engine.advanceTime(to: Timestamp(iso8601: "2026-03-06T12:00:00Z")!)
+        #expect(try await engine.journeyReport(tenant: "t", journey: "spring").exited == ["completed": 1])
+    }
+
     // MARK: Lifecycle and versions
 
     static let twoWaits = #"""
