@@ -380,6 +380,17 @@ import Testing
         #expect(try await engine.journeyReport(tenant: "t", journey: "spring").exited == ["completed": 1])
     }
 
+    @Test func anAccountChangeCanStartJourneysForEveryContactOfTheAccount() async throws {
+        let enterprise = #"{"id": "enterprise", "condition": {"account": "employees", "op": "gte", "value": 1000}}"#
+        let journey = #"{"id": "abm", "trigger": {"segment_entered": "enterprise"}, "nodes": [{"id": "x", "type": "exit"}]}"#
+        let engine = try await engine([journey], segments: [Self.trialUsers, enterprise])
+        try await send(engine, .group("acme", userId: "a", at: t0), .group("acme", userId: "b", at: t0))
+        #expect(try await engine.journeyReport(tenant: "t", journey: "abm").entered == 0)
+        // One member reports the account's new size: both members enter.
+        try await send(engine, .group("acme", userId: "a", traits: ["employees": 5000], at: t0 + .minutes(1)))
+        #expect(try await engine.journeyReport(tenant: "t", journey: "abm").entered == 2)
+    }
+
     // MARK: Lifecycle and versions
 
     static let twoWaits = #"""

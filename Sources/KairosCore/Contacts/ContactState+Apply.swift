@@ -112,9 +112,11 @@ extension ContactState {
             }
         }
         var accountChanged = false
-        if event.type == .group, let groupId = event.groupId, accountId != groupId {
+        if event.type == .group, let groupId = event.groupId {
+            // A new account, or new traits for this contact's own account (the other members
+            // are told by the engine; the sender learns it here).
+            if accountId != groupId || !event.traits.isEmpty { accountChanged = true }
             accountId = groupId
-            accountChanged = true
         }
 
         // Counters: the plain one for this event's name, then filtered and wildcard ones.
@@ -227,6 +229,13 @@ extension ContactState {
     public mutating func accountTraitsChanged(context: EvaluationContext, effects: inout [Effect]) {
         self.context = context
         defer { self.context = nil }
+        let effectsStart = effects.count
+        defer {
+            // Segments the account's change moved this contact in or out of can start journeys.
+            if !context.journeys.isEmpty || !journeyRuns.isEmpty {
+                runJourneys(context, event: nil, counterSymbol: 0, changedTraits: [], effectsFrom: effectsStart, effects: &effects)
+            }
+        }
         let definitions = context.definitions
         for model in definitions.accountTraitRuleModels where refreshTraitRules(context, model: model) {
             refreshStageAndGrade(context, model: model, effects: &effects)
