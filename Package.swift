@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "KairosStore", targets: ["KairosStore"]),
         .executable(name: "kairos", targets: ["kairos"]),
         .executable(name: "kairos-snapshot", targets: ["kairos-snapshot"]),
+        .library(name: "KairosGateway", targets: ["KairosGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -41,6 +42,21 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // The gateway's C libraries (Debian's libuv1-dev, libhttp-parser-dev, zlib1g-dev) and a
+        // small C++ wrapper over libsimdjson-dev with a plain C interface.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "CSimdJSON",
+            cxxSettings: [.unsafeFlags(["-std=c++17", "-O2"])],
+            linkerSettings: [.linkedLibrary("simdjson"), .linkedLibrary("stdc++")]
+        ),
+        .target(
+            name: "KairosGateway",
+            dependencies: ["KairosCore", "KairosEngine", "KairosStore", "CLibUV", "CHTTPParser", "CZlib", "CSimdJSON"],
             swiftSettings: strictSettings
         ),
         // Debian's libsqlite3-dev; only KairosStore imports it.
@@ -72,6 +88,7 @@ let package = Package(
                 "KairosEngine",
                 "KairosStore",
                 "KairosCLI",
+                "KairosGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -380,6 +380,7 @@ extension Engine {
             runtime.outbox.restore(outbox)
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the last tenant") }
+        await indexWriteKeys()
         return (tenantCount, contactCount)
     }
 }

@@ -64,6 +64,8 @@ public final class Engine: Sendable {
     private let decisionCounter: Atomic<UInt64>
     /// Where every state-changing command goes before it is applied; nil keeps state in memory only.
     public let journal: (any Journal)?
+    /// Write keys: SHA-256 (hex) → tenant.
+    let writeKeyIndex = Mutex<[String: String]>([:])
     /// The journal position a restored snapshot started at (0 without one).
     let restoredStartSequence = AppliedSequence()
 
@@ -538,6 +540,7 @@ public final class Engine: Sendable {
         case .defineJourney(let json, let migrate): _ = try? await tenant.actor.defineJourney(json, migrate: migrate, now: time)
         case .setJourneyStatus(let journey, let status): _ = try? await tenant.actor.setJourneyStatus(journey, status, now: time)
         case .enroll(let enrollment): _ = await applyEnrollment(tenant.runtime, enrollment, now: time)
+        case .addWriteKey(let label, let hash): await applyWriteKey(tenant, label: label, hash: hash, now: time)
         }
         return 0
     }

@@ -21,6 +21,8 @@ enum JournalCommand: Sendable {
     case setJourneyStatus(id: String, JourneyStatus)
     /// Manual or API enrollment of one contact.
     case enroll(Enrollment)
+    /// A new write key for the tenant: its label and SHA-256 (the key itself is never stored).
+    case addWriteKey(label: String, sha256: String)
 
     struct Enrollment: Sendable, Hashable {
         var journey: String
@@ -54,6 +56,7 @@ enum JournalCommand: Sendable {
         case .defineJourney: return 10
         case .setJourneyStatus: return 11
         case .enroll: return 12
+        case .addWriteKey: return 13
         }
     }
 
@@ -105,6 +108,9 @@ enum JournalCommand: Sendable {
                 writer.writeOptional(enrollment.userId)
                 writer.writeOptional(enrollment.anonymousId)
                 writer.writeOptional(enrollment.key)
+            case .addWriteKey(let label, let hash):
+                writer.write(label)
+                writer.write(hash)
             case .ingest: break
             }
             return writer.bytes
@@ -160,6 +166,7 @@ enum JournalCommand: Sendable {
                 Enrollment(
                     journey: try reader.readString(), userId: try reader.readOptionalString(),
                     anonymousId: try reader.readOptionalString(), key: try reader.readOptionalString()))
+        case 13: command = .addWriteKey(label: try reader.readString(), sha256: try reader.readString())
         default: throw CodecError(offset: 0, message: "unknown command kind \(kind)")
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the command") }

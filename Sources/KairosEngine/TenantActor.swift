@@ -10,6 +10,8 @@ public enum DefinitionKind: String, Sendable, Codable, CaseIterable {
     case journey
     /// A journey's status change (draft, active, paused, archived), kept apart from its versions.
     case journeyStatus = "journey_status"
+    /// A write key (ingest and decide): its label and the SHA-256 of the key, never the key.
+    case writeKey = "write_key"
 }
 
 /// One version of one definition.
@@ -53,6 +55,8 @@ actor TenantActor {
     /// Every version of every journey (runs may still be on an older one).
     private var journeyVersions: [String: [Int: JourneyDefinition]] = [:]
     private var journeyStatus: [String: JourneyStatus] = [:]
+    /// Write keys: label → SHA-256 (hex) of the key.
+    private(set) var writeKeys: [String: String] = [:]
     /// Hidden trigger segments by journey id (condition triggers of current versions).
     private var triggerSegmentCache: [String: SegmentDefinition] = [:]
     private var history: [DefinitionVersion] = []
@@ -74,6 +78,7 @@ actor TenantActor {
         case .experiment: ids = Array(experiments.keys)
         case .journey: ids = Array(journeyVersions.keys)
         case .journeyStatus: ids = Array(journeyStatus.keys)
+        case .writeKey: ids = Array(writeKeys.keys)
         }
         return ids.sorted().compactMap { id in history.last { $0.kind == kind && $0.id == id } }
     }
@@ -97,6 +102,7 @@ actor TenantActor {
         experiments = [:]
         journeyVersions = [:]
         journeyStatus = [:]
+        writeKeys = [:]
         runtime.publish(JourneyCatalog.empty)
         var latest: [String: DefinitionVersion] = [:]
         latestVersions = [:]
@@ -119,6 +125,8 @@ actor TenantActor {
                 case .placement: placements[entry.id] = try PlacementDefinition.parse(source)
                 case .experiment: experiments[entry.id] = try ExperimentDefinition.parse(source)
                 case .journey: break
+                case .writeKey:
+                    if case .object(let object) = source, case .string(let hash)? = object["sha256"] { writeKeys[entry.id] = hash }
                 case .journeyStatus:
                     if case .object(let object) = source, case .string(let raw)? = object["status"], let status = JourneyStatus(rawValue: raw) {
                         journeyStatus[entry.id] = status
@@ -225,6 +233,8 @@ actor TenantActor {
             return try deleteDecisionDefinition(kind, id: id, now: now)
         case .journey, .journeyStatus:
             throw EngineError(.invalidArgument, "journeys are not deleted: archive '\(id)' instead (its history and metrics stay)")
+        case .writeKey:
+            throw EngineError(.invalidArgument, "write keys are revoked through the admin API, not deleted as definitions")
         }
         let definitions = try compile(models: models, segments: segments, publish: true)
         let version = record(kind, id: id, source: nil, now: now)
@@ -477,6 +487,15 @@ actor TenantActor {
     }
 
     func journeyStatusOf(_ id: String) -> JourneyStatus? { journeyStatus[id] }
+
+    // MARK: Write keys
+
+    func addWriteKey(label: String, hash: String, now: Timestamp) -> DefinitionReceipt {
+        writeKeys[label] = hash
+        definitionsVersion += 1
+        let version = record(.writeKey, id: label, source: .object(["sha256": .string(hash)]), now: now)
+        return DefinitionReceipt(kind: .writeKey, id: label, version: version, definitionsVersion: definitionsVersion, contactsEvaluated: 0)
+    }
 
     // MARK: Helpers
 

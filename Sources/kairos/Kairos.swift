@@ -12,6 +12,6 @@ struct Kairos: AsyncParsableCommand {
             their own.
             """,
         version: "0.1.0",
-        subcommands: [Demo.self, Import.self, Contact.self, SnapshotCommand.self, Validate.self]
+        subcommands: [Serve.self, Tenant.self, Demo.self, Import.self, Contact.self, SnapshotCommand.self, Validate.self]
     )
 }

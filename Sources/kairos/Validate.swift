@@ -62,7 +62,7 @@ extension Kairos {
                     case .placement: try await engine.definePlacement(tenant: DemoTenant.id, definition, now: now)
                     case .experiment: try await engine.defineExperiment(tenant: DemoTenant.id, definition, now: now)
                     case .journey: try await engine.defineJourney(tenant: DemoTenant.id, definition, now: now)
-                    case .journeyStatus: break
+                    case .journeyStatus, .writeKey: break
                     }
                     print("ok       \(path)")
                 } catch let error as EngineError {

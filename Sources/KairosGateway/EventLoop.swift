@@ -1,0 +1,97 @@
+import CLibUV
+import Foundation
+import Synchronization
+
+/// One libuv loop on its own thread. Every `uv_*` call on its handles happens on that thread;
+/// other threads (engine tasks completing a request) hand it work with `execute`, which wakes
+/// the loop through a `uv_async_t`. The C interop of the gateway stays in this file and in
+/// `HTTPServer.swift`; nothing outside them sees a libuv pointer.
+final class EventLoop: @unchecked Sendable {
+    // @unchecked: the uv pointers are touched only on the loop thread (after `start`); the
+    // queue of work from other threads is behind a mutex.
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    private let wakeUp: UnsafeMutablePointer<uv_async_t>
+    private let tick: UnsafeMutablePointer<uv_timer_t>
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private var thread: Thread?
+    private let finished = Mutex<Bool>(false)
+    /// Called on the loop thread about once a second (timeouts).
+    var onTick: (() -> Void)?
+
+    init() {
+        loop = .allocate(capacity: 1)
+        uv_loop_init(loop)
+        wakeUp = .allocate(capacity: 1)
+        tick = .allocate(capacity: 1)
+        uv_async_init(loop, wakeUp) { handle in
+            guard let handle, let data = handle.pointee.data else { return }
+            Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().drain()
+        }
+        wakeUp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_init(loop, tick)
+        tick.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        uv_loop_close(loop)
+        loop.deallocate()
+        wakeUp.deallocate()
+        tick.deallocate()
+    }
+
+    /// Runs `work` on the loop thread, soon. Safe from any thread.
+    func execute(_ work: @escaping @Sendable () -> Void) {
+        queue.withLock { $0.append(work) }
+        uv_async_send(wakeUp)
+    }
+
+    private func drain() {
+        while true {
+            let work = queue.withLock { queue -> [@Sendable () -> Void] in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            if work.isEmpty { return }
+            for item in work { item() }
+        }
+    }
+
+    /// Starts the loop on a new thread; `setUp` runs on it first (bind listeners there).
+    func start(name: String, setUp: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            setUp()
+            uv_timer_start(tick, { timer in
+                guard let timer, let data = timer.pointee.data else { return }
+                Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().onTick?()
+            }, 1000, 1000)
+            uv_run(loop, UV_RUN_DEFAULT)
+            // Handles closed by `stop` need one more turn to run their close callbacks.
+            uv_run(loop, UV_RUN_NOWAIT)
+            finished.withLock { $0 = true }
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Closes the loop's own handles and stops it once every other handle is closed.
+    func stop() {
+        execute { [self] in
+            uv_timer_stop(tick)
+            uv_close(UnsafeMutableRawPointer(tick).assumingMemoryBound(to: uv_handle_t.self), nil)
+            uv_close(UnsafeMutableRawPointer(wakeUp).assumingMemoryBound(to: uv_handle_t.self), nil)
+        }
+    }
+
+    var isFinished: Bool { finished.withLock { $0 } }
+
+    /// Waits (polling) until the loop thread has returned.
+    func waitUntilFinished(timeout: Duration = .seconds(10)) async {
+        let deadline = ContinuousClock.now + timeout
+        while !isFinished && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+}
+
+/// A libuv error code as text (`address already in use`).
+func uvError(_ code: Int32) -> String { String(cString: uv_strerror(code)) }

@@ -1,0 +1,412 @@
+import Foundation
+import KairosCore
+import KairosEngine
+import Synchronization
+
+/// How the gateway listens and what it allows.
+public struct GatewayConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// HTTP port (0: any free port, see `Gateway.httpPort`).
+    public var httpPort = 8080
+    public var limits = HTTPLimits()
+    /// Origins allowed to call from a browser (`*` for any); empty disables CORS.
+    public var corsOrigins: [String] = ["*"]
+    /// Segment's limits.
+    public var maximumEventBytes = 32 * 1024
+    public var maximumBatchBytes = 500 * 1024
+
+    public init() {}
+}
+
+/// The network face of Kairos: the Segment-compatible HTTP ingest API, `/v1/decide`, health
+/// and readiness, on one libuv event loop. Parsing, authentication and limits happen on the
+/// loop; engine calls run as tasks and their answers come back to the loop to be written.
+public final class Gateway: HTTPHandler, @unchecked Sendable {
+    // @unchecked: `server`, `json` and `keyCache` are used on the loop thread only; the rest is immutable or locked.
+    public let engine: Engine
+    public let configuration: GatewayConfiguration
+    private let clock: any EngineClock
+    private let loop = EventLoop()
+    private var server: HTTPServer?
+    private let json = FastJSON()
+    private let decoder = EventDecoder()
+    private var keyCache: [String: String] = [:]
+    private let ready = Atomic<Bool>(false)
+    private let started = Mutex<(port: Int?, error: GatewayError?)>((nil, nil))
+
+    public init(engine: Engine, configuration: GatewayConfiguration, clock: any EngineClock = SystemClock()) {
+        self.engine = engine
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    /// Binds the HTTP port and starts serving; returns once listening (or throws why not).
+    public func start() async throws(GatewayError) {
+        let configuration = self.configuration
+        let reference = LoopBound(self)
+        loop.start(name: "kairos-gateway") {
+            let gateway = reference.value
+            let server = HTTPServer(loop: gateway.loop, limits: configuration.limits, handler: gateway)
+            gateway.server = server
+            gateway.loop.onTick = { [unowned server] in server.sweep(now: .now) }
+            do {
+                try server.listen(host: configuration.host, port: configuration.httpPort)
+                gateway.started.withLock { $0.port = server.boundPort }
+            } catch let error as GatewayError {
+                gateway.started.withLock { $0.error = error }
+            } catch {
+                gateway.started.withLock { $0.error = GatewayError("\(error)") }
+            }
+        }
+        while true {
+            let state = started.withLock { $0 }
+            if let error = state.error {
+                loop.stop()
+                throw error
+            }
+            if state.port != nil { return }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// The HTTP port actually bound.
+    public var httpPort: Int { started.withLock { $0.port } ?? 0 }
+
+    /// `/readyz` answers 200 once this is set (after recovery).
+    public func setReady(_ value: Bool) { ready.store(value, ordering: .releasing) }
+
+    /// Stops accepting connections, answers the requests in flight, closes every connection
+    /// and stops the loop.
+    public func shutDown() async {
+        let done = Atomic<Bool>(false)
+        let reference = LoopBound(self)
+        let flag = LoopBound(DoneFlag())
+        loop.execute {
+            guard let server = reference.value.server else {
+                flag.value.set()
+                return
+            }
+            server.shutDown { flag.value.set() }
+        }
+        while !flag.value.isSet { try? await Task.sleep(for: .milliseconds(5)) }
+        _ = done
+        loop.stop()
+        await loop.waitUntilFinished()
+    }
+
+    private final class DoneFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
+
+    // MARK: HTTPHandler
+
+    static let ingestTypes: [String: EventType] = [
+        "/v1/track": .track, "/v1/identify": .identify, "/v1/page": .page, "/v1/screen": .screen, "/v1/group": .group,
+        "/v1/alias": .alias,
+    ]
+
+    func bodyLimit(path: String) -> Int? {
+        if path == "/v1/batch" || path == "/v1/import" { return configuration.maximumBatchBytes }
+        if Gateway.ingestTypes[path] != nil || path == "/v1/decide" { return configuration.maximumEventBytes }
+        return nil
+    }
+
+    func check(method: String, path: String, contentLength: UInt64?, headers: [(name: String, value: String)]) -> HTTPResponse? {
+        guard method == "POST", let limit = bodyLimit(path: path) else { return nil }
+        if let contentLength, contentLength > UInt64(limit) {
+            return .error(
+                413, "body_too_large",
+                "the body is \(contentLength) bytes; \(path) takes at most \(limit) bytes"
+                    + (path == "/v1/batch" ? " (split the batch)" : " per event (Segment's limit)"))
+        }
+        return nil
+    }
+
+    func commonHeaders(for request: HTTPRequest) -> [(name: String, value: String)] {
+        guard !configuration.corsOrigins.isEmpty, let origin = request.header("origin") else { return [] }
+        let allowed = configuration.corsOrigins.contains("*") || configuration.corsOrigins.contains(origin)
+        guard allowed else { return [] }
+        return [("access-control-allow-origin", configuration.corsOrigins.contains("*") ? "*" : origin), ("vary", "Origin")]
+    }
+
+    func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        switch (request.method, request.path) {
+        case ("OPTIONS", _):
+            respond(preflight(request))
+        case ("GET", "/healthz"):
+            respond(.json(200, ["status": "ok"]))
+        case ("GET", "/readyz"):
+            respond(
+                ready.load(ordering: .acquiring)
+                    ? .json(200, ["status": "ready"]) : .error(503, "not_ready", "recovery is still running"))
+        case ("POST", "/v1/batch"), ("POST", "/v1/import"):
+            ingest(request, type: nil, respond: respond)
+        case ("POST", let path) where Gateway.ingestTypes[path] != nil:
+            ingest(request, type: Gateway.ingestTypes[path], respond: respond)
+        case ("POST", "/v1/decide"), ("GET", "/v1/decide"):
+            decide(request, respond: respond)
+        case (_, let path) where Gateway.ingestTypes[path] != nil || path == "/v1/batch":
+            respond(.error(405, "method_not_allowed", "\(path) takes POST"))
+        default:
+            respond(.error(404, "not_found", "no route \(request.method) \(request.path)"))
+        }
+    }
+
+    private func preflight(_ request: HTTPRequest) -> HTTPResponse {
+        guard !commonHeaders(for: request).isEmpty else {
+            return .error(403, "origin_not_allowed", "this origin may not call Kairos from a browser")
+        }
+        return HTTPResponse(
+            status: 204,
+            headers: [
+                ("access-control-allow-methods", "GET, POST, OPTIONS"),
+                ("access-control-allow-headers", request.header("access-control-request-headers") ?? "authorization, content-type"),
+                ("access-control-max-age", "86400"),
+            ])
+    }
+
+    // MARK: Shared steps
+
+    /// The body as JSON: decompressed (gzip) and parsed, or the response explaining why not.
+    private func readJSON(_ request: HTTPRequest, limit: Int) -> Result<JSONValue, HTTPResponseError> {
+        var body = request.body
+        switch request.header("content-encoding")?.lowercased() {
+        case nil, "identity": break
+        case "gzip", "x-gzip", "deflate":
+            switch Gzip.inflate(body, limit: limit) {
+            case .success(let inflated): body = inflated
+            case .failure(let error):
+                return .failure(
+                    HTTPResponseError(
+                        error.tooLarge
+                            ? .error(413, "body_too_large", "the decompressed body exceeds \(limit) bytes")
+                            : .error(400, "bad_encoding", "the body is not valid gzip: \(error.message)")))
+            }
+        case let other?:
+            return .failure(HTTPResponseError(.error(415, "unsupported_encoding", "Content-Encoding '\(other)' is not supported (use gzip)")))
+        }
+        guard body.count <= limit else {
+            return .failure(HTTPResponseError(.error(413, "body_too_large", "the body exceeds \(limit) bytes")))
+        }
+        guard !body.isEmpty else { return .failure(HTTPResponseError(.error(400, "empty_body", "the request has no body"))) }
+        do {
+            return .success(try json.parse(body))
+        } catch {
+            return .failure(HTTPResponseError(.error(400, "malformed_json", "the body is not valid JSON: \(error.message)")))
+        }
+    }
+
+    /// The tenant of the request's write key: HTTP Basic (the key as user name), `writeKey` in
+    /// the body, or `writeKey` in the query.
+    private func authenticate(_ request: HTTPRequest, body: JSONValue?) -> Result<String, HTTPResponseError> {
+        var key: String?
+        if let authorization = request.header("authorization") {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "basic", let decoded = Data(base64Encoded: String(parts[1])),
+                let text = String(data: decoded, encoding: .utf8)
+            else {
+                return .failure(
+                    HTTPResponseError(.error(401, "bad_authorization", "Authorization must be Basic base64(\"WRITE_KEY:\")")))
+            }
+            key = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+        }
+        if key?.isEmpty ?? true, case .object(let object)? = body, case .string(let bodyKey)? = object["writeKey"] { key = bodyKey }
+        if key?.isEmpty ?? true { key = request.queryItems["writeKey"] }
+        guard let key, !key.isEmpty else {
+            return .failure(
+                HTTPResponseError(
+                    .error(401, "missing_write_key", "give the write key as the Basic auth user name or as \"writeKey\" in the body")))
+        }
+        if let tenant = keyCache[key] { return .success(tenant) }
+        guard let tenant = engine.tenant(forWriteKey: key) else {
+            return .failure(HTTPResponseError(.error(401, "invalid_write_key", "the write key is not valid")))
+        }
+        if keyCache.count > 10_000 { keyCache.removeAll() }
+        keyCache[key] = tenant
+        return .success(tenant)
+    }
+
+    private static func respond(to error: EngineError) -> HTTPResponse {
+        switch error.code {
+        case .unavailable:
+            return .error(503, "unavailable", "the events could not be made durable and were not accepted; retry later (\(error.message))")
+        case .unknownTenant: return .error(401, "invalid_write_key", error.message)
+        default: return .error(400, error.code.description, error.message)
+        }
+    }
+
+    // MARK: Ingest
+
+    private static let success = HTTPResponse(
+        status: 200, headers: [("content-type", "application/json")], body: Array(#"{"success":true}"#.utf8))
+
+    private func ingest(_ request: HTTPRequest, type: EventType?, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let limit = type == nil ? configuration.maximumBatchBytes : configuration.maximumEventBytes
+        let body: JSONValue
+        switch readJSON(request, limit: limit) {
+        case .success(let value): body = value
+        case .failure(let error): return respond(error.response)
+        }
+        let tenant: String
+        switch authenticate(request, body: body) {
+        case .success(let value): tenant = value
+        case .failure(let error): return respond(error.response)
+        }
+        let now = clock.now()
+        var events: [Event] = []
+        var errors: [EventValidationError] = []
+        if let type {
+            switch decoder.decode(body, defaultType: type, receivedAt: now) {
+            case .success(let event): events.append(event)
+            case .failure(let error): errors.append(error)
+            }
+        } else {
+            switch decoder.decodeBatch(body, receivedAt: now) {
+            case .failure(let error): errors.append(error)
+            case .success(let results):
+                let items = (body.objectValue?["batch"]?.arrayValue) ?? body.arrayValue ?? []
+                let checkSizes = request.body.count > configuration.maximumEventBytes
+                for (index, result) in results.enumerated() {
+                    if checkSizes, index < items.count, items[index].encodedData().count > configuration.maximumEventBytes {
+                        errors.append(
+                            EventValidationError(index: index, field: "", message: "is larger than \(configuration.maximumEventBytes) bytes"))
+                        continue
+                    }
+                    switch result {
+                    case .success(let event): events.append(event)
+                    case .failure(let error): errors.append(error)
+                    }
+                }
+            }
+        }
+        let details = JSONValue.array(errors.map { error in
+            var object: [String: JSONValue] = ["field": .string(error.field), "message": .string(error.description)]
+            if let index = error.index { object["index"] = .number(Double(index)) }
+            return .object(object)
+        })
+        guard !events.isEmpty else {
+            let message = errors.count == 1 ? errors[0].description : "none of the \(errors.count) events is valid"
+            return respond(.error(400, "invalid_event", message, details: details))
+        }
+        let engine = self.engine
+        let accepted = events.count
+        let rejected: JSONValue? = errors.isEmpty ? Optional.none : .some(details)
+        Task {
+            do {
+                let report = try await engine.ingest(tenant: tenant, events: events, now: now)
+                guard let rejected else { return respond(Gateway.success) }
+                respond(
+                    .json(
+                        200,
+                        [
+                            "success": true, "accepted": .number(Double(accepted)),
+                            "duplicates": .number(Double(report.duplicateCount)), "errors": rejected,
+                        ]))
+            } catch let error as EngineError {
+                respond(Gateway.respond(to: error))
+            } catch {
+                respond(.error(500, "internal", "\(error)"))
+            }
+        }
+    }
+
+    // MARK: Decide
+
+    private func decide(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        var fields: [String: JSONValue] = [:]
+        if request.method == "POST" {
+            switch readJSON(request, limit: configuration.maximumEventBytes) {
+            case .success(.object(let object)): fields = object
+            case .success(let other):
+                return respond(.error(400, "invalid_request", "the body must be a JSON object, got \(other.typeName)"))
+            case .failure(let error): return respond(error.response)
+            }
+        } else {
+            for (name, value) in request.queryItems { fields[name] = .string(value) }
+            if case .string(let list)? = fields["placements"] {
+                fields["placements"] = .array(list.split(separator: ",").map { .string(String($0)) })
+            }
+        }
+        let tenant: String
+        switch authenticate(request, body: .object(fields)) {
+        case .success(let value): tenant = value
+        case .failure(let error): return respond(error.response)
+        }
+        guard case .array(let list)? = fields["placements"], !list.isEmpty, list.count <= 20 else {
+            return respond(.error(400, "invalid_request", "placements is required: 1–20 placement ids"))
+        }
+        let placements = list.compactMap(\.stringValue)
+        guard placements.count == list.count else {
+            return respond(.error(400, "invalid_request", "placements must be strings"))
+        }
+        let userId = fields["userId"]?.stringValue ?? fields["user_id"]?.stringValue
+        let anonymousId = fields["anonymousId"]?.stringValue ?? fields["anonymous_id"]?.stringValue
+        guard userId != nil || anonymousId != nil else {
+            return respond(.error(400, "invalid_request", "userId or anonymousId is required"))
+        }
+        let context = Gateway.requestContext(fields, request: request)
+        let engine = self.engine
+        let now = clock.now()
+        Task {
+            do {
+                let answer = try await engine.decide(
+                    tenant: tenant, visitor: Visitor(userId: userId, anonymousId: anonymousId), context: context,
+                    placements: placements, now: now)
+                respond(.json(200, ["decisions": .array(answer.decisions.map(Gateway.encode))]))
+            } catch let error as EngineError {
+                respond(Gateway.respond(to: error))
+            } catch {
+                respond(.error(500, "internal", "\(error)"))
+            }
+        }
+    }
+
+    static func requestContext(_ fields: [String: JSONValue], request: HTTPRequest) -> RequestContext {
+        let context = fields["context"]?.objectValue ?? [:]
+        func text(_ keys: String...) -> String? {
+            for key in keys {
+                if let value = context[key]?.stringValue ?? fields[key]?.stringValue { return value }
+            }
+            return nil
+        }
+        var utm: [String: String] = [:]
+        if case .object(let campaign)? = context["utm"] ?? context["campaign"] {
+            for (key, value) in campaign { if let value = value.stringValue { utm[key] = value } }
+        }
+        return RequestContext(
+            url: text("url") ?? context["page"]?.objectValue?["url"]?.stringValue,
+            referrer: text("referrer") ?? context["page"]?.objectValue?["referrer"]?.stringValue, utm: utm,
+            userAgent: text("userAgent", "user_agent") ?? request.header("user-agent"),
+            locale: text("locale") ?? request.header("accept-language")?.split(separator: ",").first.map(String.init),
+            timeZone: text("timezone", "time_zone", "timeZone"))
+    }
+
+    static func encode(_ decision: PlacementDecision) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "placement": .string(decision.placement), "decisionId": .string(decision.decisionId),
+            "reason": .string(decision.reason.rawValue),
+        ]
+        if let variant = decision.variant { object["variant"] = .string(variant) }
+        if let content = decision.content { object["content"] = .string(content) }
+        if let format = decision.format { object["format"] = .string(format.rawValue) }
+        if let data = decision.data { object["data"] = data }
+        if let rule = decision.rule { object["rule"] = .string(rule) }
+        if let assignment = decision.assignment {
+            var experiment: [String: JSONValue] = [
+                "id": .string(assignment.experiment), "variantIndex": .number(Double(assignment.variantIndex)),
+                "inHoldout": .bool(assignment.inHoldout),
+            ]
+            if let variant = assignment.variant { experiment["variant"] = .string(variant) }
+            object["experiment"] = .object(experiment)
+        }
+        return .object(object)
+    }
+}
+
+/// A response that ends a request early (bad body, bad key …).
+struct HTTPResponseError: Error {
+    var response: HTTPResponse
+    init(_ response: HTTPResponse) { self.response = response }
+}

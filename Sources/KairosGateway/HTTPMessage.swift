@@ -1,0 +1,79 @@
+import Foundation
+import KairosCore
+
+/// A parsed HTTP/1.1 request (body already de-chunked; not yet decompressed).
+struct HTTPRequest: Sendable {
+    var method: String
+    /// The path without the query (`/v1/track`).
+    var path: String
+    var query: String?
+    /// Header names lowercased, in arrival order.
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+    var keepAlive: Bool
+
+    func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+
+    /// Query parameters, percent-decoded (`+` as space).
+    var queryItems: [String: String] {
+        guard let query, !query.isEmpty else { return [:] }
+        var items: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
+            if let name = parts.first { items[name] = parts.count > 1 ? parts[1] : "" }
+        }
+        return items
+    }
+}
+
+struct HTTPResponse: Sendable {
+    var status: Int
+    var headers: [(name: String, value: String)] = []
+    var body: [UInt8] = []
+    /// Close the connection after this response (errors that leave the stream unusable).
+    var close = false
+
+    init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = [], close: Bool = false) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.close = close
+    }
+
+    static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("content-type", "application/json")], body: value.encodedData().map { $0 })
+    }
+
+    /// The one error shape (DESIGN §9): `{"code": …, "message": …, "details": …}`.
+    static func error(_ status: Int, _ code: String, _ message: String, details: JSONValue? = nil, close: Bool = false)
+        -> HTTPResponse
+    {
+        var object: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
+        if let details { object["details"] = details }
+        var response = json(status, .object(object))
+        response.close = close
+        return response
+    }
+
+    static let reasons: [Int: String] = [
+        100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+        404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+        413: "Payload Too Large", 415: "Unsupported Media Type", 417: "Expectation Failed", 422: "Unprocessable Content",
+        429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+        503: "Service Unavailable",
+    ]
+
+    /// The response as bytes on the wire.
+    func serialized(keepAlive: Bool, extraHeaders: [(name: String, value: String)]) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(HTTPResponse.reasons[status] ?? "Status")\r\n"
+        for (name, value) in headers + extraHeaders { head += "\(name): \(value)\r\n" }
+        head += "content-length: \(body.count)\r\n"
+        head += keepAlive && !close ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n"
+        var bytes = Array(head.utf8)
+        bytes.reserveCapacity(bytes.count + body.count)
+        bytes += body
+        return bytes
+    }
+}

@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import KairosCLI
+import KairosCore
+import KairosEngine
+import KairosGateway
+import KairosStore
+
+extension Kairos {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the Kairos server: Segment-compatible ingest and decisions over HTTP.",
+            discussion: """
+                Recovers the state in the data directory (newest valid snapshot, then the
+                journal), then listens. On first start with an empty data directory it creates
+                the demo tenant (scoring models, segments, placements, an experiment and two
+                journeys) and prints its write key with copy-paste curl examples.
+
+                Endpoints: POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
+                /v1/alias, /v1/batch (Segment's HTTP Tracking API; the write key as the Basic auth
+                user name); POST or GET /v1/decide; GET /healthz and /readyz.
+
+                Every option can also come from the environment: KAIROS_HOST, KAIROS_PORT,
+                KAIROS_DATA_DIR, KAIROS_DURABILITY, KAIROS_SNAPSHOT_DIR, KAIROS_SNAPSHOT_SECONDS,
+                KAIROS_CORS_ORIGINS, KAIROS_MAX_CONNECTIONS, KAIROS_LOG_LEVEL.
+
+                SIGTERM or SIGINT: stop accepting, answer the requests in flight, write a final
+                snapshot, exit 0.
+                """
+        )
+
+        @Option(help: "Address to listen on (KAIROS_HOST).")
+        var host = ProcessInfo.processInfo.environment["KAIROS_HOST"] ?? "127.0.0.1"
+
+        @Option(help: "HTTP port; 0 picks a free one (KAIROS_PORT).")
+        var port = Int(ProcessInfo.processInfo.environment["KAIROS_PORT"] ?? "") ?? 8080
+
+        @Option(help: "Directory holding the journal and snapshots (KAIROS_DATA_DIR).")
+        var dataDir = ProcessInfo.processInfo.environment["KAIROS_DATA_DIR"] ?? "data"
+
+        @Option(help: "strict: acknowledge after the journal is synced; fast: after it is written (KAIROS_DURABILITY).")
+        var durability = DurabilityMode(rawValue: ProcessInfo.processInfo.environment["KAIROS_DURABILITY"] ?? "") ?? .fast
+
+        @Option(help: "Directory of snapshots (default DATA_DIR/snapshots; KAIROS_SNAPSHOT_DIR).")
+        var snapshotDir = ProcessInfo.processInfo.environment["KAIROS_SNAPSHOT_DIR"] ?? ""
+
+        @Option(help: "Seconds between scheduled snapshots; 0 for none (KAIROS_SNAPSHOT_SECONDS).")
+        var snapshotSeconds = Int(ProcessInfo.processInfo.environment["KAIROS_SNAPSHOT_SECONDS"] ?? "") ?? 300
+
+        @Option(help: "Journal records between scheduled snapshots.")
+        var snapshotEvery: UInt64 = 5_000_000
+
+        @Option(help: "Origins allowed to call from browsers, comma-separated, or * (KAIROS_CORS_ORIGINS).")
+        var corsOrigins = ProcessInfo.processInfo.environment["KAIROS_CORS_ORIGINS"] ?? "*"
+
+        @Option(help: "Most connections open at once (KAIROS_MAX_CONNECTIONS).")
+        var maxConnections = Int(ProcessInfo.processInfo.environment["KAIROS_MAX_CONNECTIONS"] ?? "") ?? 10_000
+
+        @Option(help: "Seconds a keep-alive connection may stay idle.")
+        var idleTimeout = 30
+
+        @Option(help: "Seconds a request may take to arrive in full (slow clients).")
+        var requestTimeout = 10
+
+        @Option(help: "info or debug (KAIROS_LOG_LEVEL).")
+        var logLevel = ProcessInfo.processInfo.environment["KAIROS_LOG_LEVEL"] ?? "info"
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
+            guard snapshotSeconds >= 0, maxConnections > 0, idleTimeout > 0, requestTimeout > 0 else {
+                throw ValidationError("--snapshot-seconds must be ≥ 0; --max-connections, --idle-timeout and --request-timeout > 0")
+            }
+        }
+
+        func run() async throws {
+            let stop = StopSignal()
+            var storageArguments = ["--data-dir", dataDir, "--durability", durability.rawValue]
+            if !snapshotDir.isEmpty { storageArguments += ["--snapshot-dir", snapshotDir] }
+            let storage = try StorageOptions.parse(storageArguments)
+            let started = ContinuousClock.now
+            let (engine, journal) = try await storage.openEngine()
+            defer { journal.close() }
+            let clock = SystemClock()
+            var demoKey: String?
+            if engine.tenantIds.isEmpty {
+                try await DemoTenant.install(into: engine, now: clock.now())
+                demoKey = try await engine.createWriteKey(tenant: DemoTenant.id, now: clock.now())
+            }
+
+            var configuration = GatewayConfiguration()
+            configuration.host = host
+            configuration.httpPort = port
+            configuration.corsOrigins = corsOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+            configuration.limits.maximumConnections = maxConnections
+            configuration.limits.idleTimeout = .seconds(idleTimeout)
+            configuration.limits.requestTimeout = .seconds(requestTimeout)
+            let gateway = Gateway(engine: engine, configuration: configuration, clock: clock)
+            try await gateway.start()
+            gateway.setReady(true)
+            let address = "http://\(host):\(gateway.httpPort)"
+            printError("kairos: listening on \(address) (\(engine.tenantIds.count) tenants, ready in \(seconds(since: started)))")
+            if let demoKey { printDemoInstructions(address: address, key: demoKey) }
+
+            let timers = Task { await engine.runTimers(clock: clock) }
+            let snapshotter = Snapshotter(
+                engine: engine, journal: journal, store: storage.snapshots,
+                interval: snapshotSeconds > 0 ? .seconds(Int64(snapshotSeconds)) : nil, commands: snapshotEvery)
+            let verbose = logLevel == "debug"
+            let schedule = Task {
+                await snapshotter.run(clock: clock) { result in
+                    switch result {
+                    case .success(let entry): if verbose { printError("kairos: wrote snapshot \(entry.path)") }
+                    case .failure(let error): printError("kairos: scheduled snapshot failed: \(error)")
+                    }
+                }
+            }
+            while !stop.requested { try? await Task.sleep(for: .milliseconds(50)) }
+            printError("kairos: \(stop.name ?? "signal") received: finishing requests in flight")
+            gateway.setReady(false)
+            await gateway.shutDown()
+            schedule.cancel()
+            timers.cancel()
+            _ = await schedule.value
+            _ = await timers.value
+            try await storage.writeSnapshot(engine, journal: journal)
+            printError("kairos: stopped")
+        }
+
+        func printDemoInstructions(address: String, key: String) {
+            // Written at once (not buffered), so it shows when the output goes to a file or pipe.
+            FileHandle.standardOutput.write(Data(
+                """
+
+                Demo tenant 'demo' created. Its write key (shown once; only its hash is stored):
+
+                    \(key)
+
+                Send an event:
+                    curl -u '\(key):' \(address)/v1/track -H 'content-type: application/json' \\
+                      -d '{"userId": "ana", "event": "Signed Up", "properties": {"plan": "trial"}}'
+
+                Ask for a decision:
+                    curl -u '\(key):' \(address)/v1/decide -H 'content-type: application/json' \\
+                      -d '{"userId": "ana", "placements": ["home-hero", "pricing-cta"], "context": {"url": "https://example.com/?utm_source=google"}}'
+
+                Check the server:
+                    curl \(address)/readyz
+
+                """.utf8))
+        }
+    }
+
+    struct Tenant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create tenants and write keys in a data directory (run it while the server is stopped).",
+            subcommands: [Create.self, Key.self]
+        )
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create a tenant and print its write key (shown once; only its hash is stored).",
+                discussion: "Example: kairos tenant create acme --data-dir data")
+
+            @Argument(help: "The tenant id: 1–64 letters, digits, '-' or '_'.")
+            var name: String
+
+            @OptionGroup var storage: StorageOptions
+
+            func run() async throws {
+                let (engine, journal) = try await storage.openEngine(quiet: true)
+                defer { journal.close() }
+                let now = SystemClock().now()
+                try await engine.createTenant(id: name, now: now)
+                let key = try await engine.createWriteKey(tenant: name, now: now)
+                print("tenant \(name) created; write key: \(key)")
+            }
+        }
+
+        struct Key: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create another write key for an existing tenant and print it.",
+                discussion: "Example: kairos tenant key demo --data-dir data")
+
+            @Argument(help: "The tenant id.")
+            var name: String
+
+            @OptionGroup var storage: StorageOptions
+
+            func run() async throws {
+                let (engine, journal) = try await storage.openEngine(quiet: true)
+                defer { journal.close() }
+                let key = try await engine.createWriteKey(tenant: name, now: SystemClock().now())
+                print("new write key for \(name): \(key)")
+            }
+        }
+    }
+}
