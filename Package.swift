@@ -119,6 +119,12 @@ let package = Package(
             dependencies: ["KairosCore"],
             swiftSettings: strictSettings
         ),
+        // The gateway over real sockets on the loopback address.
+        .testTarget(
+            name: "KairosGatewayTests",
+            dependencies: ["KairosCore", "KairosEngine", "KairosGateway"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "KairosStoreTests",
             dependencies: ["KairosCore", "KairosEngine", "KairosStore"],

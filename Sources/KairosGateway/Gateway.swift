@@ -107,6 +107,11 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         "/v1/alias": .alias,
     ]
 
+    func bodyLimit(method: String, path: String) -> Int? {
+        // Compressed bodies are checked again once inflated.
+        method == "POST" ? bodyLimit(path: path) : 0
+    }
+
     func bodyLimit(path: String) -> Int? {
         if path == "/v1/batch" || path == "/v1/import" { return configuration.maximumBatchBytes }
         if Gateway.ingestTypes[path] != nil || path == "/v1/decide" { return configuration.maximumEventBytes }

@@ -25,6 +25,8 @@ protocol HTTPHandler: AnyObject, Sendable {
     /// Called when the request's headers are in: a response here (e.g. 413 for a declared
     /// length over the route's limit) is sent instead of reading the body.
     func check(method: String, path: String, contentLength: UInt64?, headers: [(name: String, value: String)]) -> HTTPResponse?
+    /// The largest body the route takes (also enforced while a chunked body arrives).
+    func bodyLimit(method: String, path: String) -> Int?
     func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void)
     /// Headers added to every response (CORS and the like), given the request's headers.
     func commonHeaders(for request: HTTPRequest) -> [(name: String, value: String)]
@@ -179,6 +181,10 @@ final class HTTPConnection {
     private var closeAfterPending = false
     private var requestStarted: ContinuousClock.Instant?
     private var lastActivity = ContinuousClock.now
+    /// After answering a request whose body was not read (a limit, an error), the rest of what
+    /// the client sends is read and dropped until it stops or this deadline, so closing does not
+    /// reset the connection before the client has read the answer.
+    private var drainingUntil: ContinuousClock.Instant?
 
     static let bufferSize = 64 * 1024
 
@@ -241,6 +247,7 @@ final class HTTPConnection {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = .now
+        if drainingUntil != nil { return }
         if requestStarted == nil { requestStarted = lastActivity }
         let parsed = http_parser_execute(parser, &HTTPConnection.settings, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         if let rejection {
@@ -300,15 +307,17 @@ final class HTTPConnection {
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
         let hasLength = parser.pointee.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0
         let declared: UInt64? = hasLength ? parser.pointee.content_length : nil
+        if let limit = server.handler.bodyLimit(method: method, path: path) { bodyLimit = min(bodyLimit, limit) }
+        // (From this callback 1 would mean "no body"; any other nonzero value stops the parser.)
         if let response = server.handler.check(method: method, path: path, contentLength: declared, headers: headers) {
             rejection = response
             rejection?.close = true
-            return 1
+            return -1
         }
         if let expectation = headers.first(where: { $0.name == "expect" })?.value {
             guard expectation.lowercased() == "100-continue" else {
                 rejection = .error(417, "expectation_failed", "only 'Expect: 100-continue' is supported", close: true)
-                return 1
+                return -1
             }
             write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
         }
@@ -332,7 +341,7 @@ final class HTTPConnection {
             body: body, keepAlive: http_should_keep_alive(parser) != 0)
         body = []
         requestStarted = nil
-        let slot = pending.count
+        let slot = answered + pending.count
         let extra = server.handler.commonHeaders(for: request)
         pending.append((nil, request.keepAlive, extra))
         let loop = server.loop
@@ -398,7 +407,7 @@ final class HTTPConnection {
             guard let request else { return }
             let context = Unmanaged<WriteContext>.fromOpaque(request.pointee.data).takeRetainedValue()
             if context.closeAfter, let connection = HTTPConnection.from(request.pointee.handle?.pointee.data) {
-                connection.close()
+                connection.lingerThenClose()
             }
             request.deallocate()
         }
@@ -415,9 +424,22 @@ final class HTTPConnection {
         write([], closeAfter: true)
     }
 
+    /// Sends FIN, then reads and drops what the client still sends (up to 2 s) before closing.
+    private func lingerThenClose() {
+        guard !closing else { return }
+        drainingUntil = .now + .seconds(2)
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        if uv_shutdown(request, stream(tcp), { request, _ in request?.deallocate() }) != 0 {
+            request.deallocate()
+            close()
+            return
+        }
+        startReading()
+    }
+
     /// For shutdown: close now if nothing is in flight, else after the last response.
     func closeWhenIdle() {
-        if pending.isEmpty && requestStarted == nil {
+        if (pending.isEmpty && requestStarted == nil) || drainingUntil != nil {
             close()
         } else {
             closeAfterPending = true
@@ -426,7 +448,11 @@ final class HTTPConnection {
     }
 
     func checkTimeouts(now: ContinuousClock.Instant) {
-        guard !closing, pending.isEmpty else { return }
+        if let drainingUntil, now > drainingUntil {
+            close()
+            return
+        }
+        guard !closing, pending.isEmpty, drainingUntil == nil else { return }
         if let started = requestStarted, now - started > server.limits.requestTimeout {
             stopReading()
             pending.append((.error(408, "request_timeout", "the request did not arrive in full within \(server.limits.requestTimeout)", close: true), false, []))
@@ -474,7 +500,7 @@ final class HTTPConnection {
             return 0
         }
         settings.on_headers_complete = { parser in
-            HTTPConnection.from(parser?.pointee.data)?.headersComplete() ?? 1
+            HTTPConnection.from(parser?.pointee.data)?.headersComplete() ?? -1
         }
         settings.on_body = { parser, data, length in
             HTTPConnection.from(parser?.pointee.data)?.bodyReceived(UnsafeRawBufferPointer(start: data, count: length)) ?? 1

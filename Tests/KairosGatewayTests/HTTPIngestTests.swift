@@ -1,0 +1,212 @@
+import Foundation
+import KairosCore
+import KairosEngine
+import Testing
+@testable import KairosGateway
+
+/// The HTTP ingest and decide API over real sockets on the loopback address.
+@Suite(.serialized) struct HTTPIngestTests {
+    func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test func trackIdentifyAndBatchReachTheEngine() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let auth = ["authorization": server.basic, "content-type": "application/json"]
+        var response = try #require(try exchange(server.port, request("POST", "/v1/identify", headers: auth, body: json(
+            #"{"userId": "ana", "traits": {"plan": "trial", "email": "ana@acme.com"}, "messageId": "m1"}"#))))
+        #expect(response.status == 200)
+        #expect(response.text == #"{"success":true}"#)
+        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(
+            #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#))))
+        #expect(response.status == 200)
+        // writeKey in the body instead of Basic auth; one bad event does not reject the others.
+        response = try #require(try exchange(server.port, request("POST", "/v1/batch", headers: ["content-type": "application/json"], body: json(
+            #"{"writeKey": "\#(server.key)", "batch": [{"type": "page", "userId": "ana", "name": "Pricing", "properties": {"path": "/pricing"}, "messageId": "m3"}, {"type": "track", "event": "Nobody"}, {"type": "track", "userId": "ana", "event": "Signed Up", "messageId": "m2"}]}"#))))
+        #expect(response.status == 200)
+        #expect(response.json?.objectValue?["accepted"] == 2)
+        #expect(response.json?.objectValue?["duplicates"] == 1)
+        #expect(response.json?.objectValue?["errors"]?.arrayValue?.first?.objectValue?["index"] == 1)
+        let ana = try #require(try await server.engine.contact(tenant: "demo", .userId("ana"), now: t0 + .days(1)))
+        #expect(ana.traits["plan"] == "trial")
+        #expect(ana.eventCounts.first { $0.event == "track:Signed Up" }?.total == 1)
+        #expect(ana.journeys.map(\.journey) == ["trial-onboarding"])
+    }
+
+    @Test func keepAlivePipeliningChunkedGzipAndContinue() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let client = try RawClient(port: server.port)
+        // Three requests in one write: answered in order on the same connection.
+        let auth = ["authorization": server.basic]
+        client.send(
+            request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "p1", "event": "A"}"#))
+                + request("GET", "/healthz") + request("POST", "/v1/track", headers: auth, body: json(#"{"event": "no user"}"#)))
+        let first = try #require(client.readResponse())
+        let second = try #require(client.readResponse())
+        let third = try #require(client.readResponse())
+        #expect([first.status, second.status, third.status] == [Int](arrayLiteral: 200, 200, 400))
+        #expect(second.text == #"{"status":"ok"}"#)
+        #expect(third.json?.objectValue?["code"] == "invalid_event")
+        #expect(first.headers["connection"] == "keep-alive")
+
+        // A chunked body on the same connection.
+        client.send(request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "p2", "event": "Chunked"}"#), chunked: true))
+        #expect(client.readResponse()?.status == 200)
+
+        // gzip, as Segment's SDKs send it.
+        let compressed = Gzip.deflate(json(#"{"batch": [{"type": "track", "userId": "p3", "event": "Zipped"}]}"#))
+        client.send(request("POST", "/v1/batch", headers: auth.merging(["content-encoding": "gzip"]) { $1 }, body: compressed))
+        #expect(client.readResponse()?.status == 200)
+        client.send(request("POST", "/v1/batch", headers: auth.merging(["content-encoding": "gzip"]) { $1 }, body: json("not gzip")))
+        #expect(client.readResponse()?.json?.objectValue?["code"] == "bad_encoding")
+
+        // Expect: 100-continue gets the interim response before the body is sent.
+        let body = json(#"{"userId": "p4", "event": "Patient"}"#)
+        var head = request("POST", "/v1/track", headers: auth.merging(["expect": "100-continue"]) { $1 }, body: body)
+        head.removeLast(body.count)
+        client.send(head)
+        #expect(client.readResponse()?.status == 100)
+        client.send(body)
+        #expect(client.readResponse()?.status == 200)
+
+        for user in ["p1", "p2", "p3", "p4"] {
+            #expect(try await server.engine.contact(tenant: "demo", .userId(user), now: t0) != nil, "\(user) missing")
+        }
+    }
+
+    @Test func writeKeyFailures() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let body = json(#"{"userId": "x", "event": "E"}"#)
+        let missing = try #require(try exchange(server.port, request("POST", "/v1/track", body: body)))
+        #expect(missing.status == 401 && missing.json?.objectValue?["code"] == "missing_write_key")
+        let wrong = try #require(try exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Basic " + Data("wk_nope:".utf8).base64EncodedString()], body: body)))
+        #expect(wrong.status == 401 && wrong.json?.objectValue?["code"] == "invalid_write_key")
+        let garbled = try #require(try exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Bearer x"], body: body)))
+        #expect(garbled.status == 401 && garbled.json?.objectValue?["code"] == "bad_authorization")
+        // A key of another tenant reaches only that tenant.
+        try await server.engine.createTenant(id: "other", now: t0)
+        let otherKey = try await server.engine.createWriteKey(tenant: "other", now: t0)
+        let other = try #require(try exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Basic " + Data((otherKey + ":").utf8).base64EncodedString()], body: body)))
+        #expect(other.status == 200)
+        #expect(try await server.engine.contact(tenant: "other", .userId("x"), now: t0) != nil)
+        #expect(try await server.engine.contact(tenant: "demo", .userId("x"), now: t0) == nil)
+    }
+
+    @Test func limitsAndMalformedInput() async throws {
+        let server = try await TestServer.start { $0.limits.maximumHeaderBytes = 4096 }
+        defer { Task { await server.stop() } }
+        let auth = ["authorization": server.basic]
+        // An event over 32 KB, declared up front: refused before the body is read.
+        let large = json(#"{"userId": "big", "event": "E", "properties": {"blob": "\#(String(repeating: "x", count: 40_000))"}}"#)
+        var response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: large)))
+        #expect(response.status == 413 && response.json?.objectValue?["code"] == "body_too_large")
+        // The same in a chunked body (no declared length): refused while reading.
+        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: large, chunked: true)))
+        #expect(response.status == 413)
+        // A batch over 500 KB.
+        let batch = json(#"{"batch": ["# + Array(repeating: #"{"type": "track", "userId": "b", "event": "E"}"#, count: 12_000).joined(separator: ",") + "]}")
+        response = try #require(try exchange(server.port, request("POST", "/v1/batch", headers: auth, body: batch)))
+        #expect(response.status == 413 && response.text.contains("split the batch"))
+        // Headers over the limit.
+        response = try #require(try exchange(server.port, request("GET", "/healthz", headers: ["x-padding": String(repeating: "p", count: 5000)])))
+        #expect(response.status == 431)
+        // Not HTTP at all.
+        response = try #require(try exchange(server.port, Array("HELLO THERE\r\n\r\n".utf8)))
+        #expect(response.status == 400 && response.json?.objectValue?["code"] == "malformed_request")
+        // Malformed JSON, and JSON of the wrong shape.
+        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "#))))
+        #expect(response.status == 400 && response.json?.objectValue?["code"] == "malformed_json")
+        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json("[1, 2]"))))
+        #expect(response.status == 400 && response.json?.objectValue?["code"] == "invalid_event")
+        response = try #require(try exchange(server.port, request("GET", "/v1/nothing")))
+        #expect(response.status == 404)
+        response = try #require(try exchange(server.port, request("GET", "/v1/track")))
+        #expect(response.status == 405)
+        // The server kept serving everyone throughout.
+        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "ok", "event": "E"}"#))))
+        #expect(response.status == 200)
+    }
+
+    @Test func slowClientsIdleConnectionsAndConnectionLimit() async throws {
+        let server = try await TestServer.start {
+            $0.limits.requestTimeout = .seconds(1)
+            $0.limits.idleTimeout = .seconds(1)
+            $0.limits.maximumConnections = 3
+        }
+        defer { Task { await server.stop() } }
+        // A client that sends half a request and stalls gets 408 and is closed.
+        let slow = try RawClient(port: server.port)
+        slow.send("POST /v1/track HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"user")
+        let timedOut = try #require(slow.readResponse())
+        #expect(timedOut.status == 408)
+        #expect(slow.isClosedByServer())
+        // An idle keep-alive connection is closed.
+        let idle = try RawClient(port: server.port)
+        idle.send(request("GET", "/healthz"))
+        #expect(idle.readResponse()?.status == 200)
+        #expect(idle.isClosedByServer())
+        // Past the connection limit: 503 with the reason, the others still served.
+        let holders = try (0..<3).map { _ in try RawClient(port: server.port) }
+        try await Task.sleep(for: .milliseconds(100))
+        let extra = try #require(try exchange(server.port, request("GET", "/healthz")))
+        #expect(extra.status == 503 && extra.json?.objectValue?["code"] == "too_many_connections")
+        holders[0].send(request("GET", "/healthz"))
+        #expect(holders[0].readResponse()?.status == 200)
+    }
+
+    @Test func corsPreflightAndBrowserCalls() async throws {
+        let server = try await TestServer.start { $0.corsOrigins = ["https://shop.example"] }
+        defer { Task { await server.stop() } }
+        let preflight = try #require(try exchange(server.port, request("OPTIONS", "/v1/decide", headers: [
+            "origin": "https://shop.example", "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        ])))
+        #expect(preflight.status == 204)
+        #expect(preflight.headers["access-control-allow-origin"] == "https://shop.example")
+        #expect(preflight.headers["access-control-allow-headers"] == "authorization, content-type")
+        #expect(preflight.headers["access-control-allow-methods"]?.contains("POST") == true)
+        let refused = try #require(try exchange(server.port, request("OPTIONS", "/v1/decide", headers: ["origin": "https://evil.example"])))
+        #expect(refused.status == 403)
+        let call = try #require(try exchange(server.port, request("GET", "/v1/decide?writeKey=\(server.key)&anonymousId=v1&placements=home-hero,pricing-cta&url=https%3A%2F%2Fshop.example%2F%3Futm_source%3Dgoogle", headers: ["origin": "https://shop.example"])))
+        #expect(call.status == 200)
+        #expect(call.headers["access-control-allow-origin"] == "https://shop.example")
+        let decisions = try #require(call.json?.objectValue?["decisions"]?.arrayValue)
+        #expect(decisions.count == 2)
+        #expect(decisions[0].objectValue?["reason"] == "rule")
+        #expect(decisions[0].objectValue?["variant"] == "campaign")
+        #expect(decisions[1].objectValue?["decisionId"]?.stringValue?.count == 16)
+    }
+
+    @Test func decideAnswersPerPlacementWithExperimentAndContent() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let auth = ["authorization": server.basic]
+        _ = try exchange(server.port, request("POST", "/v1/identify", headers: auth, body: json(#"{"userId": "kim", "traits": {"first_name": "Kim"}}"#)))
+        let response = try #require(try exchange(server.port, request("POST", "/v1/decide", headers: auth, body: json(
+            #"{"userId": "kim", "placements": ["home-hero", "nope"], "context": {"url": "https://example.com/", "locale": "fr-FR"}}"#))))
+        #expect(response.status == 200)
+        let decisions = try #require(response.json?.objectValue?["decisions"]?.arrayValue)
+        let hero = try #require(decisions.first?.objectValue)
+        #expect(["experiment", "holdout"].contains(hero["reason"]?.stringValue ?? ""))
+        if hero["reason"] == "experiment" {
+            #expect(hero["experiment"]?.objectValue?["id"] == "hero-headline")
+            #expect(hero["content"]?.stringValue?.contains("Kim") == true)
+        }
+        #expect(decisions[1].objectValue?["reason"] == "unknown_placement")
+        let missing = try #require(try exchange(server.port, request("POST", "/v1/decide", headers: auth, body: json(#"{"userId": "kim"}"#))))
+        #expect(missing.status == 400 && missing.text.contains("placements"))
+    }
+
+    @Test func shutdownAnswersInFlightRequestsAndRefusesNewOnes() async throws {
+        let server = try await TestServer.start()
+        let client = try RawClient(port: server.port)
+        client.send(request("POST", "/v1/track", headers: ["authorization": server.basic], body: json(#"{"userId": "late", "event": "E"}"#)))
+        let stopping = Task { await server.stop() }
+        let answer = client.readResponse()
+        #expect(answer?.status == 200)
+        await stopping.value
+        #expect(throws: (any Error).self) { _ = try RawClient(port: server.port) }
+        #expect(try await server.engine.contact(tenant: "demo", .userId("late"), now: t0) != nil)
+    }
+}
