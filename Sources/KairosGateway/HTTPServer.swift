@@ -249,7 +249,7 @@ final class HTTPConnection {
         lastActivity = .now
         if drainingUntil != nil { return }
         if requestStarted == nil { requestStarted = lastActivity }
-        let parsed = http_parser_execute(parser, &HTTPConnection.settings, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+        let parsed = http_parser_execute(parser, HTTPConnection.settings, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         if let rejection {
             // A limit or an expectation failed: answer, and close (the rest of the stream is unread).
             self.rejection = nil
@@ -476,7 +476,10 @@ final class HTTPConnection {
 
     // MARK: http-parser callbacks
 
-    nonisolated(unsafe) static var settings: http_parser_settings = {
+    /// The parser's callbacks: one read-only table shared by every connection of every loop
+    /// (a pointer, so concurrent loops never contend for access to a Swift variable).
+    nonisolated(unsafe) static let settings: UnsafeMutablePointer<http_parser_settings> = {
+        let table = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
         var settings = http_parser_settings()
         settings.on_message_begin = { parser in
             HTTPConnection.from(parser?.pointee.data)?.beginMessage()
@@ -508,7 +511,8 @@ final class HTTPConnection {
         settings.on_message_complete = { parser in
             HTTPConnection.from(parser?.pointee.data)?.messageComplete() ?? 1
         }
-        return settings
+        table.initialize(to: settings)
+        return table
     }()
 }
 

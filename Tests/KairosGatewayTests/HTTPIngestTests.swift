@@ -12,15 +12,15 @@ import Testing
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
         let auth = ["authorization": server.basic, "content-type": "application/json"]
-        var response = try #require(try exchange(server.port, request("POST", "/v1/identify", headers: auth, body: json(
+        var response = try #require(try await exchange(server.port, request("POST", "/v1/identify", headers: auth, body: json(
             #"{"userId": "ana", "traits": {"plan": "trial", "email": "ana@acme.com"}, "messageId": "m1"}"#))))
         #expect(response.status == 200)
         #expect(response.text == #"{"success":true}"#)
-        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(
+        response = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(
             #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#))))
         #expect(response.status == 200)
         // writeKey in the body instead of Basic auth; one bad event does not reject the others.
-        response = try #require(try exchange(server.port, request("POST", "/v1/batch", headers: ["content-type": "application/json"], body: json(
+        response = try #require(try await exchange(server.port, request("POST", "/v1/batch", headers: ["content-type": "application/json"], body: json(
             #"{"writeKey": "\#(server.key)", "batch": [{"type": "page", "userId": "ana", "name": "Pricing", "properties": {"path": "/pricing"}, "messageId": "m3"}, {"type": "track", "event": "Nobody"}, {"type": "track", "userId": "ana", "event": "Signed Up", "messageId": "m2"}]}"#))))
         #expect(response.status == 200)
         #expect(response.json?.objectValue?["accepted"] == 2)
@@ -35,39 +35,42 @@ import Testing
     @Test func keepAlivePipeliningChunkedGzipAndContinue() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        let client = try RawClient(port: server.port)
-        // Three requests in one write: answered in order on the same connection.
+        let port = server.port
         let auth = ["authorization": server.basic]
-        client.send(
-            request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "p1", "event": "A"}"#))
-                + request("GET", "/healthz") + request("POST", "/v1/track", headers: auth, body: json(#"{"event": "no user"}"#)))
-        let first = try #require(client.readResponse())
-        let second = try #require(client.readResponse())
-        let third = try #require(client.readResponse())
-        #expect([first.status, second.status, third.status] == [Int](arrayLiteral: 200, 200, 400))
-        #expect(second.text == #"{"status":"ok"}"#)
-        #expect(third.json?.objectValue?["code"] == "invalid_event")
-        #expect(first.headers["connection"] == "keep-alive")
-
-        // A chunked body on the same connection.
-        client.send(request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "p2", "event": "Chunked"}"#), chunked: true))
-        #expect(client.readResponse()?.status == 200)
-
-        // gzip, as Segment's SDKs send it.
-        let compressed = Gzip.deflate(json(#"{"batch": [{"type": "track", "userId": "p3", "event": "Zipped"}]}"#))
-        client.send(request("POST", "/v1/batch", headers: auth.merging(["content-encoding": "gzip"]) { $1 }, body: compressed))
-        #expect(client.readResponse()?.status == 200)
-        client.send(request("POST", "/v1/batch", headers: auth.merging(["content-encoding": "gzip"]) { $1 }, body: json("not gzip")))
-        #expect(client.readResponse()?.json?.objectValue?["code"] == "bad_encoding")
-
-        // Expect: 100-continue gets the interim response before the body is sent.
-        let body = json(#"{"userId": "p4", "event": "Patient"}"#)
-        var head = request("POST", "/v1/track", headers: auth.merging(["expect": "100-continue"]) { $1 }, body: body)
-        head.removeLast(body.count)
-        client.send(head)
-        #expect(client.readResponse()?.status == 100)
-        client.send(body)
-        #expect(client.readResponse()?.status == 200)
+        let statuses: [Int?] = try await offPool {
+            let client = try RawClient(port: port)
+            var statuses: [Int?] = []
+            // Three requests in one write: answered in order on the same connection.
+            client.send(
+                request("POST", "/v1/track", headers: auth, body: Array(#"{"userId": "p1", "event": "A"}"#.utf8))
+                    + request("GET", "/healthz") + request("POST", "/v1/track", headers: auth, body: Array(#"{"event": "no user"}"#.utf8)))
+            let first = client.readResponse()
+            let second = client.readResponse()
+            let third = client.readResponse()
+            statuses += [first?.status, second?.status, third?.status]
+            statuses.append(second?.text == #"{"status":"ok"}"# ? 1 : 0)
+            statuses.append(third?.json?.objectValue?["code"] == "invalid_event" ? 1 : 0)
+            statuses.append(first?.headers["connection"] == "keep-alive" ? 1 : 0)
+            // A chunked body on the same connection.
+            client.send(request("POST", "/v1/track", headers: auth, body: Array(#"{"userId": "p2", "event": "Chunked"}"#.utf8), chunked: true))
+            statuses.append(client.readResponse()?.status)
+            // gzip, as Segment's SDKs send it.
+            let zipped = auth.merging(["content-encoding": "gzip"]) { $1 }
+            client.send(request("POST", "/v1/batch", headers: zipped, body: Gzip.deflate(Array(#"{"batch": [{"type": "track", "userId": "p3", "event": "Zipped"}]}"#.utf8))))
+            statuses.append(client.readResponse()?.status)
+            client.send(request("POST", "/v1/batch", headers: zipped, body: Array("not gzip".utf8)))
+            statuses.append(client.readResponse()?.json?.objectValue?["code"] == "bad_encoding" ? 1 : 0)
+            // Expect: 100-continue gets the interim response before the body is sent.
+            let body = Array(#"{"userId": "p4", "event": "Patient"}"#.utf8)
+            var head = request("POST", "/v1/track", headers: auth.merging(["expect": "100-continue"]) { $1 }, body: body)
+            head.removeLast(body.count)
+            client.send(head)
+            statuses.append(client.readResponse()?.status)
+            client.send(body)
+            statuses.append(client.readResponse()?.status)
+            return statuses
+        }
+        #expect(statuses == [200, 200, 400, 1, 1, 1, 200, 200, 1, 100, 200])
 
         for user in ["p1", "p2", "p3", "p4"] {
             #expect(try await server.engine.contact(tenant: "demo", .userId(user), now: t0) != nil, "\(user) missing")
@@ -78,16 +81,16 @@ import Testing
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
         let body = json(#"{"userId": "x", "event": "E"}"#)
-        let missing = try #require(try exchange(server.port, request("POST", "/v1/track", body: body)))
+        let missing = try #require(try await exchange(server.port, request("POST", "/v1/track", body: body)))
         #expect(missing.status == 401 && missing.json?.objectValue?["code"] == "missing_write_key")
-        let wrong = try #require(try exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Basic " + Data("wk_nope:".utf8).base64EncodedString()], body: body)))
+        let wrong = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Basic " + Data("wk_nope:".utf8).base64EncodedString()], body: body)))
         #expect(wrong.status == 401 && wrong.json?.objectValue?["code"] == "invalid_write_key")
-        let garbled = try #require(try exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Bearer x"], body: body)))
+        let garbled = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Bearer x"], body: body)))
         #expect(garbled.status == 401 && garbled.json?.objectValue?["code"] == "bad_authorization")
         // A key of another tenant reaches only that tenant.
         try await server.engine.createTenant(id: "other", now: t0)
         let otherKey = try await server.engine.createWriteKey(tenant: "other", now: t0)
-        let other = try #require(try exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Basic " + Data((otherKey + ":").utf8).base64EncodedString()], body: body)))
+        let other = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: ["authorization": "Basic " + Data((otherKey + ":").utf8).base64EncodedString()], body: body)))
         #expect(other.status == 200)
         #expect(try await server.engine.contact(tenant: "other", .userId("x"), now: t0) != nil)
         #expect(try await server.engine.contact(tenant: "demo", .userId("x"), now: t0) == nil)
@@ -99,32 +102,32 @@ import Testing
         let auth = ["authorization": server.basic]
         // An event over 32 KB, declared up front: refused before the body is read.
         let large = json(#"{"userId": "big", "event": "E", "properties": {"blob": "\#(String(repeating: "x", count: 40_000))"}}"#)
-        var response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: large)))
+        var response = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: auth, body: large)))
         #expect(response.status == 413 && response.json?.objectValue?["code"] == "body_too_large")
         // The same in a chunked body (no declared length): refused while reading.
-        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: large, chunked: true)))
+        response = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: auth, body: large, chunked: true)))
         #expect(response.status == 413)
         // A batch over 500 KB.
         let batch = json(#"{"batch": ["# + Array(repeating: #"{"type": "track", "userId": "b", "event": "E"}"#, count: 12_000).joined(separator: ",") + "]}")
-        response = try #require(try exchange(server.port, request("POST", "/v1/batch", headers: auth, body: batch)))
+        response = try #require(try await exchange(server.port, request("POST", "/v1/batch", headers: auth, body: batch)))
         #expect(response.status == 413 && response.text.contains("split the batch"))
         // Headers over the limit.
-        response = try #require(try exchange(server.port, request("GET", "/healthz", headers: ["x-padding": String(repeating: "p", count: 5000)])))
+        response = try #require(try await exchange(server.port, request("GET", "/healthz", headers: ["x-padding": String(repeating: "p", count: 5000)])))
         #expect(response.status == 431)
         // Not HTTP at all.
-        response = try #require(try exchange(server.port, Array("HELLO THERE\r\n\r\n".utf8)))
+        response = try #require(try await exchange(server.port, Array("HELLO THERE\r\n\r\n".utf8)))
         #expect(response.status == 400 && response.json?.objectValue?["code"] == "malformed_request")
         // Malformed JSON, and JSON of the wrong shape.
-        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "#))))
+        response = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "#))))
         #expect(response.status == 400 && response.json?.objectValue?["code"] == "malformed_json")
-        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json("[1, 2]"))))
+        response = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: auth, body: json("[1, 2]"))))
         #expect(response.status == 400 && response.json?.objectValue?["code"] == "invalid_event")
-        response = try #require(try exchange(server.port, request("GET", "/v1/nothing")))
+        response = try #require(try await exchange(server.port, request("GET", "/v1/nothing")))
         #expect(response.status == 404)
-        response = try #require(try exchange(server.port, request("GET", "/v1/track")))
+        response = try #require(try await exchange(server.port, request("GET", "/v1/track")))
         #expect(response.status == 405)
         // The server kept serving everyone throughout.
-        response = try #require(try exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "ok", "event": "E"}"#))))
+        response = try #require(try await exchange(server.port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "ok", "event": "E"}"#))))
         #expect(response.status == 200)
     }
 
@@ -135,30 +138,38 @@ import Testing
             $0.limits.maximumConnections = 3
         }
         defer { Task { await server.stop() } }
-        // A client that sends half a request and stalls gets 408 and is closed.
-        let slow = try RawClient(port: server.port)
-        slow.send("POST /v1/track HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"user")
-        let timedOut = try #require(slow.readResponse())
-        #expect(timedOut.status == 408)
-        #expect(slow.isClosedByServer())
-        // An idle keep-alive connection is closed.
-        let idle = try RawClient(port: server.port)
-        idle.send(request("GET", "/healthz"))
-        #expect(idle.readResponse()?.status == 200)
-        #expect(idle.isClosedByServer())
-        // Past the connection limit: 503 with the reason, the others still served.
-        let holders = try (0..<3).map { _ in try RawClient(port: server.port) }
-        try await Task.sleep(for: .milliseconds(100))
-        let extra = try #require(try exchange(server.port, request("GET", "/healthz")))
-        #expect(extra.status == 503 && extra.json?.objectValue?["code"] == "too_many_connections")
-        holders[0].send(request("GET", "/healthz"))
-        #expect(holders[0].readResponse()?.status == 200)
+        let port = server.port
+        let outcomes: [Int] = try await offPool {
+            var outcomes: [Int] = []
+            // A client that sends half a request and stalls gets 408 and is closed.
+            let slow = try RawClient(port: port)
+            slow.send("POST /v1/track HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"user")
+            outcomes.append(slow.readResponse()?.status ?? 0)
+            outcomes.append(slow.isClosedByServer() ? 1 : 0)
+            // An idle keep-alive connection is closed.
+            let idle = try RawClient(port: port)
+            idle.send(request("GET", "/healthz"))
+            outcomes.append(idle.readResponse()?.status ?? 0)
+            outcomes.append(idle.isClosedByServer() ? 1 : 0)
+            // Past the connection limit: 503 with the reason, the others still served.
+            let holders = try (0..<3).map { _ in try RawClient(port: port) }
+            Thread.sleep(forTimeInterval: 0.1)
+            let extra = try RawClient(port: port)
+            extra.send(request("GET", "/healthz"))
+            let refused = extra.readResponse()
+            outcomes.append(refused?.status ?? 0)
+            outcomes.append(refused?.json?.objectValue?["code"] == "too_many_connections" ? 1 : 0)
+            holders[0].send(request("GET", "/healthz"))
+            outcomes.append(holders[0].readResponse()?.status ?? 0)
+            return outcomes
+        }
+        #expect(outcomes == [408, 1, 200, 1, 503, 1, 200])
     }
 
     @Test func corsPreflightAndBrowserCalls() async throws {
         let server = try await TestServer.start { $0.corsOrigins = ["https://shop.example"] }
         defer { Task { await server.stop() } }
-        let preflight = try #require(try exchange(server.port, request("OPTIONS", "/v1/decide", headers: [
+        let preflight = try #require(try await exchange(server.port, request("OPTIONS", "/v1/decide", headers: [
             "origin": "https://shop.example", "access-control-request-method": "POST",
             "access-control-request-headers": "authorization, content-type",
         ])))
@@ -166,9 +177,9 @@ import Testing
         #expect(preflight.headers["access-control-allow-origin"] == "https://shop.example")
         #expect(preflight.headers["access-control-allow-headers"] == "authorization, content-type")
         #expect(preflight.headers["access-control-allow-methods"]?.contains("POST") == true)
-        let refused = try #require(try exchange(server.port, request("OPTIONS", "/v1/decide", headers: ["origin": "https://evil.example"])))
+        let refused = try #require(try await exchange(server.port, request("OPTIONS", "/v1/decide", headers: ["origin": "https://evil.example"])))
         #expect(refused.status == 403)
-        let call = try #require(try exchange(server.port, request("GET", "/v1/decide?writeKey=\(server.key)&anonymousId=v1&placements=home-hero,pricing-cta&url=https%3A%2F%2Fshop.example%2F%3Futm_source%3Dgoogle", headers: ["origin": "https://shop.example"])))
+        let call = try #require(try await exchange(server.port, request("GET", "/v1/decide?writeKey=\(server.key)&anonymousId=v1&placements=home-hero,pricing-cta&url=https%3A%2F%2Fshop.example%2F%3Futm_source%3Dgoogle", headers: ["origin": "https://shop.example"])))
         #expect(call.status == 200)
         #expect(call.headers["access-control-allow-origin"] == "https://shop.example")
         let decisions = try #require(call.json?.objectValue?["decisions"]?.arrayValue)
@@ -182,8 +193,8 @@ import Testing
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
         let auth = ["authorization": server.basic]
-        _ = try exchange(server.port, request("POST", "/v1/identify", headers: auth, body: json(#"{"userId": "kim", "traits": {"first_name": "Kim"}}"#)))
-        let response = try #require(try exchange(server.port, request("POST", "/v1/decide", headers: auth, body: json(
+        _ = try await exchange(server.port, request("POST", "/v1/identify", headers: auth, body: json(#"{"userId": "kim", "traits": {"first_name": "Kim"}}"#)))
+        let response = try #require(try await exchange(server.port, request("POST", "/v1/decide", headers: auth, body: json(
             #"{"userId": "kim", "placements": ["home-hero", "nope"], "context": {"url": "https://example.com/", "locale": "fr-FR"}}"#))))
         #expect(response.status == 200)
         let decisions = try #require(response.json?.objectValue?["decisions"]?.arrayValue)
@@ -194,19 +205,24 @@ import Testing
             #expect(hero["content"]?.stringValue?.contains("Kim") == true)
         }
         #expect(decisions[1].objectValue?["reason"] == "unknown_placement")
-        let missing = try #require(try exchange(server.port, request("POST", "/v1/decide", headers: auth, body: json(#"{"userId": "kim"}"#))))
+        let missing = try #require(try await exchange(server.port, request("POST", "/v1/decide", headers: auth, body: json(#"{"userId": "kim"}"#))))
         #expect(missing.status == 400 && missing.text.contains("placements"))
     }
 
     @Test func shutdownAnswersInFlightRequestsAndRefusesNewOnes() async throws {
         let server = try await TestServer.start()
-        let client = try RawClient(port: server.port)
-        client.send(request("POST", "/v1/track", headers: ["authorization": server.basic], body: json(#"{"userId": "late", "event": "E"}"#)))
+        let port = server.port
+        let basic = server.basic
+        let client = try await offPool { () -> RawClientBox in
+            let client = try RawClient(port: port)
+            client.send(request("POST", "/v1/track", headers: ["authorization": basic], body: Array(#"{"userId": "late", "event": "E"}"#.utf8)))
+            return RawClientBox(client)
+        }
         let stopping = Task { await server.stop() }
-        let answer = client.readResponse()
+        let answer = try await offPool { client.value.readResponse() }
         #expect(answer?.status == 200)
         await stopping.value
-        #expect(throws: (any Error).self) { _ = try RawClient(port: server.port) }
+        await #expect(throws: (any Error).self) { _ = try await offPool { try RawClientBox(RawClient(port: port)) } }
         #expect(try await server.engine.contact(tenant: "demo", .userId("late"), now: t0) != nil)
     }
 }

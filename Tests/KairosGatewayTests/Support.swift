@@ -30,7 +30,7 @@ struct TestServer {
     func stop() async { await gateway.shutDown() }
 }
 
-struct RawResponse {
+struct RawResponse: Sendable {
     var status: Int
     var headers: [String: String]
     var body: [UInt8]
@@ -54,7 +54,8 @@ final class RawClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else { throw GatewayError("connect failed: \(errno)") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // Generous: other suites share the two cores and the concurrency pool while these run.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
@@ -139,11 +140,22 @@ func request(
     return Array((head + "\r\n").utf8) + body
 }
 
+/// Runs blocking work (sockets, child processes) on a Dispatch thread, never on the Swift
+/// concurrency pool: with two cores, two blocked pool threads would starve the engine tasks
+/// the server needs to answer.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 /// One request on a new connection.
-func exchange(_ port: Int, _ bytes: [UInt8]) throws -> RawResponse? {
-    let client = try RawClient(port: port)
-    client.send(bytes)
-    return client.readResponse()
+func exchange(_ port: Int, _ bytes: [UInt8]) async throws -> RawResponse? {
+    try await offPool {
+        let client = try RawClient(port: port)
+        client.send(bytes)
+        return client.readResponse()
+    }
 }
 
 func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
@@ -153,4 +165,10 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async throws ->
         try? await Task.sleep(for: .milliseconds(10))
     }
     return try await condition()
+}
+
+/// Hands a client between Dispatch threads (one at a time).
+final class RawClientBox: @unchecked Sendable {
+    let value: RawClient
+    init(_ value: RawClient) { self.value = value }
 }

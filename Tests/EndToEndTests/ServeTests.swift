@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `kairos serve` as an operator runs it: first start creates the demo tenant and prints its
+/// key; SIGTERM answers, snapshots and exits 0; a restart recovers the state and the key.
+@Suite(.serialized) struct ServeTests {
+    final class Server {
+        let process = Process()
+        let output = Pipe()
+        let errors = Pipe()
+        var stdout = ""
+        var stderr = ""
+
+        init(dataDir: String) throws {
+            process.executableURL = URL(fileURLWithPath: try kairosExecutable())
+            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--durability", "fast"]
+            process.standardOutput = output
+            process.standardError = errors
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        /// Reads stderr until the listening line; returns the port.
+        func waitForPort() -> Int? {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let chunk = errors.fileHandleForReading.availableData
+                if chunk.isEmpty { return nil }
+                stderr += String(decoding: chunk, as: UTF8.self)
+                if let range = stderr.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                    return Int(stderr[range].split(separator: ":").last ?? "")
+                }
+            }
+            return nil
+        }
+
+        func key() -> String? {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if let range = stdout.range(of: #"wk_[0-9a-f]{64}"#, options: .regularExpression) { return String(stdout[range]) }
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { return nil }
+                stdout += String(decoding: chunk, as: UTF8.self)
+            }
+            return nil
+        }
+
+        func stop() -> Int32 {
+            process.terminate()
+            stderr += String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            stdout += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    func post(_ port: Int, _ path: String, key: String, _ body: String) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "content-type")
+        request.setValue("Basic " + Data((key + ":").utf8).base64EncodedString(), forHTTPHeaderField: "authorization")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func firstStartDemoKeyShutdownAndRestart() async throws {
+        let dataDir = NSTemporaryDirectory() + "kairos-serve-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+
+        let first = try Server(dataDir: dataDir)
+        let port = try #require(first.waitForPort(), "\(first.stderr)")
+        let key = try #require(first.key(), "\(first.stdout)")
+        #expect(first.stdout.contains("curl -u '\(key):'"))
+        #expect(first.stdout.contains("/v1/decide"))
+        var (status, body) = try await post(port, "/v1/identify", key: key, #"{"userId": "ana", "traits": {"plan": "trial"}, "messageId": "m1"}"#)
+        #expect(status == 200, "\(body)")
+        (status, body) = try await post(port, "/v1/track", key: key, #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#)
+        #expect(status == 200, "\(body)")
+        #expect(first.stop() == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("SIGTERM received"))
+        #expect(first.stderr.contains("wrote snapshot"))
+
+        // The restart recovers the tenant, the contact and the key; no new key is printed.
+        let second = try Server(dataDir: dataDir)
+        let again = try #require(second.waitForPort(), "\(second.stderr)")
+        (status, body) = try await post(again, "/v1/track", key: key, #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#)
+        #expect(status == 200, "\(body)")
+        (status, body) = try await post(again, "/v1/decide", key: key, #"{"userId": "ana", "placements": ["home-hero"]}"#)
+        #expect(status == 200 && body.contains("decisionId"), "\(body)")
+        #expect(second.stop() == 0, "\(second.stderr)")
+        #expect(!second.stdout.contains("wk_"))
+
+        let contact = try runKairos(["contact", "--data-dir", dataDir, "--user-id", "ana"])
+        #expect(contact.status == 0, "\(contact.output)")
+        // The resent m2 was a duplicate: one sign-up.
+        let view = try JSONSerialization.jsonObject(with: Data(contact.output.utf8)) as? [String: Any]
+        let counts = view?["eventCounts"] as? [[String: Any]] ?? []
+        let signUps = counts.first { $0["event"] as? String == "track:Signed Up" }?["total"] as? Int
+        #expect(signUps == 1, "\(contact.output)")
+        #expect((view?["traits"] as? [String: Any])?["plan"] as? String == "trial")
+    }
+}
