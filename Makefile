@@ -9,7 +9,8 @@ SWIFT ?= swift
 .PHONY: help deps build test run demo bench clean
 
 help:
-	@echo "make run    - set up and run Kairos on its embedded defaults (the demo tenant, state in ./data)"
+	@echo "make run    - set up and run the Kairos server on its embedded defaults (the demo tenant, state in ./data)"
+	@echo "make demo   - run the engine in process on simulated traffic (state in ./demo-data)"
 	@echo "make test   - set up and run every test"
 	@echo "make build  - debug build"
 	@echo "make bench  - in-process benchmarks (Benchmarks/, ordo-one/benchmark)"
@@ -26,9 +27,10 @@ test: deps
 	$(SWIFT) test
 
 run: deps
-	$(SWIFT) run -c release kairos demo --data-dir data
+	$(SWIFT) run -c release kairos serve --data-dir data
 
-demo: run
+demo: deps
+	$(SWIFT) run -c release kairos demo --data-dir demo-data
 
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
