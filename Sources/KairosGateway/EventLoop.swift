@@ -14,6 +14,8 @@ final class EventLoop: @unchecked Sendable {
     private let tick: UnsafeMutablePointer<uv_timer_t>
     private let queue = Mutex<[@Sendable () -> Void]>([])
     private var thread: Thread?
+    /// The loop thread's id, set when it starts.
+    private let loopThread = Mutex<pthread_t?>(nil)
     private let finished = Mutex<Bool>(false)
     /// Called on the loop thread about once a second (timeouts).
     var onTick: (() -> Void)?
@@ -39,6 +41,12 @@ final class EventLoop: @unchecked Sendable {
         tick.deallocate()
     }
 
+    /// Whether the caller runs on the loop thread.
+    var isCurrent: Bool {
+        guard let id = loopThread.withLock({ $0 }) else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
     /// Runs `work` on the loop thread, soon. Safe from any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
         queue.withLock { $0.append(work) }
@@ -59,6 +67,7 @@ final class EventLoop: @unchecked Sendable {
     /// Starts the loop on a new thread; `setUp` runs on it first (bind listeners there).
     func start(name: String, setUp: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
+            loopThread.withLock { $0 = pthread_self() }
             setUp()
             uv_timer_start(tick, { timer in
                 guard let timer, let data = timer.pointee.data else { return }

@@ -274,7 +274,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
                 let items = (body.objectValue?["batch"]?.arrayValue) ?? body.arrayValue ?? []
                 let checkSizes = request.body.count > configuration.maximumEventBytes
                 for (index, result) in results.enumerated() {
-                    if checkSizes, index < items.count, items[index].encodedData().count > configuration.maximumEventBytes {
+                    if checkSizes, index < items.count, items[index].jsonBytes().count > configuration.maximumEventBytes {
                         errors.append(
                             EventValidationError(index: index, field: "", message: "is larger than \(configuration.maximumEventBytes) bytes"))
                         continue

@@ -43,7 +43,7 @@ struct HTTPResponse: Sendable {
     }
 
     static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("content-type", "application/json")], body: value.encodedData().map { $0 })
+        HTTPResponse(status: status, headers: [("content-type", "application/json")], body: value.jsonBytes())
     }
 
     /// The one error shape (DESIGN §9): `{"code": …, "message": …, "details": …}`.

@@ -347,7 +347,12 @@ final class HTTPConnection {
         let loop = server.loop
         let reference = LoopBound(self)
         server.handler.handle(request) { response in
-            loop.execute { reference.value.complete(slot: slot, response) }
+            // Answers computed on the loop (errors, health) need no hop back to it.
+            if loop.isCurrent {
+                reference.value.complete(slot: slot, response)
+            } else {
+                loop.execute { reference.value.complete(slot: slot, response) }
+            }
         }
         return 0
     }
