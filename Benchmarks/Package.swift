@@ -29,6 +29,7 @@ let package = Package(
                 .product(name: "KairosCore", package: "Kairos"),
                 .product(name: "KairosEngine", package: "Kairos"),
                 .product(name: "KairosStore", package: "Kairos"),
+                .product(name: "KairosGateway", package: "Kairos"),
             ],
             path: "Benchmarks/kairos-measure"
         ),

@@ -5,6 +5,7 @@ import BenchmarkWorkload
 import Foundation
 import KairosCore
 import KairosEngine
+import KairosGateway
 import KairosStore
 
 func seconds(_ duration: Duration) -> Double {
@@ -241,6 +242,25 @@ case "journeys":
         }
         print("journeys: ingest with 10,000 active journeys at median \(Int(ratios.sorted()[ratios.count / 2] * 100)) % of the rate with none")
     }
+case "json":
+    // Parsing a Segment event body: Foundation's decoder against simdjson (through the gateway's
+    // C wrapper), both into the same JSONValue; then Segment validation into an Event.
+    let body = Array(#"{"type":"track","userId":"user-4812","anonymousId":"7f3c2a9e-1b4d-4c8e-9a2f-3d5e6f7a8b9c","event":"Order Completed","messageId":"ajs-next-1700000000000-7f3c2a9e","timestamp":"2026-03-02T09:00:00.000Z","sentAt":"2026-03-02T09:00:00.120Z","properties":{"order_id":"50314b8e9bcf000000000000","total":27.5,"currency":"EUR","products":[{"product_id":"507f1f77","sku":"45790-32","price":19,"quantity":1}],"coupon":"hasbros"},"context":{"ip":"8.8.8.8","locale":"fr-FR","page":{"path":"/checkout","url":"https://shop.example/checkout"},"library":{"name":"analytics.js","version":"2.11.1"}}}"#.utf8)
+    let count = 100_000
+    let fast = FastJSON()
+    var started = ContinuousClock.now
+    for _ in 0..<count { _ = try fast.parse(body) }
+    let simd = seconds(ContinuousClock.now - started) / Double(count) * 1e6
+    started = ContinuousClock.now
+    let data = Data(body)
+    for _ in 0..<(count / 10) { _ = try JSONValue.parse(data) }
+    let foundation = seconds(ContinuousClock.now - started) / Double(count / 10) * 1e6
+    let decoder = EventDecoder()
+    let value = try fast.parse(body)
+    started = ContinuousClock.now
+    for _ in 0..<count { _ = decoder.decode(value, receivedAt: Workload.start) }
+    let decode = seconds(ContinuousClock.now - started) / Double(count) * 1e6
+    print(String(format: "json: %d-byte Segment event into JSONValue: simdjson %.2f µs, Foundation %.2f µs; Segment validation into an Event %.2f µs", body.count, simd, foundation, decode))
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict]")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json")
 }
