@@ -21,6 +21,8 @@ final class EventLoop: @unchecked Sendable {
     var onTick: (() -> Void)?
 
     init() {
+        // A write to a connection the peer already closed must fail with EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         loop = .allocate(capacity: 1)
         uv_loop_init(loop)
         wakeUp = .allocate(capacity: 1)

@@ -8,6 +8,8 @@ public struct GatewayConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// HTTP port (0: any free port, see `Gateway.httpPort`).
     public var httpPort = 8080
+    /// The event stream's TCP port (0: any free port; nil: no stream listener).
+    public var streamPort: Int? = 8081
     public var limits = HTTPLimits()
     /// Origins allowed to call from a browser (`*` for any); empty disables CORS.
     public var corsOrigins: [String] = ["*"]
@@ -28,11 +30,12 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private let clock: any EngineClock
     private let loop = EventLoop()
     private var server: HTTPServer?
+    private var streams: StreamServer?
     private let json = FastJSON()
     private let decoder = EventDecoder()
     private var keyCache: [String: String] = [:]
     private let ready = Atomic<Bool>(false)
-    private let started = Mutex<(port: Int?, error: GatewayError?)>((nil, nil))
+    private let started = Mutex<(port: Int?, streamPort: Int?, error: GatewayError?)>((nil, nil, nil))
 
     public init(engine: Engine, configuration: GatewayConfiguration, clock: any EngineClock = SystemClock()) {
         self.engine = engine
@@ -48,10 +51,23 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
             let gateway = reference.value
             let server = HTTPServer(loop: gateway.loop, limits: configuration.limits, handler: gateway)
             gateway.server = server
-            gateway.loop.onTick = { [unowned server] in server.sweep(now: .now) }
+            gateway.loop.onTick = { [unowned gateway] in
+                gateway.server?.sweep(now: .now)
+                gateway.streams?.sweep(now: .now)
+            }
             do {
                 try server.listen(host: configuration.host, port: configuration.httpPort)
-                gateway.started.withLock { $0.port = server.boundPort }
+                var streamPort: Int?
+                if let port = configuration.streamPort {
+                    let streams = StreamServer(loop: gateway.loop, limits: configuration.limits, handler: gateway)
+                    try streams.listen(host: configuration.host, port: port)
+                    gateway.streams = streams
+                    streamPort = streams.boundPort
+                }
+                gateway.started.withLock {
+                    $0.port = server.boundPort
+                    $0.streamPort = streamPort
+                }
             } catch let error as GatewayError {
                 gateway.started.withLock { $0.error = error }
             } catch {
@@ -72,6 +88,9 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     /// The HTTP port actually bound.
     public var httpPort: Int { started.withLock { $0.port } ?? 0 }
 
+    /// The stream port actually bound (nil without a stream listener).
+    public var streamPort: Int? { started.withLock { $0.streamPort } }
+
     /// `/readyz` answers 200 once this is set (after recovery).
     public func setReady(_ value: Bool) { ready.store(value, ordering: .releasing) }
 
@@ -82,16 +101,30 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         let reference = LoopBound(self)
         let flag = LoopBound(DoneFlag())
         loop.execute {
+            reference.value.streams?.shutDown()
             guard let server = reference.value.server else {
                 flag.value.set()
                 return
             }
-            server.shutDown { flag.value.set() }
+            server.shutDown {
+                // Streams finishing their last batch get a moment more.
+                reference.value.waitForStreams { flag.value.set() }
+            }
         }
         while !flag.value.isSet { try? await Task.sleep(for: .milliseconds(5)) }
         _ = done
         loop.stop()
         await loop.waitUntilFinished()
+    }
+
+    private func waitForStreams(_ finish: @escaping () -> Void, attempts: Int = 500) {
+        guard let streams, !streams.connections.isEmpty, attempts > 0 else { return finish() }
+        let reference = LoopBound(self)
+        let box = LoopBound(ClosureBox(finish))
+        Task {
+            try? await Task.sleep(for: .milliseconds(10))
+            loop.execute { reference.value.waitForStreams(box.value.body, attempts: attempts - 1) }
+        }
     }
 
     private final class DoneFlag: Sendable {
@@ -408,6 +441,51 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         }
         return .object(object)
     }
+}
+
+// MARK: - The event stream
+
+extension Gateway: StreamHandler {
+    func tenant(forWriteKey key: String) -> String? {
+        if let tenant = keyCache[key] { return tenant }
+        guard let tenant = engine.tenant(forWriteKey: key) else { return nil }
+        keyCache[key] = tenant
+        return tenant
+    }
+
+    func parseJSON(_ bytes: UnsafeRawBufferPointer) -> Result<JSONValue, FastJSON.ParseError> {
+        Result { () throws(FastJSON.ParseError) in try json.parse(bytes) }
+    }
+
+    func decode(_ message: JSONValue, receivedAt: Timestamp) -> Result<Event, EventValidationError> {
+        decoder.decode(message, receivedAt: receivedAt)
+    }
+
+    var now: Timestamp { clock.now() }
+
+    func ingest(tenant: String, events: [Event], done: @escaping (String?) -> Void) {
+        let engine = self.engine
+        let loop = self.loop
+        let callback = LoopBound(ClosureBox1(done))
+        let now = clock.now()
+        Task {
+            var failure: String?
+            do { _ = try await engine.ingest(tenant: tenant, events: events, now: now) } catch { failure = "\(error)" }
+            let message = failure
+            loop.execute { callback.value.body(message) }
+        }
+    }
+}
+
+/// Closures carried back to the loop thread in a `LoopBound`.
+final class ClosureBox {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+final class ClosureBox1<Argument> {
+    let body: (Argument) -> Void
+    init(_ body: @escaping (Argument) -> Void) { self.body = body }
 }
 
 /// A response that ends a request early (bad body, bad key …).

@@ -18,10 +18,11 @@ extension Kairos {
 
                 Endpoints: POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
                 /v1/alias, /v1/batch (Segment's HTTP Tracking API; the write key as the Basic auth
-                user name); POST or GET /v1/decide; GET /healthz and /readyz.
+                user name); POST or GET /v1/decide; GET /healthz and /readyz. The event stream
+                (newline-delimited JSON over TCP, docs/stream-protocol.md) on --stream-port.
 
                 Every option can also come from the environment: KAIROS_HOST, KAIROS_PORT,
-                KAIROS_DATA_DIR, KAIROS_DURABILITY, KAIROS_SNAPSHOT_DIR, KAIROS_SNAPSHOT_SECONDS,
+                KAIROS_STREAM_PORT, KAIROS_DATA_DIR, KAIROS_DURABILITY, KAIROS_SNAPSHOT_DIR, KAIROS_SNAPSHOT_SECONDS,
                 KAIROS_CORS_ORIGINS, KAIROS_MAX_CONNECTIONS, KAIROS_LOG_LEVEL.
 
                 SIGTERM or SIGINT: stop accepting, answer the requests in flight, write a final
@@ -34,6 +35,9 @@ extension Kairos {
 
         @Option(help: "HTTP port; 0 picks a free one (KAIROS_PORT).")
         var port = Int(ProcessInfo.processInfo.environment["KAIROS_PORT"] ?? "") ?? 8080
+
+        @Option(help: "Port of the event stream (newline-delimited JSON over TCP); 0 picks a free one, -1 turns it off (KAIROS_STREAM_PORT).")
+        var streamPort = Int(ProcessInfo.processInfo.environment["KAIROS_STREAM_PORT"] ?? "") ?? 8081
 
         @Option(help: "Directory holding the journal and snapshots (KAIROS_DATA_DIR).")
         var dataDir = ProcessInfo.processInfo.environment["KAIROS_DATA_DIR"] ?? "data"
@@ -67,6 +71,7 @@ extension Kairos {
 
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
+            guard (-1...65535).contains(streamPort) else { throw ValidationError("--stream-port must be 0–65535, or -1 for none") }
             guard snapshotSeconds >= 0, maxConnections > 0, idleTimeout > 0, requestTimeout > 0 else {
                 throw ValidationError("--snapshot-seconds must be ≥ 0; --max-connections, --idle-timeout and --request-timeout > 0")
             }
@@ -90,6 +95,7 @@ extension Kairos {
             var configuration = GatewayConfiguration()
             configuration.host = host
             configuration.httpPort = port
+            configuration.streamPort = streamPort >= 0 ? streamPort : nil
             configuration.corsOrigins = corsOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }
             configuration.limits.maximumConnections = maxConnections
@@ -99,8 +105,9 @@ extension Kairos {
             try await gateway.start()
             gateway.setReady(true)
             let address = "http://\(host):\(gateway.httpPort)"
-            printError("kairos: listening on \(address) (\(engine.tenantIds.count) tenants, ready in \(seconds(since: started)))")
-            if let demoKey { printDemoInstructions(address: address, key: demoKey) }
+            let streamText = gateway.streamPort.map { ", event stream on \(host):\($0)" } ?? ""
+            printError("kairos: listening on \(address)\(streamText) (\(engine.tenantIds.count) tenants, ready in \(seconds(since: started)))")
+            if let demoKey { printDemoInstructions(address: address, streamPort: gateway.streamPort, key: demoKey) }
 
             let timers = Task { await engine.runTimers(clock: clock) }
             let snapshotter = Snapshotter(
@@ -127,7 +134,17 @@ extension Kairos {
             printError("kairos: stopped")
         }
 
-        func printDemoInstructions(address: String, key: String) {
+        func printDemoInstructions(address: String, streamPort: Int?, key: String) {
+            let stream = streamPort.map { port in
+                """
+
+                Stream events (one JSON frame per line; the server acks the highest durable seq):
+                    printf '%s\\n' '{"type": "hello", "writeKey": "\(key)", "client": "shell"}' \\
+                      '{"seq": 1, "type": "track", "userId": "ana", "event": "Viewed Pricing"}' | nc -q 1 \(host) \(port)
+
+
+                """
+            } ?? ""
             // Written at once (not buffered), so it shows when the output goes to a file or pipe.
             FileHandle.standardOutput.write(Data(
                 """
@@ -146,7 +163,7 @@ extension Kairos {
 
                 Check the server:
                     curl \(address)/readyz
-
+                \(stream)
                 """.utf8))
         }
     }

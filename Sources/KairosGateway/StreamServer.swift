@@ -1,0 +1,346 @@
+import CLibUV
+import Foundation
+import KairosCore
+
+/// What a stream connection asks of the application.
+protocol StreamHandler: AnyObject {
+    /// The tenant of a write key, or nil.
+    func tenant(forWriteKey key: String) -> String?
+    func parseJSON(_ bytes: UnsafeRawBufferPointer) -> Result<JSONValue, FastJSON.ParseError>
+    func decode(_ message: JSONValue, receivedAt: Timestamp) -> Result<Event, EventValidationError>
+    var now: Timestamp { get }
+    /// Makes the events durable and applies them; `done` runs on the loop thread with nil on
+    /// success or the error to report.
+    func ingest(tenant: String, events: [Event], done: @escaping (String?) -> Void)
+}
+
+/// The event stream over TCP (`docs/stream-protocol.md`): newline-delimited JSON; a `hello`
+/// frame with the write key, then event frames with client sequence numbers; the server acks
+/// the highest sequence whose fate is settled (durable, or rejected with an `error` frame).
+final class StreamServer {
+    let loop: EventLoop
+    let limits: HTTPLimits
+    unowned let handler: any StreamHandler
+    private var listener: UnsafeMutablePointer<uv_tcp_t>?
+    private(set) var connections: [ObjectIdentifier: StreamConnection] = [:]
+    private(set) var boundPort = 0
+    private var accepting = true
+
+    init(loop: EventLoop, limits: HTTPLimits, handler: any StreamHandler) {
+        self.loop = loop
+        self.limits = limits
+        self.handler = handler
+    }
+
+    func listen(host: String, port: Int) throws(GatewayError) {
+        let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+        uv_tcp_init(loop.loop, tcp)
+        tcp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        var address = sockaddr_in()
+        var status = uv_ip4_addr(host, Int32(port), &address)
+        if status == 0 {
+            status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_bind(tcp, $0, 0) } }
+        }
+        if status == 0 {
+            status = uv_listen(stream(tcp), 1024) { server, status in
+                guard let server, let data = server.pointee.data, status == 0 else { return }
+                Unmanaged<StreamServer>.fromOpaque(data).takeUnretainedValue().accept()
+            }
+        }
+        guard status == 0 else {
+            uv_close(handle(tcp)) { $0?.deallocate() }
+            throw GatewayError("cannot listen for streams on \(host):\(port): \(uvError(status))")
+        }
+        var bound = sockaddr_in()
+        var length = Int32(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = uv_tcp_getsockname(tcp, $0, &length) } }
+        boundPort = Int(UInt16(bigEndian: bound.sin_port))
+        listener = tcp
+    }
+
+    private func accept() {
+        guard let listener else { return }
+        let connection = StreamConnection(server: self)
+        guard uv_accept(stream(listener), stream(connection.tcp)) == 0 else {
+            connection.close()
+            return
+        }
+        connections[ObjectIdentifier(connection)] = connection
+        if !accepting || connections.count > limits.maximumConnections {
+            connection.fail(code: accepting ? "too_many_connections" : "shutting_down", message: "the server cannot take this stream now; retry later")
+        } else {
+            connection.startReading()
+        }
+    }
+
+    func forget(_ connection: StreamConnection) { connections.removeValue(forKey: ObjectIdentifier(connection)) }
+
+    func sweep(now: ContinuousClock.Instant) {
+        for connection in connections.values { connection.checkIdle(now: now) }
+    }
+
+    /// Stops accepting; open streams finish their batch in flight (and get its ack), then close.
+    func shutDown() {
+        accepting = false
+        if let listener {
+            uv_close(handle(listener)) { $0?.deallocate() }
+            self.listener = nil
+        }
+        for connection in connections.values { connection.closeWhenSettled() }
+    }
+}
+
+final class StreamConnection {
+    let tcp: UnsafeMutablePointer<uv_tcp_t>
+    private unowned let server: StreamServer
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    private var line: [UInt8] = []
+    private var tenant: String?
+    private var client: String?
+    private var lastSequence: Int64 = .min
+    /// Frames accepted since the last submission: their events and the highest sequence among them (valid or not).
+    private var open: (events: [Event], lastSequence: Int64?) = ([], nil)
+    private var inFlight = false
+    private var reading = false
+    private var closing = false
+    private var closeWhenDone = false
+    private var lastActivity = ContinuousClock.now
+
+    static let maximumLine = 64 * 1024
+    /// Frames buffered while a batch is in flight before reading pauses (flow control).
+    static let maximumOpenFrames = 5_000
+
+    init(server: StreamServer) {
+        self.server = server
+        tcp = .allocate(capacity: 1)
+        uv_tcp_init(server.loop.loop, tcp)
+        uv_tcp_nodelay(tcp, 1)
+        readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        tcp.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    private static func from(_ pointer: UnsafeMutableRawPointer?) -> StreamConnection? {
+        pointer.map { Unmanaged<StreamConnection>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    func startReading() {
+        guard !reading, !closing else { return }
+        reading = true
+        uv_read_start(
+            stream(tcp),
+            { handle, _, buffer in
+                guard let connection = StreamConnection.from(handle?.pointee.data), let buffer else { return }
+                buffer.pointee = uv_buf_init(connection.readBuffer.baseAddress!.assumingMemoryBound(to: CChar.self), 64 * 1024)
+            },
+            { stream, count, buffer in
+                guard let connection = StreamConnection.from(stream?.pointee.data) else { return }
+                if count < 0 {
+                    connection.closeWhenSettled()
+                } else if count > 0, let base = buffer?.pointee.base {
+                    connection.received(UnsafeRawBufferPointer(start: base, count: count))
+                }
+            })
+    }
+
+    private func stopReading() {
+        guard reading else { return }
+        reading = false
+        uv_read_stop(stream(tcp))
+    }
+
+    // MARK: Frames
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = .now
+        var start = 0
+        for index in 0..<bytes.count where bytes[index] == 10 {
+            line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+            start = index + 1
+            if !frame() { return }
+            line.removeAll(keepingCapacity: true)
+        }
+        line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+        if line.count > StreamConnection.maximumLine {
+            return fail(code: "frame_too_large", message: "a frame is longer than \(StreamConnection.maximumLine) bytes")
+        }
+        submit()
+        if open.events.count >= StreamConnection.maximumOpenFrames { stopReading() }
+    }
+
+    /// Handles one line; false when the connection is being closed.
+    private func frame() -> Bool {
+        if line.last == 13 { line.removeLast() }
+        if line.allSatisfy({ $0 == 32 || $0 == 9 }) { return true }  // blank lines keep a connection alive
+        guard line.count <= StreamConnection.maximumLine else {
+            fail(code: "frame_too_large", message: "a frame is longer than \(StreamConnection.maximumLine) bytes")
+            return false
+        }
+        let parsed = line.withUnsafeBytes { server.handler.parseJSON($0) }
+        guard case .success(.object(var object)) = parsed else {
+            let reason: String
+            switch parsed {
+            case .failure(let error): reason = "not valid JSON: \(error.message)"
+            default: reason = "a frame must be a JSON object"
+            }
+            if tenant == nil {
+                fail(code: "malformed_frame", message: reason)
+                return false
+            }
+            send(["type": "error", "code": "malformed_frame", "message": .string(reason)])
+            return true
+        }
+        guard tenant != nil else {
+            // The first frame authenticates.
+            guard object["type"] == "hello", case .string(let key)? = object["writeKey"] else {
+                fail(code: "hello_required", message: "the first frame must be {\"type\": \"hello\", \"writeKey\": \"…\"}")
+                return false
+            }
+            guard let tenant = server.handler.tenant(forWriteKey: key) else {
+                fail(code: "invalid_write_key", message: "the write key is not valid")
+                return false
+            }
+            self.tenant = tenant
+            client = object["client"]?.stringValue
+            send(["type": "welcome", "tenant": .string(tenant)])
+            return true
+        }
+        guard let number = object["seq"]?.numberValue, number == number.rounded(), abs(number) < 9e15 else {
+            send(["type": "error", "code": "missing_seq", "message": "every event frame needs an integer \"seq\""])
+            return true
+        }
+        let sequence = Int64(number)
+        guard sequence > lastSequence else {
+            send(["type": "error", "seq": .number(number), "code": "seq_not_increasing",
+                  "message": .string("seq must increase on a connection (last was \(lastSequence))")])
+            return true
+        }
+        lastSequence = sequence
+        open.lastSequence = sequence
+        object.removeValue(forKey: "seq")
+        var message = object["message"].flatMap { $0.objectValue } ?? object
+        // Without a messageId, a named client's frames get one from their sequence, so a resend
+        // after a reconnect is recognised as a duplicate.
+        if message["messageId"] == nil, let client { message["messageId"] = .string("\(client):\(sequence)") }
+        switch server.handler.decode(.object(message), receivedAt: server.handler.now) {
+        case .success(let event): open.events.append(event)
+        case .failure(let error):
+            send(["type": "error", "seq": .number(number), "code": "invalid_event", "message": .string(error.description)])
+        }
+        return true
+    }
+
+    /// Submits the open frames when nothing is in flight (one batch at a time keeps acks in order).
+    private func submit() {
+        guard !inFlight, let last = open.lastSequence, let tenant else { return }
+        let events = open.events
+        open = ([], nil)
+        guard !events.isEmpty else {
+            send(["type": "ack", "seq": .number(Double(last))])
+            return
+        }
+        inFlight = true
+        server.handler.ingest(tenant: tenant, events: events) { [self] failure in
+            inFlight = false
+            if let failure {
+                // Nothing of the batch was applied: say so and close; the client resends what is unacked.
+                fail(code: "unavailable", message: failure)
+                return
+            }
+            send(["type": "ack", "seq": .number(Double(last))])
+            if closeWhenDone && open.lastSequence == nil {
+                closeAfterWrites()
+                return
+            }
+            submit()
+            if closeWhenDone && !inFlight {
+                closeAfterWrites()
+            } else if !reading && !closeWhenDone {
+                startReading()
+            }
+        }
+    }
+
+    // MARK: Writing and closing
+
+    private func send(_ frame: JSONValue) {
+        var bytes = frame.jsonBytes()
+        bytes.append(10)
+        write(bytes, closeAfter: false)
+    }
+
+    /// Sends an error frame and closes.
+    func fail(code: String, message: String) {
+        stopReading()
+        var bytes = JSONValue.object(["type": "error", "code": .string(code), "message": .string(message)]).jsonBytes()
+        bytes.append(10)
+        write(bytes, closeAfter: true)
+    }
+
+    private func closeAfterWrites() {
+        stopReading()
+        write([], closeAfter: true)
+    }
+
+    func closeWhenSettled() {
+        closeWhenDone = true
+        stopReading()
+        if !inFlight {
+            submitRemainingThenClose()
+        }
+    }
+
+    private func submitRemainingThenClose() {
+        if open.lastSequence != nil, tenant != nil { submit() }
+        if !inFlight { closeAfterWrites() }
+    }
+
+    func checkIdle(now: ContinuousClock.Instant) {
+        guard !closing, !inFlight, now - lastActivity > server.limits.idleTimeout * 10 else { return }
+        fail(code: "idle", message: "no frame for \(server.limits.idleTimeout * 10); send a blank line to keep a stream open")
+    }
+
+    private final class Pending {
+        let bytes: UnsafeMutableRawBufferPointer
+        let closeAfter: Bool
+        init(_ data: [UInt8], closeAfter: Bool) {
+            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 1)
+            data.withUnsafeBytes { bytes.copyMemory(from: $0) }
+            self.bytes = bytes
+            self.closeAfter = closeAfter
+        }
+        deinit { bytes.deallocate() }
+    }
+
+    private func write(_ data: [UInt8], closeAfter: Bool) {
+        guard !closing else { return }
+        let pending = Pending(data, closeAfter: closeAfter)
+        let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+        request.pointee.data = Unmanaged.passRetained(pending).toOpaque()
+        var buffer = uv_buf_init(pending.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(data.count))
+        let status = uv_write(request, stream(tcp), &buffer, 1) { request, _ in
+            guard let request else { return }
+            let pending = Unmanaged<Pending>.fromOpaque(request.pointee.data).takeRetainedValue()
+            if pending.closeAfter { StreamConnection.from(request.pointee.handle?.pointee.data)?.close() }
+            request.deallocate()
+        }
+        if status != 0 {
+            Unmanaged<Pending>.fromOpaque(request.pointee.data).release()
+            request.deallocate()
+            close()
+        }
+    }
+
+    func close() {
+        guard !closing else { return }
+        closing = true
+        reading = false
+        server.forget(self)
+        uv_close(handle(tcp)) { handle in
+            guard let handle else { return }
+            if let data = handle.pointee.data { Unmanaged<StreamConnection>.fromOpaque(data).release() }
+            handle.deallocate()
+        }
+    }
+}
