@@ -69,8 +69,10 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
                     $0.streamPort = streamPort
                 }
             } catch let error as GatewayError {
+                server.shutDown {}
                 gateway.started.withLock { $0.error = error }
             } catch {
+                server.shutDown {}
                 gateway.started.withLock { $0.error = GatewayError("\(error)") }
             }
         }

@@ -17,7 +17,7 @@ import FoundationNetworking
 
         init(dataDir: String) throws {
             process.executableURL = URL(fileURLWithPath: try kairosExecutable())
-            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--durability", "fast"]
+            process.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--stream-port", "0", "--durability", "fast"]
             process.standardOutput = output
             process.standardError = errors
             process.standardInput = FileHandle.nullDevice

@@ -82,6 +82,7 @@ final class RefusingJournal: Journal {
         let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
         var configuration = GatewayConfiguration()
         configuration.httpPort = 0
+        configuration.streamPort = nil
         let gateway = Gateway(engine: engine, configuration: configuration)
         try await gateway.start()
         defer { Task { await gateway.shutDown() } }

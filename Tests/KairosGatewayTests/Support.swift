@@ -18,6 +18,7 @@ struct TestServer {
         let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
         var configuration = GatewayConfiguration()
         configuration.httpPort = 0
+        configuration.streamPort = 0
         configure(&configuration)
         let gateway = Gateway(engine: engine, configuration: configuration)
         try await gateway.start()
