@@ -261,6 +261,73 @@ case "json":
     for _ in 0..<count { _ = decoder.decode(value, receivedAt: Workload.start) }
     let decode = seconds(ContinuousClock.now - started) / Double(count) * 1e6
     print(String(format: "json: %d-byte Segment event into JSONValue: simdjson %.2f µs, Foundation %.2f µs; Segment validation into an Event %.2f µs", body.count, simd, foundation, decode))
+case "stream":
+    // Events durable per second through the gateway on loopback, with the journal (`fast` by
+    // default): a client thread pushes Segment messages as fast as the server takes them and
+    // another reads the acks until the last one.
+    let mode = arguments.count > 1 ? arguments[1] : "fast"
+    let path = NSTemporaryDirectory() + "kairos-measure-\(UUID().uuidString).sqlite"
+    let journal = try SQLiteJournal(path: path, mode: mode == "strict" ? .strict : .fast)
+    let engine = try await Workload.makeEngine(Engine(journal: journal))
+    try await Workload.populate(engine, contacts: 100_000)
+    let key = try await engine.createWriteKey(tenant: Workload.tenant, now: Workload.start)
+    var configuration = GatewayConfiguration()
+    configuration.httpPort = 0
+    configuration.streamPort = 0
+    let gateway = Gateway(engine: engine, configuration: configuration)
+    try await gateway.start()
+    let port = gateway.streamPort!
+    let total = 1_000_000
+    var stream = Workload.Stream(contacts: 100_000, seed: 11)
+    var payload = Array((#"{"type": "hello", "writeKey": "\#(key)", "client": "measure"}"# + "\n").utf8)
+    for sequence in 1...total {
+        let event = stream.batch(size: 1, at: Workload.start)[0]
+        let name = event.name.map { #""event": "\#($0)", "#} ?? ""
+        payload += Array(#"{"seq": \#(sequence), "type": "\#(event.type.rawValue)", "userId": "\#(event.userId ?? "anonymous")", \#(name)"properties": {"path": "/pricing", "plan": "pro", "n": \#(sequence)}}"#.utf8)
+        payload.append(10)
+    }
+    let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let frames = payload
+    let started = ContinuousClock.now
+    let writer = Thread {
+        var offset = 0
+        while offset < frames.count {
+            let written = frames[offset...].withUnsafeBytes { send(socketDescriptor, $0.baseAddress, min($0.count, 1 << 20), Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+    writer.start()
+    var pending: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    var lastAck = 0
+    var nextReport = 200_000
+    reading: while lastAck < total {
+        let count = chunk.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        pending += chunk[0..<count]
+        while let newline = pending.firstIndex(of: 10) {
+            let line = String(decoding: pending[..<newline], as: UTF8.self)
+            pending.removeSubrange(...newline)
+            if line.contains("\"error\"") && !line.contains("\"seq\"") { print("stream: \(line)"); break reading }
+            if let range = line.range(of: #""seq":(\d+)"#, options: .regularExpression) {
+                lastAck = Int(line[range].dropFirst(6)) ?? lastAck
+            }
+        }
+        if lastAck >= nextReport {
+            print("stream: \(lastAck) acked after \(String(format: "%.2f", seconds(ContinuousClock.now - started))) s")
+            nextReport += 200_000
+        }
+    }
+    let elapsed = seconds(ContinuousClock.now - started)
+    print("stream (journal \(mode)): \(lastAck) events durable in \(String(format: "%.2f", elapsed)) s = \(Int(Double(lastAck) / elapsed)) events/s")
+    close(socketDescriptor)
+    await gateway.shutDown()
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | stream [fast|strict]")
 }
