@@ -34,6 +34,8 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private let json = FastJSON()
     private let decoder = EventDecoder()
     private var keyCache: [String: String] = [:]
+    /// Requests handed to the engine and not yet answered (loop thread only).
+    private var inFlight = 0
     private let ready = Atomic<Bool>(false)
     private let started = Mutex<(port: Int?, streamPort: Int?, error: GatewayError?)>((nil, nil, nil))
 
@@ -277,6 +279,25 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         }
     }
 
+    // MARK: Admission
+
+    /// Counts a request in as engine work, or answers 503 when too many are in progress.
+    /// The returned responder counts it out again.
+    private func admit(_ respond: @escaping @Sendable (HTTPResponse) -> Void) -> (@Sendable (HTTPResponse) -> Void)? {
+        let limit = configuration.limits.maximumInFlight
+        guard inFlight < limit else {
+            respond(.error(503, "overloaded", "\(limit) requests are in progress; retry shortly"))
+            return nil
+        }
+        inFlight += 1
+        let reference = LoopBound(self)
+        let loop = self.loop
+        return { response in
+            loop.execute { reference.value.inFlight -= 1 }
+            respond(response)
+        }
+    }
+
     // MARK: Ingest
 
     private static let success = HTTPResponse(
@@ -333,6 +354,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         let engine = self.engine
         let accepted = events.count
         let rejected: JSONValue? = errors.isEmpty ? Optional.none : .some(details)
+        guard let respond = admit(respond) else { return }
         Task {
             do {
                 let report = try await engine.ingest(tenant: tenant, events: events, now: now)
@@ -389,6 +411,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         let context = Gateway.requestContext(fields, request: request)
         let engine = self.engine
         let now = clock.now()
+        guard let respond = admit(respond) else { return }
         Task {
             do {
                 let answer = try await engine.decide(

@@ -15,6 +15,9 @@ public struct HTTPLimits: Sendable {
     public var requestTimeout: Duration = .seconds(10)
     /// Requests read ahead of their responses on one connection (pipelining) before reading pauses.
     public var maximumPipelined = 64
+    /// Ingest and decide requests being worked on by the engine at once, over all connections;
+    /// past it new ones get 503 `overloaded` at once instead of queueing without bound.
+    public var maximumInFlight = 20_000
 
     public init() {}
 }

@@ -146,3 +146,86 @@ final class RefusingJournal: Journal {
     }
 }
 
+
+/// A journal that holds every append until released (a slow disk).
+final class HeldJournal: Journal {
+    private struct State {
+        var records: [JournalRecord] = []
+        var next: UInt64 = 1
+        var held: [JournalAppend] = []
+        var holding = false
+    }
+    private let state = Mutex(State())
+
+    func hold() { state.withLock { $0.holding = true } }
+
+    func release() {
+        let held = state.withLock { state -> [JournalAppend] in
+            state.holding = false
+            defer { state.held = [] }
+            return state.held
+        }
+        for append in held { append.finish(.success(())) }
+    }
+
+    var heldCount: Int { state.withLock { $0.held.count } }
+
+    func enqueue(_ records: [JournalRecord]) -> JournalAppend {
+        let (append, holding) = state.withLock { state -> (JournalAppend, Bool) in
+            let sequenced = records.map { record in
+                var record = record
+                record.sequence = state.next
+                state.next += 1
+                return record
+            }
+            state.records += sequenced
+            let append = JournalAppend(records: sequenced)
+            if state.holding { state.held.append(append) }
+            return (append, state.holding)
+        }
+        if !holding { append.finish(.success(())) }
+        return append
+    }
+
+    func read(from sequence: UInt64, _ body: (JournalRecord) throws -> Void) throws {
+        for record in state.withLock({ $0.records }) where record.sequence >= sequence { try body(record) }
+    }
+
+    var lastSequence: UInt64 { state.withLock { $0.records.last?.sequence ?? 0 } }
+    var enqueuedSequence: UInt64 { state.withLock { $0.next - 1 } }
+}
+
+@Suite struct BackpressureTests {
+    /// While the journal is slow, requests past the in-flight limit are refused at once with
+    /// 503 `overloaded` (the SDKs retry those); the ones in flight complete when it catches up.
+    @Test func requestsPastTheInFlightLimitAreRefusedNotQueued() async throws {
+        let journal = HeldJournal()
+        let engine = Engine(journal: journal, decisionSeed: 5)
+        try await DemoTenant.install(into: engine, now: t0)
+        let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
+        var configuration = GatewayConfiguration()
+        configuration.httpPort = 0
+        configuration.streamPort = nil
+        configuration.limits.maximumInFlight = 2
+        let gateway = Gateway(engine: engine, configuration: configuration)
+        try await gateway.start()
+        defer { Task { await gateway.shutDown() } }
+        journal.hold()
+        let port = gateway.httpPort
+        let auth = ["authorization": "Basic " + Data((key + ":").utf8).base64EncodedString()]
+        let body = Array(#"{"userId": "held", "event": "E"}"#.utf8)
+        // Two requests are taken in (their writes wait for the journal) …
+        let first = Task { try await exchange(port, request("POST", "/v1/track", headers: auth, body: body)) }
+        let second = Task { try await exchange(port, request("POST", "/v1/track", headers: auth, body: body)) }
+        #expect(await eventually { journal.heldCount == 2 })
+        // … the third is refused with the reason, and health checks are still answered.
+        let third = try #require(try await exchange(port, request("POST", "/v1/track", headers: auth, body: body)))
+        #expect(third.status == 503 && third.json?.objectValue?["code"] == "overloaded")
+        #expect(try await exchange(port, request("GET", "/healthz"))?.status == 200)
+        journal.release()
+        #expect(try await first.value?.status == 200)
+        #expect(try await second.value?.status == 200)
+        // With the backlog gone, requests are taken in again.
+        #expect(try await exchange(port, request("POST", "/v1/track", headers: auth, body: body))?.status == 200)
+    }
+}
