@@ -269,7 +269,11 @@ public final class Engine: Sendable {
 
         // A few lanes per batch, not a task per contact: a child task costs more than applying an event.
         var effects: [Effect] = []
-        let lanes = min(groups.count, Self.lanesPerBatch)
+        // A merge in the batch hands one contact's state to another: the merged profile's own
+        // events must meet the merge in the same order every time (replay must rebuild exactly
+        // the same state), so such batches apply in one lane. Merges are rare.
+        let merging = groups.contains { $0.1.contains { $0.mergeSource != nil } }
+        let lanes = merging ? 1 : min(groups.count, Self.lanesPerBatch)
         if lanes <= 1 {
             for (contact, items) in groups { effects += await contact.apply(items, of: batch, now: now) }
         } else {
