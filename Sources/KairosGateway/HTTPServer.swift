@@ -43,7 +43,7 @@ final class HTTPServer: @unchecked Sendable {
     let loop: EventLoop
     let limits: HTTPLimits
     let handler: any HTTPHandler
-    private var listener: UnsafeMutablePointer<uv_tcp_t>?
+    private var listener: TCPListener?
     private(set) var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private(set) var boundPort: Int = 0
     private var accepting = true
@@ -56,47 +56,15 @@ final class HTTPServer: @unchecked Sendable {
 
     /// Binds and listens (on the loop thread). Port 0 picks a free port (see `boundPort`).
     func listen(host: String, port: Int) throws(GatewayError) {
-        let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
-        uv_tcp_init(loop.loop, tcp)
-        tcp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        var address = sockaddr_storage()
-        var status = withUnsafeMutablePointer(to: &address) { storage in
-            storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_addr(host, Int32(port), $0) }
-        }
-        if status != 0 {
-            status = withUnsafeMutablePointer(to: &address) { storage in
-                storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_addr(host, Int32(port), $0) }
-            }
-        }
-        guard status == 0 else { throw GatewayError("'\(host)' is not an IP address") }
-        status = withUnsafePointer(to: &address) { storage in
-            storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_bind(tcp, $0, 0) }
-        }
-        if status == 0 {
-            status = uv_listen(stream(tcp), 1024) { server, status in
-                guard let server, let data = server.pointee.data, status == 0 else { return }
-                Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().accept()
-            }
-        }
-        guard status == 0 else {
-            uv_close(handle(tcp)) { $0?.deallocate() }
-            throw GatewayError("cannot listen on \(host):\(port): \(uvError(status))")
-        }
-        var bound = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        withUnsafeMutablePointer(to: &bound) { storage in
-            storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = uv_tcp_getsockname(tcp, $0, &length) }
-        }
-        boundPort = withUnsafePointer(to: &bound) { storage in
-            storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
-        }
-        listener = tcp
+        let listener = try TCPListener(loop: loop, host: host, port: port, what: "HTTP") { [unowned self] in accept() }
+        boundPort = listener.port
+        self.listener = listener
     }
 
     private func accept() {
         guard let listener else { return }
         let connection = HTTPConnection(server: self)
-        guard uv_accept(stream(listener), stream(connection.tcp)) == 0 else {
+        guard listener.accept(into: connection.tcp) else {
             connection.close()
             return
         }
@@ -122,10 +90,8 @@ final class HTTPServer: @unchecked Sendable {
     /// connection is closed (idle keep-alive connections are closed at once).
     func shutDown(finish: @escaping () -> Void) {
         accepting = false
-        if let listener {
-            uv_close(handle(listener)) { $0?.deallocate() }
-            self.listener = nil
-        }
+        listener?.close()
+        listener = nil
         for connection in connections.values { connection.closeWhenIdle() }
         waitForConnections(finish)
     }
@@ -393,37 +359,16 @@ final class HTTPConnection {
         if !reading && pending.count < server.limits.maximumPipelined && !closing { startReading() }
     }
 
-    private final class WriteContext {
-        let bytes: UnsafeMutableRawBufferPointer
-        let closeAfter: Bool
-        init(_ data: [UInt8], closeAfter: Bool) {
-            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 1)
-            data.withUnsafeBytes { bytes.copyMemory(from: $0) }
-            self.bytes = bytes
-            self.closeAfter = closeAfter
-        }
-        deinit { bytes.deallocate() }
-    }
-
     private func write(_ data: [UInt8], closeAfter: Bool = false) {
         guard !closing else { return }
-        let context = WriteContext(data, closeAfter: closeAfter)
-        let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
-        request.pointee.data = Unmanaged.passRetained(context).toOpaque()
-        var buffer = uv_buf_init(context.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(data.count))
-        let status = uv_write(request, stream(tcp), &buffer, 1) { request, _ in
-            guard let request else { return }
-            let context = Unmanaged<WriteContext>.fromOpaque(request.pointee.data).takeRetainedValue()
-            if context.closeAfter, let connection = HTTPConnection.from(request.pointee.handle?.pointee.data) {
-                connection.lingerThenClose()
+        let started = writeBytes(data, to: tcp) { [self] written in
+            if !written {
+                close()
+            } else if closeAfter {
+                lingerThenClose()
             }
-            request.deallocate()
         }
-        if status != 0 {
-            Unmanaged<WriteContext>.fromOpaque(request.pointee.data).release()
-            request.deallocate()
-            close()
-        }
+        if !started { close() }
     }
 
     /// Closes once the writes queued so far are on the wire.
@@ -475,11 +420,7 @@ final class HTTPConnection {
         closing = true
         reading = false
         server.forget(self)
-        uv_close(handle(tcp)) { handle in
-            guard let handle else { return }
-            if let data = handle.pointee.data { Unmanaged<HTTPConnection>.fromOpaque(data).release() }
-            handle.deallocate()
-        }
+        closeConnection(tcp)
     }
 
     // MARK: http-parser callbacks
@@ -536,12 +477,4 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
-}
-
-@inline(__always) func stream<T>(_ pointer: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<uv_stream_t> {
-    UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: uv_stream_t.self)
-}
-
-@inline(__always) func handle<T>(_ pointer: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<uv_handle_t> {
-    UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: uv_handle_t.self)
 }

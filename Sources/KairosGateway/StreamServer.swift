@@ -21,7 +21,7 @@ final class StreamServer {
     let loop: EventLoop
     let limits: HTTPLimits
     unowned let handler: any StreamHandler
-    private var listener: UnsafeMutablePointer<uv_tcp_t>?
+    private var listener: TCPListener?
     private(set) var connections: [ObjectIdentifier: StreamConnection] = [:]
     private(set) var boundPort = 0
     private var accepting = true
@@ -33,35 +33,15 @@ final class StreamServer {
     }
 
     func listen(host: String, port: Int) throws(GatewayError) {
-        let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
-        uv_tcp_init(loop.loop, tcp)
-        tcp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        var address = sockaddr_in()
-        var status = uv_ip4_addr(host, Int32(port), &address)
-        if status == 0 {
-            status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_bind(tcp, $0, 0) } }
-        }
-        if status == 0 {
-            status = uv_listen(stream(tcp), 1024) { server, status in
-                guard let server, let data = server.pointee.data, status == 0 else { return }
-                Unmanaged<StreamServer>.fromOpaque(data).takeUnretainedValue().accept()
-            }
-        }
-        guard status == 0 else {
-            uv_close(handle(tcp)) { $0?.deallocate() }
-            throw GatewayError("cannot listen for streams on \(host):\(port): \(uvError(status))")
-        }
-        var bound = sockaddr_in()
-        var length = Int32(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = uv_tcp_getsockname(tcp, $0, &length) } }
-        boundPort = Int(UInt16(bigEndian: bound.sin_port))
-        listener = tcp
+        let listener = try TCPListener(loop: loop, host: host, port: port, what: "streams") { [unowned self] in accept() }
+        boundPort = listener.port
+        self.listener = listener
     }
 
     private func accept() {
         guard let listener else { return }
         let connection = StreamConnection(server: self)
-        guard uv_accept(stream(listener), stream(connection.tcp)) == 0 else {
+        guard listener.accept(into: connection.tcp) else {
             connection.close()
             return
         }
@@ -82,10 +62,8 @@ final class StreamServer {
     /// Stops accepting; open streams finish their batch in flight (and get its ack), then close.
     func shutDown() {
         accepting = false
-        if let listener {
-            uv_close(handle(listener)) { $0?.deallocate() }
-            self.listener = nil
-        }
+        listener?.close()
+        listener = nil
         for connection in connections.values { connection.closeWhenSettled() }
     }
 }
@@ -301,35 +279,12 @@ final class StreamConnection {
         fail(code: "idle", message: "no frame for \(server.limits.idleTimeout * 10); send a blank line to keep a stream open")
     }
 
-    private final class Pending {
-        let bytes: UnsafeMutableRawBufferPointer
-        let closeAfter: Bool
-        init(_ data: [UInt8], closeAfter: Bool) {
-            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 1)
-            data.withUnsafeBytes { bytes.copyMemory(from: $0) }
-            self.bytes = bytes
-            self.closeAfter = closeAfter
-        }
-        deinit { bytes.deallocate() }
-    }
-
     private func write(_ data: [UInt8], closeAfter: Bool) {
         guard !closing else { return }
-        let pending = Pending(data, closeAfter: closeAfter)
-        let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
-        request.pointee.data = Unmanaged.passRetained(pending).toOpaque()
-        var buffer = uv_buf_init(pending.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(data.count))
-        let status = uv_write(request, stream(tcp), &buffer, 1) { request, _ in
-            guard let request else { return }
-            let pending = Unmanaged<Pending>.fromOpaque(request.pointee.data).takeRetainedValue()
-            if pending.closeAfter { StreamConnection.from(request.pointee.handle?.pointee.data)?.close() }
-            request.deallocate()
+        let started = writeBytes(data, to: tcp) { [self] written in
+            if !written || closeAfter { close() }
         }
-        if status != 0 {
-            Unmanaged<Pending>.fromOpaque(request.pointee.data).release()
-            request.deallocate()
-            close()
-        }
+        if !started { close() }
     }
 
     func close() {
@@ -337,10 +292,6 @@ final class StreamConnection {
         closing = true
         reading = false
         server.forget(self)
-        uv_close(handle(tcp)) { handle in
-            guard let handle else { return }
-            if let data = handle.pointee.data { Unmanaged<StreamConnection>.fromOpaque(data).release() }
-            handle.deallocate()
-        }
+        closeConnection(tcp)
     }
 }
