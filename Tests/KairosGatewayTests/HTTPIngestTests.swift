@@ -212,15 +212,8 @@ import Testing
     @Test func shutdownAnswersInFlightRequestsAndRefusesNewOnes() async throws {
         // The journal holds the write, so the request is certainly in flight when shutdown begins.
         let journal = HeldJournal()
-        let engine = Engine(journal: journal, decisionSeed: 5)
-        try await DemoTenant.install(into: engine, now: t0)
-        let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
-        var configuration = GatewayConfiguration()
-        configuration.httpPort = 0
-        configuration.streamPort = nil
-        let gateway = Gateway(engine: engine, configuration: configuration)
-        try await gateway.start()
-        let port = gateway.httpPort
+        let server = try await TestServer.start(journal: journal) { $0.streamPort = nil }
+        let (engine, gateway, key, port) = (server.engine, server.gateway, server.key, server.port)
         journal.hold()
         let auth = ["authorization": "Basic " + Data((key + ":").utf8).base64EncodedString()]
         let answer = Task { try await exchange(port, request("POST", "/v1/track", headers: auth, body: json(#"{"userId": "late", "event": "E"}"#))) }

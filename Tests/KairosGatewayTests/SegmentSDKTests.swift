@@ -77,15 +77,9 @@ final class RefusingJournal: Journal {
         #expect(FileManager.default.isExecutableFile(atPath: SegmentSDKTests.python), "run `make deps` to set up .build/python")
         // The first two journal writes fail: the SDK gets 503 and must retry the same batch.
         let journal = RefusingJournal(failures: 0)
-        let engine = Engine(journal: journal, decisionSeed: 5)
-        try await DemoTenant.install(into: engine, now: t0)
-        let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
-        var configuration = GatewayConfiguration()
-        configuration.httpPort = 0
-        configuration.streamPort = nil
-        let gateway = Gateway(engine: engine, configuration: configuration)
-        try await gateway.start()
-        defer { Task { await gateway.shutDown() } }
+        let server = try await TestServer.start(journal: journal) { $0.streamPort = nil }
+        defer { Task { await server.stop() } }
+        let (engine, key, gateway) = (server.engine, server.key, server.gateway)
         journal.refuse(2)
 
         let script = """
@@ -200,16 +194,12 @@ final class HeldJournal: Journal {
     /// 503 `overloaded` (the SDKs retry those); the ones in flight complete when it catches up.
     @Test func requestsPastTheInFlightLimitAreRefusedNotQueued() async throws {
         let journal = HeldJournal()
-        let engine = Engine(journal: journal, decisionSeed: 5)
-        try await DemoTenant.install(into: engine, now: t0)
-        let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
-        var configuration = GatewayConfiguration()
-        configuration.httpPort = 0
-        configuration.streamPort = nil
-        configuration.limits.maximumInFlight = 2
-        let gateway = Gateway(engine: engine, configuration: configuration)
-        try await gateway.start()
-        defer { Task { await gateway.shutDown() } }
+        let server = try await TestServer.start(journal: journal) {
+            $0.streamPort = nil
+            $0.limits.maximumInFlight = 2
+        }
+        defer { Task { await server.stop() } }
+        let (key, gateway) = (server.key, server.gateway)
         journal.hold()
         let port = gateway.httpPort
         let auth = ["authorization": "Basic " + Data((key + ":").utf8).base64EncodedString()]

@@ -12,8 +12,10 @@ struct TestServer {
     let key: String
     var port: Int { gateway.httpPort }
 
-    static func start(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws -> TestServer {
-        let engine = Engine(decisionSeed: 5)
+    static func start(journal: (any Journal)? = nil, _ configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws
+        -> TestServer
+    {
+        let engine = Engine(journal: journal, decisionSeed: 5)
         try await DemoTenant.install(into: engine, now: t0)
         let key = try await engine.createWriteKey(tenant: DemoTenant.id, now: t0)
         var configuration = GatewayConfiguration()
