@@ -1,4 +1,5 @@
 import CLibUV
+import Foundation
 
 /// A listening TCP socket on an event loop; `onAccept` runs on the loop for each pending
 /// connection. Shared by the HTTP server and the event stream.
