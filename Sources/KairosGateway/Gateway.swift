@@ -101,7 +101,6 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     /// Stops accepting connections, answers the requests in flight, closes every connection
     /// and stops the loop.
     public func shutDown() async {
-        let done = Atomic<Bool>(false)
         let reference = LoopBound(self)
         let flag = LoopBound(DoneFlag())
         loop.execute {
@@ -116,7 +115,6 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
             }
         }
         while !flag.value.isSet { try? await Task.sleep(for: .milliseconds(5)) }
-        _ = done
         loop.stop()
         await loop.waitUntilFinished()
     }
