@@ -50,7 +50,10 @@ public struct StorageOptions: ParsableArguments {
     }
 
     /// Writes a snapshot of the engine and drops the journal no kept snapshot needs any more.
-    public func writeSnapshot(_ engine: Engine, journal: SQLiteJournal, quiet: Bool = false) async throws {
+    @discardableResult
+    public func writeSnapshot(_ engine: Engine, journal: SQLiteJournal, quiet: Bool = false) async throws
+        -> (entry: SnapshotStore.Entry, tenants: Int, contacts: Int)
+    {
         let started = ContinuousClock.now
         let snapshot = try await engine.snapshot()
         let entry = try snapshots.write(snapshot.bytes, sequence: snapshot.startSequence, at: Timestamp(seconds: Date().timeIntervalSince1970))
@@ -61,6 +64,7 @@ public struct StorageOptions: ParsableArguments {
         if !quiet {
             printError("wrote snapshot \(entry.path): \(snapshot.tenants) tenants, \(snapshot.contacts) contacts, \(entry.size) bytes in \(seconds(since: started))")
         }
+        return (entry, snapshot.tenants, snapshot.contacts)
     }
 }
 
@@ -74,3 +78,6 @@ extension DurabilityMode: ExpressibleByArgument {}
 public func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+// Parsed options are plain values (strings and numbers) that nothing mutates after parsing.
+extension StorageOptions: @unchecked Sendable {}

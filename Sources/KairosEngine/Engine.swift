@@ -39,6 +39,14 @@ public struct TenantStats: Sendable, Hashable, Codable {
     public var definitionsVersion: UInt64
 }
 
+/// Live ingest of one tenant since the process started.
+public struct IngestCounters: Sendable, Hashable, Codable {
+    /// Events applied.
+    public var eventsAccepted: Int
+    /// Events acknowledged as duplicates (their `messageId` was already applied).
+    public var duplicatesSkipped: Int
+}
+
 /// The engine in process: tenants, their contacts as actors, definitions, ingest,
 /// reads, timers and effects. Every call that changes state takes `now`.
 public final class Engine: Sendable {
@@ -66,6 +74,8 @@ public final class Engine: Sendable {
     public let journal: (any Journal)?
     /// Write keys: SHA-256 (hex) → tenant.
     let writeKeyIndex = Mutex<[String: String]>([:])
+    /// Counts key revocations, so caches of key lookups know when to forget.
+    let keyRevocations = Atomic<UInt64>(0)
     /// The journal position a restored snapshot started at (0 without one).
     let restoredStartSequence = AppliedSequence()
 
@@ -136,6 +146,18 @@ public final class Engine: Sendable {
             tenant: id, contacts: runtime.directory.count, accounts: runtime.accounts.count,
             segmentSizes: runtime.members.counts(), definitionsVersion: runtime.definitions.version)
     }
+
+    /// What this process's live ingest did for a tenant (replay does not count): for operators
+    /// and load tests reconciling what they sent.
+    public func ingestCounters(tenant id: String) throws(EngineError) -> IngestCounters {
+        let runtime = try tenant(id).runtime
+        return IngestCounters(
+            eventsAccepted: runtime.eventsAccepted.load(ordering: .relaxed),
+            duplicatesSkipped: runtime.duplicatesSkipped.load(ordering: .relaxed))
+    }
+
+    /// Changes whenever a key is revoked: a cache of key lookups is stale once it moves.
+    public var keyRevocationCount: UInt64 { keyRevocations.load(ordering: .acquiring) }
 
     // MARK: Definitions
 
@@ -209,11 +231,16 @@ public final class Engine: Sendable {
         let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
         let results = fresh.map { $0 ? IngestResult.applied : IngestResult.duplicate }
         let accepted = fresh.allSatisfy { $0 } ? events : zip(events, fresh).filter(\.1).map(\.0)
-        guard !accepted.isEmpty else { return IngestReport(results: results, effects: []) }
+        guard !accepted.isEmpty else {
+            runtime.duplicatesSkipped.add(events.count, ordering: .relaxed)
+            return IngestReport(results: results, effects: [])
+        }
         do {
             let effects = try await journaled(tenant, .ingest(accepted), now: now) { () async throws(EngineError) in
                 await applyIngest(runtime, accepted, now: now)
             }
+            runtime.eventsAccepted.add(accepted.count, ordering: .relaxed)
+            runtime.duplicatesSkipped.add(events.count - accepted.count, ordering: .relaxed)
             return IngestReport(results: results, effects: effects)
         } catch {
             // Not durable, so not applied: forget the ids so a retry is not taken for a duplicate.
@@ -529,6 +556,7 @@ public final class Engine: Sendable {
         case .createTenant: return 0
         case .defineScoringModel(let json): _ = try? await tenant.actor.defineModel(json, now: time, progress: nil)
         case .defineSegment(let json): _ = try? await tenant.actor.defineSegment(json, now: time, progress: nil)
+        case .deleteDefinition(.writeKey, let label): try? await applyRevokeKey(tenant, label: label, now: time)
         case .deleteDefinition(let kind, let definitionId): _ = try? await tenant.actor.delete(kind, id: definitionId, now: time)
         case .ingest(let events):
             _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: time)

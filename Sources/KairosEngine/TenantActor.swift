@@ -234,7 +234,8 @@ actor TenantActor {
         case .journey, .journeyStatus:
             throw EngineError(.invalidArgument, "journeys are not deleted: archive '\(id)' instead (its history and metrics stay)")
         case .writeKey:
-            throw EngineError(.invalidArgument, "write keys are revoked through the admin API, not deleted as definitions")
+            guard writeKeys.removeValue(forKey: id) != nil else { throw EngineError(.unknownDefinition, "no key '\(id)'") }
+            return receipt(kind, id: id, source: nil, now: now)
         }
         let definitions = try compile(models: models, segments: segments, publish: true)
         let version = record(kind, id: id, source: nil, now: now)

@@ -12,6 +12,9 @@ final class TenantRuntime: Sendable {
     let tallies = DecisionTallies()
     let journeyMetrics = JourneyMetrics()
     let outbox = Outbox()
+    /// Live ingest counters (since the process started; replay does not count).
+    let eventsAccepted = Atomic<Int>(0)
+    let duplicatesSkipped = Atomic<Int>(0)
     let scheduler: Scheduler
     let effects: EffectBus
     private let currentDefinitions = Mutex(TenantDefinitions.empty)

@@ -16,6 +16,10 @@ public struct GatewayConfiguration: Sendable {
     /// Segment's limits.
     public var maximumEventBytes = 32 * 1024
     public var maximumBatchBytes = 500 * 1024
+    /// Largest admin request body (definitions).
+    public var maximumAdminBodyBytes = 1024 * 1024
+    /// The operator key: creates and lists tenants, server status and snapshots (nil: no operator routes).
+    public var operatorKey: String?
 
     public init() {}
 }
@@ -34,15 +38,22 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private let json = FastJSON()
     private let decoder = EventDecoder()
     private var keyCache: [String: String] = [:]
+    /// The engine's key revocation count when `keyCache` was last known good.
+    private var keyCacheRevocations: UInt64 = 0
+    private let admin: AdminAPI
     /// Requests handed to the engine and not yet answered (loop thread only).
     private var inFlight = 0
     private let ready = Atomic<Bool>(false)
     private let started = Mutex<(port: Int?, streamPort: Int?, error: GatewayError?)>((nil, nil, nil))
 
-    public init(engine: Engine, configuration: GatewayConfiguration, clock: any EngineClock = SystemClock()) {
+    /// - Parameter operations: what the server process offers the admin API (snapshots, status).
+    public init(
+        engine: Engine, configuration: GatewayConfiguration, clock: any EngineClock = SystemClock(), operations: ServerOperations? = nil
+    ) {
         self.engine = engine
         self.configuration = configuration
         self.clock = clock
+        self.admin = AdminAPI(engine: engine, operatorKey: configuration.operatorKey, operations: operations)
     }
 
     /// Binds the HTTP port and starts serving; returns once listening (or throws why not).
@@ -144,22 +155,23 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 
     func bodyLimit(method: String, path: String) -> Int? {
         // Compressed bodies are checked again once inflated.
-        method == "POST" ? bodyLimit(path: path) : 0
+        method == "POST" || method == "PUT" ? bodyLimit(path: path) : 0
     }
 
     func bodyLimit(path: String) -> Int? {
+        if path.hasPrefix("/v1/admin/") { return configuration.maximumAdminBodyBytes }
         if path == "/v1/batch" || path == "/v1/import" { return configuration.maximumBatchBytes }
         if Gateway.ingestTypes[path] != nil || path == "/v1/decide" { return configuration.maximumEventBytes }
         return nil
     }
 
     func check(method: String, path: String, contentLength: UInt64?, headers: [(name: String, value: String)]) -> HTTPResponse? {
-        guard method == "POST", let limit = bodyLimit(path: path) else { return nil }
+        guard method == "POST" || method == "PUT", let limit = bodyLimit(path: path) else { return nil }
         if let contentLength, contentLength > UInt64(limit) {
             return .error(
                 413, "body_too_large",
                 "the body is \(contentLength) bytes; \(path) takes at most \(limit) bytes"
-                    + (path == "/v1/batch" ? " (split the batch)" : " per event (Segment's limit)"))
+                    + (path == "/v1/batch" ? " (split the batch)" : path.hasPrefix("/v1/admin/") ? "" : " per event (Segment's limit)"))
         }
         return nil
     }
@@ -187,6 +199,8 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
             ingest(request, type: Gateway.ingestTypes[path], respond: respond)
         case ("POST", "/v1/decide"), ("GET", "/v1/decide"):
             decide(request, respond: respond)
+        case (_, let path) where path.hasPrefix("/v1/admin/"):
+            administer(request, respond: respond)
         case (_, let path) where Gateway.ingestTypes[path] != nil || path == "/v1/batch":
             respond(.error(405, "method_not_allowed", "\(path) takes POST"))
         default:
@@ -201,7 +215,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         return HTTPResponse(
             status: 204,
             headers: [
-                ("access-control-allow-methods", "GET, POST, OPTIONS"),
+                ("access-control-allow-methods", "GET, POST, PUT, DELETE, OPTIONS"),
                 ("access-control-allow-headers", request.header("access-control-request-headers") ?? "authorization, content-type"),
                 ("access-control-max-age", "86400"),
             ])
@@ -259,13 +273,34 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
                 HTTPResponseError(
                     .error(401, "missing_write_key", "give the write key as the Basic auth user name or as \"writeKey\" in the body")))
         }
-        if let tenant = keyCache[key] { return .success(tenant) }
-        guard let tenant = engine.tenant(forWriteKey: key) else {
+        guard let tenant = tenant(forWriteKey: key) else {
+            if KeyScope(key: key) == .secret {
+                return .failure(HTTPResponseError(.error(401, "invalid_write_key", "this is a secret key: ingest and decide take a write key")))
+            }
             return .failure(HTTPResponseError(.error(401, "invalid_write_key", "the write key is not valid")))
         }
-        if keyCache.count > 10_000 { keyCache.removeAll() }
-        keyCache[key] = tenant
         return .success(tenant)
+    }
+
+    // MARK: Admin
+
+    private func administer(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let caller: AdminAPI.Caller
+        switch admin.authenticate(request) {
+        case .success(let value): caller = value
+        case .failure(let error): return respond(error.response)
+        }
+        var body: JSONValue?
+        if !request.body.isEmpty {
+            switch readJSON(request, limit: configuration.maximumAdminBodyBytes) {
+            case .success(let value): body = value
+            case .failure(let error): return respond(error.response)
+            }
+        }
+        let admin = self.admin
+        let now = clock.now()
+        guard let respond = admit(respond) else { return }
+        Task { respond(await admin.handle(request, caller: caller, body: body, now: now)) }
     }
 
     private static func respond(to error: EngineError) -> HTTPResponse {
@@ -469,7 +504,13 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 // MARK: - The event stream
 
 extension Gateway: StreamHandler {
+    /// The tenant of a write key, through a cache that is dropped whenever a key is revoked.
     func tenant(forWriteKey key: String) -> String? {
+        let revocations = engine.keyRevocationCount
+        if revocations != keyCacheRevocations || keyCache.count > 10_000 {
+            keyCache.removeAll()
+            keyCacheRevocations = revocations
+        }
         if let tenant = keyCache[key] { return tenant }
         guard let tenant = engine.tenant(forWriteKey: key) else { return nil }
         keyCache[key] = tenant

@@ -58,10 +58,10 @@ struct HTTPResponse: Sendable {
     }
 
     static let reasons: [Int: String] = [
-        100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+        100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
         404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-        413: "Payload Too Large", 415: "Unsupported Media Type", 417: "Expectation Failed", 422: "Unprocessable Content",
-        429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+        413: "Payload Too Large", 415: "Unsupported Media Type", 409: "Conflict", 417: "Expectation Failed", 422: "Unprocessable Content",
+        429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
         503: "Service Unavailable",
     ]
 

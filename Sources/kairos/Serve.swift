@@ -66,6 +66,13 @@ extension Kairos {
         @Option(help: "Seconds a request may take to arrive in full (slow clients).")
         var requestTimeout = 10
 
+        @Option(
+            help: """
+                The operator key for /v1/admin/tenants, /v1/admin/status and /v1/admin/snapshots (KAIROS_OPERATOR_KEY). \
+                Without one, a key is generated on first start and kept in DATA_DIR/operator-key (readable by its owner only).
+                """)
+        var operatorKey = ProcessInfo.processInfo.environment["KAIROS_OPERATOR_KEY"] ?? ""
+
         @Option(help: "info or debug (KAIROS_LOG_LEVEL).")
         var logLevel = ProcessInfo.processInfo.environment["KAIROS_LOG_LEVEL"] ?? "info"
 
@@ -84,12 +91,15 @@ extension Kairos {
             let storage = try StorageOptions.parse(storageArguments)
             let started = ContinuousClock.now
             let (engine, journal) = try await storage.openEngine()
+            let recovery = ContinuousClock.now - started
             defer { journal.close() }
             let clock = SystemClock()
             var demoKey: String?
+            var demoSecretKey: String?
             if engine.tenantIds.isEmpty {
                 try await DemoTenant.install(into: engine, now: clock.now())
                 demoKey = try await engine.createWriteKey(tenant: DemoTenant.id, now: clock.now())
+                demoSecretKey = try await engine.createKey(tenant: DemoTenant.id, scope: .secret, now: clock.now())
             }
 
             var configuration = GatewayConfiguration()
@@ -101,13 +111,42 @@ extension Kairos {
             configuration.limits.maximumConnections = maxConnections
             configuration.limits.idleTimeout = .seconds(idleTimeout)
             configuration.limits.requestTimeout = .seconds(requestTimeout)
-            let gateway = Gateway(engine: engine, configuration: configuration, clock: clock)
+            configuration.operatorKey = try operatorKey.isEmpty ? Serve.storedOperatorKey(dataDir: dataDir) : operatorKey
+            let recoverySeconds = Double(recovery.components.seconds) + Double(recovery.components.attoseconds) / 1e18
+            let durabilityName = durability.rawValue
+            let launched = Date()
+            let operations = ServerOperations(
+                takeSnapshot: {
+                    let written = try await storage.writeSnapshot(engine, journal: journal, quiet: true)
+                    return [
+                        "path": .string(written.entry.path), "sequence": .number(Double(written.entry.sequence)),
+                        "bytes": .number(Double(written.entry.size)), "tenants": .number(Double(written.tenants)),
+                        "contacts": .number(Double(written.contacts)),
+                    ]
+                },
+                status: {
+                    let snapshots = (try? storage.snapshots.list()) ?? []
+                    let journalBytes = ["", "-wal"].reduce(0) { total, suffix in
+                        total + ((try? FileManager.default.attributesOfItem(atPath: journal.path + suffix)[.size] as? Int) ?? 0)
+                    }
+                    return [
+                        "version": .string(Kairos.configuration.version), "uptimeSeconds": .number(Date().timeIntervalSince(launched).rounded()),
+                        "recoverySeconds": .number(recoverySeconds), "durability": .string(durabilityName),
+                        "tenants": .number(Double(engine.tenantIds.count)), "pendingTimers": .number(Double(engine.pendingTimers)),
+                        "journalBytes": .number(Double(journalBytes)),
+                        "snapshots": .array(snapshots.map { ["path": .string($0.path), "sequence": .number(Double($0.sequence)), "bytes": .number(Double($0.size))] }),
+                    ]
+                })
+            let gateway = Gateway(engine: engine, configuration: configuration, clock: clock, operations: operations)
             try await gateway.start()
             gateway.setReady(true)
             let address = "http://\(host):\(gateway.httpPort)"
             let streamText = gateway.streamPort.map { ", event stream on \(host):\($0)" } ?? ""
             printError("kairos: listening on \(address)\(streamText) (\(engine.tenantIds.count) tenants, ready in \(seconds(since: started)))")
-            if let demoKey { printDemoInstructions(address: address, streamPort: gateway.streamPort, key: demoKey) }
+            if operatorKey.isEmpty { printError("kairos: operator key in \(dataDir)/operator-key") }
+            if let demoKey, let demoSecretKey {
+                printDemoInstructions(address: address, streamPort: gateway.streamPort, key: demoKey, secretKey: demoSecretKey)
+            }
 
             let timers = Task { await engine.runTimers(clock: clock) }
             let snapshotter = Snapshotter(
@@ -134,7 +173,25 @@ extension Kairos {
             printError("kairos: stopped")
         }
 
-        func printDemoInstructions(address: String, streamPort: Int?, key: String) {
+        /// The operator key kept in the data directory, created (owner-readable only) when missing.
+        static func storedOperatorKey(dataDir: String) throws -> String {
+            let path = dataDir + "/operator-key"
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !key.isEmpty { return key }
+            }
+            var generator = SystemRandomNumberGenerator()
+            let key = "ok_" + (0..<4).map { _ in
+                let text = String(generator.next() as UInt64, radix: 16)
+                return String(repeating: "0", count: 16 - text.count) + text
+            }.joined()
+            guard FileManager.default.createFile(atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw ValidationError("cannot write the operator key to \(path)")
+            }
+            return key
+        }
+
+        func printDemoInstructions(address: String, streamPort: Int?, key: String, secretKey: String) {
             let stream = streamPort.map { port in
                 """
 
@@ -160,6 +217,14 @@ extension Kairos {
                 Ask for a decision:
                     curl -u '\(key):' \(address)/v1/decide -H 'content-type: application/json' \\
                       -d '{"userId": "ana", "placements": ["home-hero", "pricing-cta"], "context": {"url": "https://example.com/?utm_source=google"}}'
+
+                Its secret key, for the admin API (keep it on servers):
+
+                    \(secretKey)
+
+                Read a contact, list segments:
+                    curl -H 'authorization: Bearer \(secretKey)' '\(address)/v1/admin/contacts?userId=ana'
+                    curl -H 'authorization: Bearer \(secretKey)' \(address)/v1/admin/segments
 
                 Check the server:
                     curl \(address)/readyz
