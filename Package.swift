@@ -17,12 +17,14 @@ let package = Package(
         .library(name: "KairosStore", targets: ["KairosStore"]),
         .executable(name: "kairos", targets: ["kairos"]),
         .executable(name: "kairos-snapshot", targets: ["kairos-snapshot"]),
+        .executable(name: "kairos-load", targets: ["kairos-load"]),
         .library(name: "KairosGateway", targets: ["KairosGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -103,6 +105,29 @@ let package = Package(
             path: "tools/kairos-snapshot",
             swiftSettings: strictSettings
         ),
+        // Thin C wrappers over epoll and timerfd for the load harness's client loop.
+        .target(name: "CEpoll"),
+        // The load harness: traffic, the open-loop client, reconciliation and reports.
+        .target(
+            name: "KairosLoad",
+            dependencies: [
+                "KairosCore",
+                "KairosEngine",
+                "CEpoll",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kairos-load",
+            dependencies: [
+                "KairosLoad",
+                "KairosGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/kairos-load",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "KairosCoreTests",
             dependencies: ["KairosCore"],
@@ -123,6 +148,12 @@ let package = Package(
         .testTarget(
             name: "KairosGatewayTests",
             dependencies: ["KairosCore", "KairosEngine", "KairosGateway"],
+            swiftSettings: strictSettings
+        ),
+        // The load harness against fake and real servers on the loopback address.
+        .testTarget(
+            name: "KairosLoadTests",
+            dependencies: ["KairosCore", "KairosEngine", "KairosGateway", "KairosLoad"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -93,8 +93,13 @@ struct AdminAPI: Sendable {
         case ("POST", 1, "tenants", _):
             let object = try AdminAPI.object(body)
             guard case .string(let id)? = object["id"] else { throw AdminAPI.invalid("\"id\" is required: the tenant id (1–64 letters, digits, '-' or '_')") }
-            try AdminAPI.refuseUnknown(object, allowed: ["id", "name"])
-            try await engine.createTenant(id: id, name: object["name"]?.stringValue, now: now)
+            try AdminAPI.refuseUnknown(object, allowed: ["id", "name", "demo"])
+            if object["demo"] == .bool(true) {
+                // The demo tenant's definitions: a working starting point (and what load tests run against).
+                try await DemoTenant.install(into: engine, tenant: id, now: now)
+            } else {
+                try await engine.createTenant(id: id, name: object["name"]?.stringValue, now: now)
+            }
             let writeKey = try await engine.createKey(tenant: id, scope: .write, now: now)
             let secretKey = try await engine.createKey(tenant: id, scope: .secret, now: now)
             return .json(201, ["id": .string(id), "writeKey": .string(writeKey), "secretKey": .string(secretKey)])

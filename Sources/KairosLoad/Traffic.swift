@@ -1,0 +1,226 @@
+import Foundation
+import KairosCore
+import KairosEngine
+import Synchronization
+
+/// A tenant the run sends to, with its keys.
+public struct TenantKeys: Sendable, Hashable, Codable {
+    public var id: String
+    public var writeKey: String
+    /// Needed for admin reads and reconciliation.
+    public var secretKey: String?
+
+    public init(id: String, writeKey: String, secretKey: String?) {
+        self.id = id
+        self.writeKey = writeKey
+        self.secretKey = secretKey
+    }
+
+    var basicAuthorization: String { "Basic " + Data((writeKey + ":").utf8).base64EncodedString() }
+}
+
+/// One request ready to send.
+struct OutgoingRequest {
+    var operation: Operation
+    var bytes: [UInt8]
+    /// Events it carries (acknowledged ones count for reconciliation).
+    var events: Int
+    var tenant: Int
+}
+
+/// Hands out the campaign's contacts in batches, across connections, each contact once.
+final class CampaignCursor: Sendable {
+    private let next = Atomic<Int>(0)
+    let total: Int
+    let tenants: Int
+
+    init(contactsPerTenant: Int, tenants: Int) {
+        self.total = contactsPerTenant * tenants
+        self.tenants = tenants
+    }
+
+    /// The next range of global contact positions, or nil when every contact has been handed out.
+    func claim(_ count: Int) -> Range<Int>? {
+        let start = next.wrappingAdd(count, ordering: .relaxed).oldValue
+        guard start < total else { return nil }
+        return start..<min(start + count, total)
+    }
+}
+
+/// Realistic marketing traffic for one connection: Zipf-popular visitors, anonymous ones who
+/// identify, sessions of page views with UTM parameters, pricing views, form submits, email
+/// clicks, purchases with revenue, decisions and admin reads. Deterministic for a seed.
+struct TrafficGenerator {
+    let scenario: Scenario
+    let tenants: [TenantKeys]
+    let runId: String
+    let source: String
+    let host: String
+    private let popularity: ZipfDistribution
+    private let weights: [(Operation, Double)]
+    private var random: SeededRandom
+    private var counter = 0
+    private let knownCount: Int
+    private let authorizations: [String]
+    /// Contacts this connection has sent events for (tenant, contact): admin reads ask for these.
+    private var seen: [(tenant: Int, contact: Int)] = []
+    private var seenNext = 0
+
+    static let paths = ["/", "/blog/launch", "/docs/getting-started", "/pricing", "/pricing/enterprise", "/features", "/customers"]
+    static let campaigns = [
+        ("google", "cpc", "spring-sale"), ("newsletter", "email", "weekly-digest"), ("linkedin", "social", "webinar-launch"),
+        ("twitter", "social", "product-hunt"),
+    ]
+    static let events: [(name: String, weight: Double)] = [
+        ("Pricing Viewed", 30), ("Form Submitted", 15), ("Email Link Clicked", 25), ("Order Completed", 10), ("Signed Up", 8),
+        ("Demo Requested", 4), ("Webinar Attended", 8),
+    ]
+
+    init(scenario: Scenario, tenants: [TenantKeys], runId: String, connection: Int, host: String, popularity: ZipfDistribution) {
+        self.scenario = scenario
+        self.tenants = tenants
+        self.runId = runId
+        self.source = "\(runId)-\(connection)"
+        self.host = host
+        self.popularity = popularity
+        self.random = SeededRandom(seed: UInt64(truncatingIfNeeded: runId.hashValue) &+ UInt64(connection) &* 0x9E37_79B9_7F4A_7C15)
+        let total = scenario.mix.values.reduce(0, +)
+        var running = 0.0
+        self.weights = scenario.mix.sorted { $0.key < $1.key }.compactMap { operation, weight in
+            guard weight > 0 else { return nil }
+            running += weight / total
+            return (operation, running)
+        }
+        self.knownCount = Int(Double(scenario.contactsPerTenant) * scenario.knownShare)
+        self.authorizations = tenants.map(\.basicAuthorization)
+    }
+
+    private mutating func nextMessageId() -> String {
+        counter += 1
+        return "\(source)-\(counter)"
+    }
+
+    private mutating func pickOperation() -> Operation {
+        let target = random.unit()
+        return weights.first { $0.1 >= target }?.0 ?? weights.last?.0 ?? .page
+    }
+
+    private func identity(_ contact: Int) -> String {
+        contact < knownCount ? #""userId":"u\#(contact)""# : #""anonymousId":"a-\#(contact)""#
+    }
+
+    private mutating func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+
+    /// One Segment message (without the outer request), as JSON text.
+    private mutating func message(_ operation: Operation, contact: Int) -> String {
+        let id = identity(contact)
+        let messageId = nextMessageId()
+        switch operation {
+        case .identify:
+            // An anonymous visitor signs up (a merge), or a known one updates traits.
+            let user = "u\(contact)"
+            let domain = pick(["gmail.com", "acme.com", "globex.io", "initech.com", "hooli.com"])
+            let size = pick([8, 40, 120, 600, 2400])
+            let title = pick(["Engineer", "VP Marketing", "Director of Sales", "CTO", "Marketing Manager", "Founder"])
+            return #"{"type":"identify","userId":"\#(user)","anonymousId":"a-\#(contact)","messageId":"\#(messageId)","traits":{"email":"\#(user)@\#(domain)","company_size":\#(size),"title":"\#(title)","industry":"Software"}}"#
+        case .track:
+            var target = random.unit() * 100
+            var name = TrafficGenerator.events[0].name
+            for event in TrafficGenerator.events {
+                target -= event.weight
+                if target <= 0 {
+                    name = event.name
+                    break
+                }
+            }
+            let properties: String
+            switch name {
+            case "Order Completed":
+                let revenue = Double(random.next() % 50_000) / 100 + 9
+                properties = #"{"order_id":"\#(messageId)","revenue":\#(revenue),"currency":"USD"}"#
+            case "Form Submitted": properties = #"{"form":"contact-sales"}"#
+            case "Email Link Clicked": properties = #"{"campaign":"weekly-digest","link":"https://example.com/pricing"}"#
+            default: properties = "{}"
+            }
+            return #"{"type":"track",\#(id),"event":"\#(name)","messageId":"\#(messageId)","properties":\#(properties)}"#
+        default:
+            let path = pick(TrafficGenerator.paths)
+            let (utmSource, medium, campaign) = pick(TrafficGenerator.campaigns)
+            let url = "https://site.example.com\(path)?utm_source=\(utmSource)&utm_medium=\(medium)&utm_campaign=\(campaign)"
+            return #"{"type":"page",\#(id),"name":"\#(path)","messageId":"\#(messageId)","properties":{"path":"\#(path)","url":"\#(url)"},"context":{"campaign":{"source":"\#(utmSource)","medium":"\#(medium)","name":"\#(campaign)"}}}"#
+        }
+    }
+
+    private func post(_ path: String, tenant: Int, body: String) -> [UInt8] {
+        let bytes = Array(body.utf8)
+        return Array(
+            "POST \(path) HTTP/1.1\r\nhost: \(host)\r\nauthorization: \(authorizations[tenant])\r\ncontent-type: application/json\r\ncontent-length: \(bytes.count)\r\n\r\n"
+                .utf8) + bytes
+    }
+
+    private mutating func remember(tenant: Int, contact: Int) {
+        if seen.count < 256 { seen.append((tenant, contact)) } else { seen[seenNext] = (tenant, contact) }
+        seenNext = (seenNext + 1) % 256
+    }
+
+    mutating func nextRequest() -> OutgoingRequest {
+        var operation = pickOperation()
+        var tenant = tenants.count == 1 ? 0 : Int(random.next() % UInt64(tenants.count))
+        var contact = popularity.sample(&random)
+        if operation == .admin {
+            if seen.isEmpty {
+                operation = .page
+            } else {
+                (tenant, contact) = seen[Int(random.next() % UInt64(seen.count))]
+            }
+        }
+        if operation == .page || operation == .track || operation == .identify { remember(tenant: tenant, contact: contact) }
+        switch operation {
+        case .page, .track, .identify:
+            let path = operation == .page ? "/v1/page" : operation == .track ? "/v1/track" : "/v1/identify"
+            return OutgoingRequest(operation: operation, bytes: post(path, tenant: tenant, body: message(operation, contact: contact)), events: 1, tenant: tenant)
+        case .batch:
+            var messages: [String] = []
+            for _ in 0..<scenario.batchSize {
+                let kind: Operation = random.unit() < 0.7 ? .page : .track
+                messages.append(message(kind, contact: popularity.sample(&random)))
+            }
+            return OutgoingRequest(
+                operation: .batch, bytes: post("/v1/batch", tenant: tenant, body: #"{"batch":[\#(messages.joined(separator: ","))]}"#),
+                events: messages.count, tenant: tenant)
+        case .decide:
+            let path = pick(TrafficGenerator.paths)
+            let body = #"{\#(identity(contact)),"placements":["home-hero","pricing-cta"],"context":{"url":"https://site.example.com\#(path)?utm_source=google"}}"#
+            return OutgoingRequest(operation: .decide, bytes: post("/v1/decide", tenant: tenant, body: body), events: 0, tenant: tenant)
+        case .admin:
+            let reference = contact < knownCount ? "userId=u\(contact)" : "anonymousId=a-\(contact)"
+            let secret = tenants[tenant].secretKey ?? ""
+            let bytes = Array("GET /v1/admin/contacts?\(reference) HTTP/1.1\r\nhost: \(host)\r\nauthorization: Bearer \(secret)\r\n\r\n".utf8)
+            return OutgoingRequest(operation: .admin, bytes: bytes, events: 0, tenant: tenant)
+        case .get, .stream, .campaign:
+            return OutgoingRequest(operation: .get, bytes: Array("GET \(scenario.path) HTTP/1.1\r\nhost: \(host)\r\n\r\n".utf8), events: 0, tenant: tenant)
+        }
+    }
+
+    /// A batch of identify calls giving the campaign trait to the contacts at these global positions.
+    mutating func campaignRequest(_ positions: Range<Int>) -> OutgoingRequest {
+        let tenant = positions.lowerBound / scenario.contactsPerTenant
+        var messages: [String] = []
+        for position in positions where position / scenario.contactsPerTenant == tenant {
+            let contact = position % scenario.contactsPerTenant
+            messages.append(#"{"type":"identify","userId":"u\#(contact)","messageId":"\#(nextMessageId())","traits":{"campaign":"\#(runId)"}}"#)
+        }
+        return OutgoingRequest(
+            operation: .campaign, bytes: post("/v1/batch", tenant: tenant, body: #"{"batch":[\#(messages.joined(separator: ","))]}"#),
+            events: messages.count, tenant: tenant)
+    }
+
+    /// One event-stream frame (a Segment message with `seq`) and its tenant.
+    mutating func nextFrame(seq: UInt64, tenant: Int) -> [UInt8] {
+        let contact = popularity.sample(&random)
+        let kind: Operation = random.unit() < 0.6 ? .page : .track
+        var text = message(kind, contact: contact)
+        text.removeFirst()
+        return Array("{\"seq\":\(seq),\(text)\n".utf8)
+    }
+}
