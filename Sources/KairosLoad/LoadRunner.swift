@@ -73,7 +73,7 @@ public final class LoadRunner: Sendable {
         startedAt.store(start, ordering: .relaxed)
         let end = start + UInt64(scenario.durationSeconds * 1e9)
         let popularity = ZipfDistribution(count: scenario.contactsPerTenant, exponent: scenario.zipfExponent)
-        let campaign = scenario.campaignContacts.map { CampaignCursor(contactsPerTenant: $0, tenants: configuration.tenants.count) }
+        let campaign = scenario.campaignContacts.map { CampaignCursor(contactsPerTenant: $0, tenants: configuration.tenants.count, batchSize: scenario.batchSize) }
         let threads = max(1, min(configuration.threads, scenario.connections + scenario.streamConnections + (campaign == nil ? 0 : 4)))
         var plans: [[ConnectionPlan]] = Array(repeating: [], count: threads)
         var index = 0
@@ -389,11 +389,11 @@ private final class Worker {
             write(connection, index: index, request.bytes)
         case .campaign:
             guard connection.inFlight == nil else { return }
-            guard let campaign, let positions = campaign.claim(configuration.scenario.batchSize) else {
+            guard let campaign, let batch = campaign.claim() else {
                 connection.done = true
                 return
             }
-            let request = connection.generator.campaignRequest(positions)
+            let request = connection.generator.campaignRequest(tenant: batch.tenant, contacts: batch.contacts)
             connection.inFlight = (request.operation, now, request.events, request.tenant)
             _ = runner.claim()
             write(connection, index: index, request.bytes)

@@ -28,22 +28,27 @@ struct OutgoingRequest {
     var tenant: Int
 }
 
-/// Hands out the campaign's contacts in batches, across connections, each contact once.
+/// Hands out the campaign's contacts in batches, across connections, each contact once; a
+/// batch never spans two tenants.
 final class CampaignCursor: Sendable {
     private let next = Atomic<Int>(0)
-    let total: Int
+    let perTenant: Int
     let tenants: Int
+    let batchSize: Int
+    private var batchesPerTenant: Int { (perTenant + batchSize - 1) / batchSize }
 
-    init(contactsPerTenant: Int, tenants: Int) {
-        self.total = contactsPerTenant * tenants
+    init(contactsPerTenant: Int, tenants: Int, batchSize: Int) {
+        self.perTenant = contactsPerTenant
         self.tenants = tenants
+        self.batchSize = batchSize
     }
 
-    /// The next range of global contact positions, or nil when every contact has been handed out.
-    func claim(_ count: Int) -> Range<Int>? {
-        let start = next.wrappingAdd(count, ordering: .relaxed).oldValue
-        guard start < total else { return nil }
-        return start..<min(start + count, total)
+    /// The next batch: its tenant and contact numbers, or nil when every contact has been handed out.
+    func claim() -> (tenant: Int, contacts: Range<Int>)? {
+        let batch = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard batch < batchesPerTenant * tenants else { return nil }
+        let start = (batch % batchesPerTenant) * batchSize
+        return (batch / batchesPerTenant, start..<min(start + batchSize, perTenant))
     }
 }
 
@@ -202,13 +207,10 @@ struct TrafficGenerator {
         }
     }
 
-    /// A batch of identify calls giving the campaign trait to the contacts at these global positions.
-    mutating func campaignRequest(_ positions: Range<Int>) -> OutgoingRequest {
-        let tenant = positions.lowerBound / scenario.contactsPerTenant
-        var messages: [String] = []
-        for position in positions where position / scenario.contactsPerTenant == tenant {
-            let contact = position % scenario.contactsPerTenant
-            messages.append(#"{"type":"identify","userId":"u\#(contact)","messageId":"\#(nextMessageId())","traits":{"campaign":"\#(runId)"}}"#)
+    /// A batch of identify calls giving the campaign trait to these contacts of a tenant.
+    mutating func campaignRequest(tenant: Int, contacts: Range<Int>) -> OutgoingRequest {
+        let messages = contacts.map { contact in
+            #"{"type":"identify","userId":"u\#(contact)","messageId":"\#(nextMessageId())","traits":{"campaign":"\#(runId)"}}"#
         }
         return OutgoingRequest(
             operation: .campaign, bytes: post("/v1/batch", tenant: tenant, body: #"{"batch":[\#(messages.joined(separator: ","))]}"#),
