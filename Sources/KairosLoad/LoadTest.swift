@@ -1,5 +1,6 @@
 import Foundation
 import KairosCore
+import Synchronization
 
 /// A whole run: set up tenants, read the server's counters, drive the load, read them again,
 /// reconcile, and judge.
@@ -60,26 +61,42 @@ public struct LoadTest: Sendable {
         let startedAt = ISO8601DateFormatter().string(from: Date())
         let loadRunner = LoadRunner(configuration: configuration)
         runner?(loadRunner)
+        // A campaign's enrollments are watched while the load runs, so their time is exact to ~50 ms.
+        let enrolledAt = Mutex<Double?>(nil)
+        let watching = Atomic<Bool>(true)
+        if let contacts = scenario.campaignContacts {
+            let journey = RunSetup.campaignJourney(configuration.runId)
+            let tenants = configuration.tenants
+            let wait = campaignWaitSeconds
+            Thread {
+                let deadline = Date().addingTimeInterval(wait + scenario.durationSeconds)
+                while watching.load(ordering: .relaxed), Date() < deadline {
+                    let entered = tenants.map { tenant in
+                        let metrics = try? client.expect("GET", "/v1/admin/journeys/\(journey)/metrics", key: tenant.secretKey)
+                        return Int(metrics?.objectValue?["entered"]?.numberValue ?? 0)
+                    }.min() ?? 0
+                    if entered >= contacts {
+                        enrolledAt.withLock { $0 = loadRunner.secondsSinceStart }
+                        return
+                    }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+            }.start()
+        }
         let measurements = try loadRunner.run(progress: progress)
 
         var campaignReport: CampaignReport?
         if let contacts = scenario.campaignContacts {
             let journey = RunSetup.campaignJourney(configuration.runId)
             var enrolled = 0
-            var enrolledSeconds: Double?
             let deadline = Date().addingTimeInterval(campaignWaitSeconds)
-            while true {
-                enrolled = try configuration.tenants.map { tenant in
-                    let metrics = try client.expect("GET", "/v1/admin/journeys/\(journey)/metrics", key: tenant.secretKey)
-                    return Int(metrics.objectValue?["entered"]?.numberValue ?? 0)
-                }.min() ?? 0
-                if enrolled >= contacts {
-                    enrolledSeconds = loadRunner.secondsSinceStart
-                    break
-                }
-                if Date() > deadline { break }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
+            while enrolledAt.withLock({ $0 }) == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            watching.store(false, ordering: .relaxed)
+            let enrolledSeconds = enrolledAt.withLock { $0 }
+            enrolled = try configuration.tenants.map { tenant in
+                let metrics = try client.expect("GET", "/v1/admin/journeys/\(journey)/metrics", key: tenant.secretKey)
+                return Int(metrics.objectValue?["entered"]?.numberValue ?? 0)
+            }.min() ?? 0
             campaignReport = CampaignReport(
                 journey: journey, contacts: contacts, sentSeconds: measurements.campaignSentSeconds, enrolledSeconds: enrolledSeconds,
                 enrolled: enrolled)

@@ -207,7 +207,7 @@ final class HeldJournal: Journal {
         // Two requests are taken in (their writes wait for the journal) …
         let first = Task { try await exchange(port, request("POST", "/v1/track", headers: auth, body: body)) }
         let second = Task { try await exchange(port, request("POST", "/v1/track", headers: auth, body: body)) }
-        #expect(await eventually { journal.heldCount == 2 })
+        #expect(await eventually(timeout: .seconds(30)) { journal.heldCount == 2 })
         // … the third is refused with the reason, and health checks are still answered.
         let third = try #require(try await exchange(port, request("POST", "/v1/track", headers: auth, body: body)))
         #expect(third.status == 503 && third.json?.objectValue?["code"] == "overloaded")
