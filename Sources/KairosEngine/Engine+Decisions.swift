@@ -48,6 +48,7 @@ extension Engine {
     public func definePlacement(tenant id: String, _ json: JSONValue, now: Timestamp) async throws(EngineError) -> DefinitionReceipt {
         let tenant = try tenant(id)
         _ = try await tenant.actor.validatePlacement(json)
+        try await checkDefinitionQuota(tenant: id, .placement, json: json)
         return try await journaled(tenant, .definePlacement(json), now: now) { () async throws(EngineError) in
             try await tenant.actor.definePlacement(json, now: now)
         }
@@ -58,6 +59,7 @@ extension Engine {
     public func defineExperiment(tenant id: String, _ json: JSONValue, now: Timestamp) async throws(EngineError) -> DefinitionReceipt {
         let tenant = try tenant(id)
         _ = try await tenant.actor.validateExperiment(json)
+        try await checkDefinitionQuota(tenant: id, .experiment, json: json)
         return try await journaled(tenant, .defineExperiment(json), now: now) { () async throws(EngineError) in
             try await tenant.actor.defineExperiment(json, now: now)
         }

@@ -12,6 +12,7 @@ extension Engine {
     {
         let tenant = try tenant(id)
         _ = try await tenant.actor.validateJourney(json)
+        try await checkDefinitionQuota(tenant: id, .journey, json: json)
         return try await journaled(tenant, .defineJourney(json, migrate: migrateEnrollments), now: now) { () async throws(EngineError) in
             try await tenant.actor.defineJourney(json, migrate: migrateEnrollments, now: now)
         }
@@ -61,9 +62,9 @@ extension Engine {
         switch contact {
         case .userId(let userId): enrollment.userId = userId
         case .anonymousId(let anonymousId): enrollment.anonymousId = anonymousId
-        case .id(let contactId):
-            guard let actor = runtime.directory.lookup(id: contactId) else {
-                throw EngineError(.invalidArgument, "no contact \(contactId)")
+        case .id, .email:
+            guard let actor = actor(runtime, contact) else {
+                throw EngineError(.invalidArgument, "no such contact in tenant '\(id)'")
             }
             let state = await actor.snapshot()
             enrollment.userId = state.userId

@@ -22,6 +22,8 @@ public struct KeyInfo: Sendable, Hashable, Codable {
     public var label: String
     public var scope: KeyScope
     public var createdAt: Timestamp
+    /// When a key being rotated out stops working.
+    public var expiresAt: Timestamp?
 }
 
 extension Engine {
@@ -68,16 +70,49 @@ extension Engine {
     func applyRevokeKey(_ tenant: Tenant, label: String, now: Timestamp) async throws(EngineError) {
         let hash = await tenant.actor.writeKeys[label]
         _ = try await tenant.actor.delete(.writeKey, id: label, now: now)
-        if let hash { writeKeyIndex.withLock { _ = $0.removeValue(forKey: hash) } }
+        if let hash {
+            writeKeyIndex.withLock { _ = $0.removeValue(forKey: hash) }
+            keyExpiryIndex.withLock { _ = $0.removeValue(forKey: hash) }
+        }
+        keyRevocations.add(1, ordering: .releasing)
+    }
+
+    /// Rotates a key: a new key of the same scope now, and the old one keeps working for
+    /// `overlap` (0: stops at once), so clients can move over without an outage.
+    public func rotateKey(tenant id: String, label: String, overlap: TimeSpan, now: Timestamp) async throws(EngineError)
+        -> (key: String, oldKeyExpiresAt: Timestamp)
+    {
+        let tenant = try tenant(id)
+        guard await tenant.actor.writeKeys[label] != nil, let scope = KeyScope(key: label) else {
+            throw EngineError(.unknownDefinition, "tenant '\(id)' has no key '\(label)'")
+        }
+        guard overlap.milliseconds >= 0, overlap.milliseconds <= 90 * 86_400_000 else {
+            throw EngineError(.invalidArgument, "the overlap must be 0 to 90 days")
+        }
+        let key = try await createKey(tenant: id, scope: scope, now: now)
+        let expiry = now.milliseconds + overlap.milliseconds
+        try await journaled(tenant, .expireKey(label: label, at: expiry), now: now) { () async throws(EngineError) in
+            try await applyExpireKey(tenant, label: label, at: expiry, now: now)
+        }
+        return (key, Timestamp(milliseconds: expiry))
+    }
+
+    func applyExpireKey(_ tenant: Tenant, label: String, at expiry: Int64, now: Timestamp) async throws(EngineError) {
+        _ = try await tenant.actor.expireKey(label: label, at: expiry, now: now)
+        if let hash = await tenant.actor.writeKeys[label] { keyExpiryIndex.withLock { $0[hash] = expiry } }
         keyRevocations.add(1, ordering: .releasing)
     }
 
     /// A tenant's keys, by label (the keys themselves are not kept).
     public func keys(tenant id: String) async throws(EngineError) -> [KeyInfo] {
         var keys: [KeyInfo] = []
+        let tenant = try tenant(id)
+        let expiries = await tenant.actor.keyExpiries
         for version in try await definitions(tenant: id, .writeKey) {
             guard version.source != nil, let scope = KeyScope(key: version.id) else { continue }
-            keys.append(KeyInfo(label: version.id, scope: scope, createdAt: version.definedAt))
+            let created = try await definitionHistory(tenant: id, .writeKey, id: version.id).first?.definedAt ?? version.definedAt
+            keys.append(
+                KeyInfo(label: version.id, scope: scope, createdAt: created, expiresAt: expiries[version.id].map(Timestamp.init(milliseconds:))))
         }
         return keys
     }
@@ -86,10 +121,18 @@ extension Engine {
     public func tenant(forWriteKey key: String) -> String? { tenant(forKey: key, scope: .write) }
 
     /// The tenant of a key of the given scope, or nil when the key is unknown, revoked or of another scope.
-    public func tenant(forKey key: String, scope: KeyScope) -> String? {
+    public func tenant(forKey key: String, scope: KeyScope, at now: Timestamp? = nil) -> String? {
+        guard let entry = keyEntry(forKey: key, scope: scope) else { return nil }
+        if let expiry = entry.expiresAt, (now ?? SystemClock().now()) >= expiry { return nil }
+        return entry.tenant
+    }
+
+    /// A key's tenant and, for a key being rotated out, when it stops working (for caches).
+    public func keyEntry(forKey key: String, scope: KeyScope) -> (tenant: String, expiresAt: Timestamp?)? {
         guard KeyScope(key: key) == scope else { return nil }
         let hash = SHA256.hex(Array(key.utf8))
-        return writeKeyIndex.withLock { $0[hash] }
+        guard let tenant = writeKeyIndex.withLock({ $0[hash] }) else { return nil }
+        return (tenant, keyExpiryIndex.withLock { $0[hash] }.map(Timestamp.init(milliseconds:)))
     }
 
     /// Rebuilds the key index from restored tenants (after `restore(snapshot:)`).
@@ -97,7 +140,11 @@ extension Engine {
         for id in tenantIds {
             guard let tenant = try? tenant(id) else { continue }
             let keys = await tenant.actor.writeKeys
+            let expiries = await tenant.actor.keyExpiries
             writeKeyIndex.withLock { index in for hash in keys.values { index[hash] = id } }
+            keyExpiryIndex.withLock { index in
+                for (label, expiry) in expiries { if let hash = keys[label] { index[hash] = expiry } }
+            }
         }
     }
 }

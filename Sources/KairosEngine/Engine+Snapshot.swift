@@ -14,8 +14,8 @@ public struct EngineSnapshot: Sendable {
 
 extension Engine {
     /// 2 added decision tallies per tenant (and contacts in codec version 2), 3 journey metrics
-    /// and the outbox (contacts in codec version 3); 1 and 2 are still read.
-    static let snapshotVersion: UInt8 = 3
+    /// and the outbox (contacts in codec version 3), 4 activity by 15 minutes; 1 to 3 are still read.
+    static let snapshotVersion: UInt8 = 4
     /// Contacts per independently encoded chunk of a snapshot.
     static let snapshotChunk = 4096
 
@@ -207,6 +207,18 @@ extension Engine {
                 writer.write(entry.message.fields[name]!)
             }
         }
+        let activity = runtime.activity.export()
+        writer.writeVarint(UInt64(activity.count))
+        for index in activity.keys.sorted() {
+            let bucket = activity[index]!
+            writer.writeSigned(index)
+            writer.writeSigned(Int64(bucket.events))
+            writer.writeVarint(UInt64(bucket.stages.count))
+            for stage in bucket.stages.keys.sorted() {
+                writer.write(stage)
+                writer.writeSigned(Int64(bucket.stages[stage]!))
+            }
+        }
         return contacts.count
     }
 
@@ -273,7 +285,10 @@ extension Engine {
                 for part in decoded {
                     group.addTask {
                         var memberships: [String: [UInt64]] = [:]
+                        var emails: [(contact: UInt64, email: String?)] = []
+                        defer { runtime.emails.set(emails) }
                         for (state, keys) in part {
+                            if case .string(let email)? = state.traits["email"], !email.isEmpty { emails.append((state.id, email)) }
                             let actor = ContactActor(restoring: state, tenant: runtime)
                             runtime.directory.restore(actor, keys: keys, nextId: nextId)
                             for membership in state.segments {
@@ -378,6 +393,16 @@ extension Engine {
                         message: OutboxMessage(idempotencyKey: key, journey: journey, node: node, channel: channel, fields: fields)))
             }
             runtime.outbox.restore(outbox)
+
+            guard version >= 4 else { continue }
+            var activity: [Int64: DailyActivity.Bucket] = [:]
+            for _ in 0..<(try reader.readCount()) {
+                let index = try reader.readSigned()
+                var bucket = DailyActivity.Bucket(events: Int(try reader.readSigned()))
+                for _ in 0..<(try reader.readCount()) { bucket.stages[try reader.readString()] = Int(try reader.readSigned()) }
+                activity[index] = bucket
+            }
+            runtime.activity.restore(activity)
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the last tenant") }
         await indexWriteKeys()

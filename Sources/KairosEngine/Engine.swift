@@ -6,6 +6,8 @@ public enum IngestResult: Sendable, Hashable {
     case applied
     /// Its `messageId` was seen within the dedupe window: acknowledged, not applied again.
     case duplicate
+    /// It would have created a contact past the tenant's `maxContacts`: not applied.
+    case overContactLimit
 }
 
 public struct IngestReport: Sendable {
@@ -15,6 +17,7 @@ public struct IngestReport: Sendable {
 
     public var appliedCount: Int { results.count { $0 == .applied } }
     public var duplicateCount: Int { results.count { $0 == .duplicate } }
+    public var refusedCount: Int { results.count { $0 == .overContactLimit } }
 }
 
 /// One page of a segment's members.
@@ -62,7 +65,7 @@ public final class Engine: Sendable {
     /// Parallel lanes one ingested batch is spread over (one per core here).
     static let lanesPerBatch = 2
 
-    private let tenants = Mutex<[String: Tenant]>([:])
+    let tenants = Mutex<[String: Tenant]>([:])
     private let scheduler = Scheduler()
     private let bus = EffectBus()
     private let dedupeWindow: TimeSpan
@@ -74,6 +77,8 @@ public final class Engine: Sendable {
     public let journal: (any Journal)?
     /// Write keys: SHA-256 (hex) → tenant.
     let writeKeyIndex = Mutex<[String: String]>([:])
+    /// Keys being rotated out: SHA-256 (hex) → when they stop working (milliseconds).
+    let keyExpiryIndex = Mutex<[String: Int64]>([:])
     /// Counts key revocations, so caches of key lookups know when to forget.
     let keyRevocations = Atomic<UInt64>(0)
     /// The journal position a restored snapshot started at (0 without one).
@@ -168,6 +173,7 @@ public final class Engine: Sendable {
     ) async throws(EngineError) -> DefinitionReceipt {
         let tenant = try tenant(id)
         _ = try await tenant.actor.validateModel(json)
+        try await checkDefinitionQuota(tenant: id, .scoringModel, json: json)
         return try await journaled(tenant, .defineScoringModel(json), now: now) { () async throws(EngineError) in
             try await tenant.actor.defineModel(json, now: now, progress: progress)
         }
@@ -180,6 +186,7 @@ public final class Engine: Sendable {
     ) async throws(EngineError) -> DefinitionReceipt {
         let tenant = try tenant(id)
         _ = try await tenant.actor.validateSegment(json)
+        try await checkDefinitionQuota(tenant: id, .segment, json: json)
         return try await journaled(tenant, .defineSegment(json), now: now) { () async throws(EngineError) in
             try await tenant.actor.defineSegment(json, now: now, progress: progress)
         }
@@ -226,6 +233,13 @@ public final class Engine: Sendable {
     /// Applies a batch of events. Events for one contact apply in order; contacts run in parallel.
     /// With a journal, the new events are durable before they are applied and this returns.
     public func ingest(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
+        if let maximum = try tenant(id).runtime.limits.maxContacts {
+            return try await ingest(tenant: id, events: events, now: now, contactLimit: maximum)
+        }
+        return try await ingestAdmitted(tenant: id, events: events, now: now)
+    }
+
+    func ingestAdmitted(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
         let tenant = try tenant(id)
         let runtime = tenant.runtime
         let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
@@ -278,11 +292,20 @@ public final class Engine: Sendable {
         var groups: [(ContactActor, [ContactActor.Item])] = []
         var groupIndex: [ObjectIdentifier: Int] = [:]
         var accountChanges: [UInt64] = []
+        var emailChanges: [(contact: UInt64, email: String?)] = []
         for index in events.indices {
             let link = resolve(events[index], in: runtime.directory, make: make)
             if events[index].type == .group, let groupId = events[index].groupId {
                 accountChanges += runtime.accounts.record(
                     groupId: groupId, traits: events[index].traits, contact: link.target.id)
+            }
+            if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
+            if events[index].type != .group, let email = events[index].traits["email"] {
+                if case .string(let text) = email, !text.isEmpty {
+                    emailChanges.append((link.target.id, text))
+                } else if email.isNull {
+                    emailChanges.append((link.target.id, nil))
+                }
             }
             let item = ContactActor.Item(index: index, mergeSource: link.mergeSource)
             let key = ObjectIdentifier(link.target)
@@ -326,7 +349,9 @@ public final class Engine: Sendable {
                 effects += await contact.accountTraitsChanged(now: now)
             }
         }
+        runtime.emails.set(emailChanges)
         runtime.outbox.apply(effects)
+        runtime.activity.record(events: events.count, effects: effects, at: now)
         bus.publish(tenant: runtime.id, effects)
         return effects
     }
@@ -360,18 +385,14 @@ public final class Engine: Sendable {
         case userId(String)
         case anonymousId(String)
         case id(UInt64)
+        /// The contact whose `email` trait this is (case-insensitive).
+        case email(String)
     }
 
     /// A contact as of `now`, or nil when unknown.
     public func contact(tenant id: String, _ reference: ContactReference, now: Timestamp) async throws(EngineError) -> ContactView? {
         let runtime = try tenant(id).runtime
-        let actor: ContactActor?
-        switch reference {
-        case .userId(let userId): actor = runtime.directory.lookup(.user(userId))
-        case .anonymousId(let anonymousId): actor = runtime.directory.lookup(.anonymous(anonymousId))
-        case .id(let contactId): actor = runtime.directory.lookup(id: contactId)
-        }
-        guard let actor else { return nil }
+        guard let actor = actor(runtime, reference) else { return nil }
         let state = await actor.snapshot()
         let definitions = runtime.definitions
         let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
@@ -434,7 +455,10 @@ public final class Engine: Sendable {
     private func advance(to time: Timestamp, collect: (String, Int, [Effect]) -> Void) async {
         while true {
             // A merged profile's timers are its new owner's now; skipping them keeps replay exact.
-            let entries = scheduler.popEarliest(notAfter: time.milliseconds).filter { !$0.contact.isMerged }
+            // A deleted tenant's contacts fire nothing.
+            let entries = scheduler.popEarliest(notAfter: time.milliseconds).filter {
+                !$0.contact.isMerged && !$0.contact.tenant.deleted.load(ordering: .relaxed)
+            }
             if entries.isEmpty {
                 if scheduler.nextDue.map({ $0 <= time.milliseconds }) ?? false { continue }
                 break
@@ -480,6 +504,7 @@ public final class Engine: Sendable {
             return all
         }
         contacts.first?.tenant.outbox.apply(effects)
+        contacts.first?.tenant.activity.record(events: 0, effects: effects, at: Timestamp(milliseconds: due))
         return effects
     }
 
@@ -573,6 +598,10 @@ public final class Engine: Sendable {
         case .setJourneyStatus(let journey, let status): _ = try? await tenant.actor.setJourneyStatus(journey, status, now: time)
         case .enroll(let enrollment): _ = await applyEnrollment(tenant.runtime, enrollment, now: time)
         case .addWriteKey(let label, let hash): await applyWriteKey(tenant, label: label, hash: hash, now: time)
+        case .defineTemplate(let json): _ = try? await tenant.actor.defineTemplate(json, now: time)
+        case .setLimits(let json): _ = try? await tenant.actor.setLimits(json, now: time)
+        case .deleteTenant: applyDeleteTenant(tenant)
+        case .expireKey(let label, let expiry): try? await applyExpireKey(tenant, label: label, at: expiry, now: time)
         }
         return 0
     }

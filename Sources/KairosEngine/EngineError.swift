@@ -13,6 +13,8 @@ public struct EngineError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The change could not be made durable (journal write failed, e.g. disk full):
         /// nothing was applied; retrying later is safe.
         public static let unavailable = Code(name: "unavailable")
+        /// A tenant limit (contacts, definitions) would be passed.
+        public static let quotaExceeded = Code(name: "quota_exceeded")
         public var description: String { name }
     }
 

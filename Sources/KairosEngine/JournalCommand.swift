@@ -23,6 +23,12 @@ enum JournalCommand: Sendable {
     case enroll(Enrollment)
     /// A new write key for the tenant: its label and SHA-256 (the key itself is never stored).
     case addWriteKey(label: String, sha256: String)
+    case defineTemplate(JSONValue)
+    case setLimits(JSONValue)
+    /// The tenant and everything it holds go.
+    case deleteTenant
+    /// A key stops working at a time (milliseconds): the end of a rotation's overlap.
+    case expireKey(label: String, at: Int64)
 
     struct Enrollment: Sendable, Hashable {
         var journey: String
@@ -57,6 +63,10 @@ enum JournalCommand: Sendable {
         case .setJourneyStatus: return 11
         case .enroll: return 12
         case .addWriteKey: return 13
+        case .defineTemplate: return 14
+        case .setLimits: return 15
+        case .deleteTenant: return 16
+        case .expireKey: return 17
         }
     }
 
@@ -68,7 +78,8 @@ enum JournalCommand: Sendable {
             var writer = BinaryWriter()
             switch self {
             case .createTenant(let name): writer.write(name)
-            case .defineScoringModel(let json), .defineSegment(let json), .definePlacement(let json), .defineExperiment(let json):
+            case .defineScoringModel(let json), .defineSegment(let json), .definePlacement(let json), .defineExperiment(let json),
+                .defineTemplate(let json), .setLimits(let json):
                 writer.write(json)
             case .decisions(let visitor):
                 writer.writeOptional(visitor.userId)
@@ -111,6 +122,10 @@ enum JournalCommand: Sendable {
             case .addWriteKey(let label, let hash):
                 writer.write(label)
                 writer.write(hash)
+            case .deleteTenant: break
+            case .expireKey(let label, let expiry):
+                writer.write(label)
+                writer.writeSigned(expiry)
             case .ingest: break
             }
             return writer.bytes
@@ -167,6 +182,10 @@ enum JournalCommand: Sendable {
                     journey: try reader.readString(), userId: try reader.readOptionalString(),
                     anonymousId: try reader.readOptionalString(), key: try reader.readOptionalString()))
         case 13: command = .addWriteKey(label: try reader.readString(), sha256: try reader.readString())
+        case 14: command = .defineTemplate(try reader.readJSON())
+        case 15: command = .setLimits(try reader.readJSON())
+        case 16: command = .deleteTenant
+        case 17: command = .expireKey(label: try reader.readString(), at: try reader.readSigned())
         default: throw CodecError(offset: 0, message: "unknown command kind \(kind)")
         }
         guard reader.isAtEnd else { throw CodecError(offset: reader.offset, message: "unexpected bytes after the command") }

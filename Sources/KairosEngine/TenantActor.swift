@@ -12,6 +12,10 @@ public enum DefinitionKind: String, Sendable, Codable, CaseIterable {
     case journeyStatus = "journey_status"
     /// A write key (ingest and decide): its label and the SHA-256 of the key, never the key.
     case writeKey = "write_key"
+    /// A message template that journeys' send steps name.
+    case template
+    /// The tenant's limits (one definition, id `limits`), set by the operator.
+    case limits
 }
 
 /// One version of one definition.
@@ -57,6 +61,9 @@ actor TenantActor {
     private var journeyStatus: [String: JourneyStatus] = [:]
     /// Write keys: label → SHA-256 (hex) of the key.
     private(set) var writeKeys: [String: String] = [:]
+    /// Keys being rotated out: label → when they stop working (milliseconds).
+    private(set) var keyExpiries: [String: Int64] = [:]
+    private var templates: [String: TemplateDefinition] = [:]
     /// Hidden trigger segments by journey id (condition triggers of current versions).
     private var triggerSegmentCache: [String: SegmentDefinition] = [:]
     private var history: [DefinitionVersion] = []
@@ -79,6 +86,8 @@ actor TenantActor {
         case .journey: ids = Array(journeyVersions.keys)
         case .journeyStatus: ids = Array(journeyStatus.keys)
         case .writeKey: ids = Array(writeKeys.keys)
+        case .template: ids = Array(templates.keys)
+        case .limits: ids = latestVersions["limits:limits"] == nil ? [] : ["limits"]
         }
         return ids.sorted().compactMap { id in history.last { $0.kind == kind && $0.id == id } }
     }
@@ -103,6 +112,8 @@ actor TenantActor {
         journeyVersions = [:]
         journeyStatus = [:]
         writeKeys = [:]
+        keyExpiries = [:]
+        templates = [:]
         runtime.publish(JourneyCatalog.empty)
         var latest: [String: DefinitionVersion] = [:]
         latestVersions = [:]
@@ -127,6 +138,9 @@ actor TenantActor {
                 case .journey: break
                 case .writeKey:
                     if case .object(let object) = source, case .string(let hash)? = object["sha256"] { writeKeys[entry.id] = hash }
+                    if case .object(let object) = source, case .number(let expiry)? = object["expiresAt"] { keyExpiries[entry.id] = Int64(expiry) }
+                case .template: templates[entry.id] = try TemplateDefinition.parse(source)
+                case .limits: runtime.publish(try TenantLimits.parse(source))
                 case .journeyStatus:
                     if case .object(let object) = source, case .string(let raw)? = object["status"], let status = JourneyStatus(rawValue: raw) {
                         journeyStatus[entry.id] = status
@@ -235,7 +249,19 @@ actor TenantActor {
             throw EngineError(.invalidArgument, "journeys are not deleted: archive '\(id)' instead (its history and metrics stay)")
         case .writeKey:
             guard writeKeys.removeValue(forKey: id) != nil else { throw EngineError(.unknownDefinition, "no key '\(id)'") }
+            keyExpiries.removeValue(forKey: id)
             return receipt(kind, id: id, source: nil, now: now)
+        case .template:
+            guard templates[id] != nil else { throw EngineError(.unknownDefinition, "no template '\(id)'") }
+            if let user = currentJourneys().first(where: { $0.sharedTemplateIds.contains(id) }) {
+                throw EngineError(.definitionInUse, "template '\(id)' is used by journey '\(user.id)'")
+            }
+            templates.removeValue(forKey: id)
+            return receipt(kind, id: id, source: nil, now: now)
+        case .limits:
+            guard latestVersions["limits:limits"] != nil else { throw EngineError(.unknownDefinition, "no limits are set") }
+            runtime.publish(TenantLimits.unlimited)
+            return receipt(kind, id: "limits", source: nil, now: now)
         }
         let definitions = try compile(models: models, segments: segments, publish: true)
         let version = record(kind, id: id, source: nil, now: now)
@@ -346,12 +372,13 @@ actor TenantActor {
 
     /// Recompiles and publishes the whole journey catalog, checking every journey against
     /// `definitions` (segments or models changed, or a restore).
-    private func compileJourneys(definitions: TenantDefinitions) throws(EngineError) {
+    private func compileJourneys(definitions: TenantDefinitions, changedTemplate: String? = nil) throws(EngineError) {
         let runtime = self.runtime
         do {
             let catalog = try JourneyCatalog.compile(
                 versions: journeyVersions, current: journeyVersions.mapValues { $0.keys.max() ?? 1 }, status: journeyStatus,
-                definitions: definitions, reuse: runtime.journeys, intern: { runtime.intern($0) })
+                definitions: definitions, templates: sharedTemplates, reuse: runtime.journeys, recompilingUsers: changedTemplate,
+                intern: { runtime.intern($0) })
             runtime.publish(catalog)
         } catch {
             throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
@@ -399,7 +426,8 @@ actor TenantActor {
         let definitions = TenantActor.triggerSegment(journey) == nil
             ? runtime.definitions : try compile(models: models, segments: segments, trigger: journey, publish: false)
         do {
-            try JourneyCatalog.check(journey, definitions: definitions, journeys: { self.journeyVersions[$0] != nil })
+            try JourneyCatalog.check(
+                journey, definitions: definitions, templates: sharedTemplates, journeys: { self.journeyVersions[$0] != nil })
         } catch {
             throw EngineError(.invalidDefinition, "journey '\(error.journey)' is invalid at \(error.error)", definitionError: error.error)
         }
@@ -423,7 +451,8 @@ actor TenantActor {
         }
         do {
             // Only this journey changes: the catalog is derived, not recompiled.
-            let compiled = try CompiledJourney(definition: journey, version: version, intern: { runtime.intern($0) })
+            let compiled = try CompiledJourney(
+                definition: journey, version: version, sharedTemplates: sharedTemplates, intern: { runtime.intern($0) })
             runtime.publish(runtime.journeys.updating(compiled, status: journeyStatus[journey.id] ?? .draft))
         } catch {
             throw EngineError.invalid(error, in: "journey")
@@ -489,7 +518,57 @@ actor TenantActor {
 
     func journeyStatusOf(_ id: String) -> JourneyStatus? { journeyStatus[id] }
 
+    // MARK: Templates
+
+    var sharedTemplates: [String: JourneyDefinition.Message] { templates.mapValues(\.message) }
+
+    func validateTemplate(_ json: JSONValue) throws(EngineError) -> TemplateDefinition {
+        do { return try TemplateDefinition.parse(json) } catch { throw EngineError.invalid(error, in: "template") }
+    }
+
+    /// A new version of a shared template: journeys that send it render the new text from now on.
+    func defineTemplate(_ json: JSONValue, now: Timestamp) throws(EngineError) -> DefinitionReceipt {
+        let template = try validateTemplate(json)
+        templates[template.id] = template
+        try compileJourneys(definitions: runtime.definitions, changedTemplate: template.id)
+        return receipt(.template, id: template.id, source: json, now: now)
+    }
+
+    // MARK: Limits
+
+    func setLimits(_ json: JSONValue, now: Timestamp) throws(EngineError) -> DefinitionReceipt {
+        let limits: TenantLimits
+        do { limits = try TenantLimits.parse(json) } catch { throw EngineError.invalid(error, in: "limits") }
+        runtime.publish(limits)
+        return receipt(.limits, id: "limits", source: limits.json, now: now)
+    }
+
+    /// Definitions the tenant holds now (what `maxDefinitions` counts).
+    var definitionCount: Int {
+        models.count + segments.count + placements.count + experiments.count + templates.count
+            + journeyStatus.values.count { $0 != .archived }
+    }
+
+    func holds(_ kind: DefinitionKind, id: String) -> Bool {
+        switch kind {
+        case .scoringModel: return models[id] != nil
+        case .segment: return segments[id] != nil
+        case .placement: return placements[id] != nil
+        case .experiment: return experiments[id] != nil
+        case .journey: return journeyVersions[id] != nil
+        case .template: return templates[id] != nil
+        case .journeyStatus, .writeKey, .limits: return true
+        }
+    }
+
     // MARK: Write keys
+
+    /// A key stops working at `expiry` (a rotation's overlap ends).
+    func expireKey(label: String, at expiry: Int64, now: Timestamp) throws(EngineError) -> DefinitionReceipt {
+        guard let hash = writeKeys[label] else { throw EngineError(.unknownDefinition, "no key '\(label)'") }
+        keyExpiries[label] = expiry
+        return receipt(.writeKey, id: label, source: .object(["sha256": .string(hash), "expiresAt": .number(Double(expiry))]), now: now)
+    }
 
     func addWriteKey(label: String, hash: String, now: Timestamp) -> DefinitionReceipt {
         writeKeys[label] = hash

@@ -12,6 +12,11 @@ final class TenantRuntime: Sendable {
     let tallies = DecisionTallies()
     let journeyMetrics = JourneyMetrics()
     let outbox = Outbox()
+    let emails = EmailIndex()
+    let activity = DailyActivity()
+    /// Set once the tenant is deleted: its contacts' timers no longer fire.
+    let deleted = Atomic<Bool>(false)
+    private let currentLimits = Mutex(TenantLimits.unlimited)
     /// Live ingest counters (since the process started; replay does not count).
     let eventsAccepted = Atomic<Int>(0)
     let duplicatesSkipped = Atomic<Int>(0)
@@ -34,6 +39,11 @@ final class TenantRuntime: Sendable {
     var definitions: TenantDefinitions { currentDefinitions.withLock { $0 } }
 
     func publish(_ definitions: TenantDefinitions) { currentDefinitions.withLock { $0 = definitions } }
+
+    /// The tenant's limits in force now.
+    var limits: TenantLimits { currentLimits.withLock { $0 } }
+
+    func publish(_ limits: TenantLimits) { currentLimits.withLock { $0 = limits } }
 
     /// The placements and experiments in force now.
     var catalog: DecisionCatalog { currentCatalog.withLock { $0 } }

@@ -18,6 +18,8 @@ public struct GatewayConfiguration: Sendable {
     public var maximumBatchBytes = 500 * 1024
     /// Largest admin request body (definitions).
     public var maximumAdminBodyBytes = 1024 * 1024
+    /// Largest contact import body (CSV or NDJSON).
+    public var maximumImportBytes = 256 * 1024 * 1024
     /// The operator key: creates and lists tenants, server status and snapshots (nil: no operator routes).
     public var operatorKey: String?
 
@@ -37,10 +39,11 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private var streams: StreamServer?
     private let json = FastJSON()
     private let decoder = EventDecoder()
-    private var keyCache: [String: String] = [:]
+    private var keyCache: [String: (tenant: String, expiresAt: Timestamp?)] = [:]
     /// The engine's key revocation count when `keyCache` was last known good.
     private var keyCacheRevocations: UInt64 = 0
     private let admin: AdminAPI
+    private let rateLimiter = RateLimiter()
     /// Requests handed to the engine and not yet answered (loop thread only).
     private var inFlight = 0
     private let ready = Atomic<Bool>(false)
@@ -155,10 +158,11 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 
     func bodyLimit(method: String, path: String) -> Int? {
         // Compressed bodies are checked again once inflated.
-        method == "POST" || method == "PUT" ? bodyLimit(path: path) : 0
+        method == "POST" || method == "PUT" || method == "PATCH" ? bodyLimit(path: path) : 0
     }
 
     func bodyLimit(path: String) -> Int? {
+        if path == "/v1/admin/contacts/import" { return configuration.maximumImportBytes }
         if path.hasPrefix("/v1/admin/") { return configuration.maximumAdminBodyBytes }
         if path == "/v1/batch" || path == "/v1/import" { return configuration.maximumBatchBytes }
         if Gateway.ingestTypes[path] != nil || path == "/v1/decide" { return configuration.maximumEventBytes }
@@ -166,7 +170,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     }
 
     func check(method: String, path: String, contentLength: UInt64?, headers: [(name: String, value: String)]) -> HTTPResponse? {
-        guard method == "POST" || method == "PUT", let limit = bodyLimit(path: path) else { return nil }
+        guard method == "POST" || method == "PUT" || method == "PATCH", let limit = bodyLimit(path: path) else { return nil }
         if let contentLength, contentLength > UInt64(limit) {
             return .error(
                 413, "body_too_large",
@@ -177,10 +181,46 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     }
 
     func commonHeaders(for request: HTTPRequest) -> [(name: String, value: String)] {
-        guard !configuration.corsOrigins.isEmpty, let origin = request.header("origin") else { return [] }
-        let allowed = configuration.corsOrigins.contains("*") || configuration.corsOrigins.contains(origin)
-        guard allowed else { return [] }
-        return [("access-control-allow-origin", configuration.corsOrigins.contains("*") ? "*" : origin), ("vary", "Origin")]
+        guard let origin = request.header("origin") else { return [] }
+        // A tenant's own origins (known from a write key in the header or query) replace the server's.
+        let origins = requestKey(request).flatMap { tenant(forWriteKey: $0) }.flatMap { tenantOrigins($0) } ?? configuration.corsOrigins
+        guard !origins.isEmpty, origins.contains("*") || origins.contains(origin) else { return [] }
+        return [("access-control-allow-origin", origins.contains("*") ? "*" : origin), ("vary", "Origin")]
+    }
+
+    private func tenantOrigins(_ tenant: String) -> [String]? { try? engine.limits(tenant: tenant).corsOrigins }
+
+    /// A browser call from an origin its tenant does not allow is refused, not only unreadable:
+    /// an event sent from a page the tenant does not own must not count.
+    private func originRefusal(_ request: HTTPRequest, tenant: String) -> HTTPResponse? {
+        guard let origin = request.header("origin"), let origins = tenantOrigins(tenant) else { return nil }
+        if origins.contains("*") || origins.contains(origin) { return nil }
+        return .error(403, "origin_not_allowed", "origin \(origin) may not call this tenant from a browser")
+    }
+
+    /// A request over the tenant's rate: 429 with the seconds until it may try again.
+    private func rateRefusal(tenant: String) -> HTTPResponse? {
+        guard let limits = try? engine.limits(tenant: tenant), let rate = limits.requestsPerSecond else { return nil }
+        guard let wait = rateLimiter.take(tenant: tenant, rate: rate, burst: limits.burst, now: .now) else { return nil }
+        let seconds = max(1, Int(wait.seconds.rounded(.up)))
+        var response = HTTPResponse.error(
+            429, "rate_limited", "tenant '\(tenant)' is limited to \(JSONValue.number(rate).compactText) requests/s; retry in \(seconds) s")
+        response.headers.append(("retry-after", String(seconds)))
+        return response
+    }
+
+    /// The write key a request carries in its header or query (not the body, unread here).
+    private func requestKey(_ request: HTTPRequest) -> String? {
+        if let authorization = request.header("authorization") {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "basic", let decoded = Data(base64Encoded: String(parts[1])),
+                let text = String(data: decoded, encoding: .utf8)
+            {
+                return text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+            }
+            return nil
+        }
+        return request.queryItems["writeKey"]
     }
 
     func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
@@ -225,6 +265,21 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 
     /// The body as JSON: decompressed (gzip) and parsed, or the response explaining why not.
     private func readJSON(_ request: HTTPRequest, limit: Int) -> Result<JSONValue, HTTPResponseError> {
+        let body: [UInt8]
+        switch inflate(request, limit: limit) {
+        case .success(let bytes): body = bytes
+        case .failure(let error): return .failure(error)
+        }
+        guard !body.isEmpty else { return .failure(HTTPResponseError(.error(400, "empty_body", "the request has no body"))) }
+        do {
+            return .success(try json.parse(body))
+        } catch {
+            return .failure(HTTPResponseError(.error(400, "malformed_json", "the body is not valid JSON: \(error.message)")))
+        }
+    }
+
+    /// The body decompressed (gzip) and within `limit`.
+    private func inflate(_ request: HTTPRequest, limit: Int) -> Result<[UInt8], HTTPResponseError> {
         var body = request.body
         switch request.header("content-encoding")?.lowercased() {
         case nil, "identity": break
@@ -244,12 +299,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         guard body.count <= limit else {
             return .failure(HTTPResponseError(.error(413, "body_too_large", "the body exceeds \(limit) bytes")))
         }
-        guard !body.isEmpty else { return .failure(HTTPResponseError(.error(400, "empty_body", "the request has no body"))) }
-        do {
-            return .success(try json.parse(body))
-        } catch {
-            return .failure(HTTPResponseError(.error(400, "malformed_json", "the body is not valid JSON: \(error.message)")))
-        }
+        return .success(body)
     }
 
     /// The tenant of the request's write key: HTTP Basic (the key as user name), `writeKey` in
@@ -285,22 +335,30 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     // MARK: Admin
 
     private func administer(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let now = clock.now()
         let caller: AdminAPI.Caller
-        switch admin.authenticate(request) {
+        switch admin.authenticate(request, now: now) {
         case .success(let value): caller = value
         case .failure(let error): return respond(error.response)
         }
+        if case .tenant(let tenant) = caller, let refusal = rateRefusal(tenant: tenant) { return respond(refusal) }
+        var request = request
         var body: JSONValue?
-        if !request.body.isEmpty {
+        if AdminAPI.takesRawBody(request) {
+            switch inflate(request, limit: configuration.maximumImportBytes) {
+            case .success(let bytes): request.body = bytes
+            case .failure(let error): return respond(error.response)
+            }
+        } else if !request.body.isEmpty {
             switch readJSON(request, limit: configuration.maximumAdminBodyBytes) {
             case .success(let value): body = value
             case .failure(let error): return respond(error.response)
             }
         }
         let admin = self.admin
-        let now = clock.now()
         guard let respond = admit(respond) else { return }
-        Task { respond(await admin.handle(request, caller: caller, body: body, now: now)) }
+        let call = request
+        Task { respond(await admin.handle(call, caller: caller, body: body, now: now)) }
     }
 
     private static func respond(to error: EngineError) -> HTTPResponse {
@@ -348,12 +406,16 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         case .success(let value): tenant = value
         case .failure(let error): return respond(error.response)
         }
+        if let refusal = originRefusal(request, tenant: tenant) ?? rateRefusal(tenant: tenant) { return respond(refusal) }
         let now = clock.now()
         var events: [Event] = []
+        var positions: [Int] = []
         var errors: [EventValidationError] = []
         if let type {
             switch decoder.decode(body, defaultType: type, receivedAt: now) {
-            case .success(let event): events.append(event)
+            case .success(let event):
+                events.append(event)
+                positions.append(0)
             case .failure(let error): errors.append(error)
             }
         } else {
@@ -369,35 +431,42 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
                         continue
                     }
                     switch result {
-                    case .success(let event): events.append(event)
+                    case .success(let event):
+                        events.append(event)
+                        positions.append(index)
                     case .failure(let error): errors.append(error)
                     }
                 }
             }
         }
-        let details = JSONValue.array(errors.map { error in
-            var object: [String: JSONValue] = ["field": .string(error.field), "message": .string(error.description)]
-            if let index = error.index { object["index"] = .number(Double(index)) }
-            return .object(object)
-        })
+        let details = Gateway.details(errors)
         guard !events.isEmpty else {
             let message = errors.count == 1 ? errors[0].description : "none of the \(errors.count) events is valid"
             return respond(.error(400, "invalid_event", message, details: details))
         }
         let engine = self.engine
         let accepted = events.count
-        let rejected: JSONValue? = errors.isEmpty ? Optional.none : .some(details)
+        let isBatch = type == nil
         guard let respond = admit(respond) else { return }
         Task {
             do {
                 let report = try await engine.ingest(tenant: tenant, events: events, now: now)
-                guard let rejected else { return respond(Gateway.success) }
+                var rejected = errors
+                for (position, result) in zip(positions, report.results) where result == .overContactLimit {
+                    rejected.append(
+                        EventValidationError(
+                            index: isBatch ? position : nil, field: "", message: "would create a contact past the tenant's contact limit"))
+                }
+                guard !rejected.isEmpty else { return respond(Gateway.success) }
+                if report.refusedCount == events.count && errors.isEmpty {
+                    return respond(.error(403, "quota_exceeded", "the tenant's contact limit is reached", details: Gateway.details(rejected)))
+                }
                 respond(
                     .json(
                         200,
                         [
-                            "success": true, "accepted": .number(Double(accepted)),
-                            "duplicates": .number(Double(report.duplicateCount)), "errors": rejected,
+                            "success": true, "accepted": .number(Double(accepted - report.refusedCount)),
+                            "duplicates": .number(Double(report.duplicateCount)), "errors": Gateway.details(rejected),
                         ]))
             } catch let error as EngineError {
                 respond(Gateway.respond(to: error))
@@ -405,6 +474,14 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
                 respond(.error(500, "internal", "\(error)"))
             }
         }
+    }
+
+    static func details(_ errors: [EventValidationError]) -> JSONValue {
+        .array(errors.sorted { ($0.index ?? 0) < ($1.index ?? 0) }.map { error in
+            var object: [String: JSONValue] = ["field": .string(error.field), "message": .string(error.description)]
+            if let index = error.index { object["index"] = .number(Double(index)) }
+            return .object(object)
+        })
     }
 
     // MARK: Decide
@@ -429,6 +506,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         case .success(let value): tenant = value
         case .failure(let error): return respond(error.response)
         }
+        if let refusal = originRefusal(request, tenant: tenant) ?? rateRefusal(tenant: tenant) { return respond(refusal) }
         guard case .array(let list)? = fields["placements"], !list.isEmpty, list.count <= 20 else {
             return respond(.error(400, "invalid_request", "placements is required: 1–20 placement ids"))
         }
@@ -511,10 +589,15 @@ extension Gateway: StreamHandler {
             keyCache.removeAll()
             keyCacheRevocations = revocations
         }
-        if let tenant = keyCache[key] { return tenant }
-        guard let tenant = engine.tenant(forWriteKey: key) else { return nil }
-        keyCache[key] = tenant
-        return tenant
+        let now = clock.now()
+        if let cached = keyCache[key] {
+            if let expiry = cached.expiresAt, now >= expiry { return nil }
+            return cached.tenant
+        }
+        guard let entry = engine.keyEntry(forKey: key, scope: .write) else { return nil }
+        keyCache[key] = entry
+        if let expiry = entry.expiresAt, now >= expiry { return nil }
+        return entry.tenant
     }
 
     func parseJSON(_ bytes: UnsafeRawBufferPointer) -> Result<JSONValue, FastJSON.ParseError> {
@@ -556,4 +639,25 @@ final class ClosureBox1<Argument> {
 struct HTTPResponseError: Error {
     var response: HTTPResponse
     init(_ response: HTTPResponse) { self.response = response }
+}
+
+/// Token buckets per tenant (loop thread only).
+final class RateLimiter: @unchecked Sendable {
+    // @unchecked: used on the loop thread only.
+    private var buckets: [String: (tokens: Double, at: ContinuousClock.Instant)] = [:]
+
+    /// Takes a token; nil when there was one, else how long until there is.
+    func take(tenant: String, rate: Double, burst: Int?, now: ContinuousClock.Instant) -> Duration? {
+        let capacity = Double(burst ?? max(1, Int(rate.rounded(.up))))
+        var bucket = buckets[tenant] ?? (capacity, now)
+        let elapsed = (now - bucket.at).seconds
+        bucket.tokens = min(capacity, bucket.tokens + elapsed * rate)
+        bucket.at = now
+        defer { buckets[tenant] = bucket }
+        if bucket.tokens >= 1 {
+            bucket.tokens -= 1
+            return nil
+        }
+        return .milliseconds(Int64(((1 - bucket.tokens) / rate * 1000).rounded(.up)))
+    }
 }

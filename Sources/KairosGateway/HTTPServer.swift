@@ -6,7 +6,7 @@ import Foundation
 public struct HTTPLimits: Sendable {
     /// Request line plus headers.
     public var maximumHeaderBytes = 16 * 1024
-    /// The largest body any route accepts (routes check their own, smaller limits).
+    /// The body limit of routes that set none of their own.
     public var maximumBodyBytes = 512 * 1024
     public var maximumConnections = 10_000
     /// A connection with no request in progress is closed after this long.
@@ -276,7 +276,7 @@ final class HTTPConnection {
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
         let hasLength = parser.pointee.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0
         let declared: UInt64? = hasLength ? parser.pointee.content_length : nil
-        if let limit = server.handler.bodyLimit(method: method, path: path) { bodyLimit = min(bodyLimit, limit) }
+        if let limit = server.handler.bodyLimit(method: method, path: path) { bodyLimit = limit }
         // (From this callback 1 would mean "no body"; any other nonzero value stops the parser.)
         if let response = server.handler.check(method: method, path: path, contentLength: declared, headers: headers) {
             rejection = response
@@ -406,7 +406,10 @@ final class HTTPConnection {
             return
         }
         guard !closing, pending.isEmpty, drainingUntil == nil else { return }
-        if let started = requestStarted, now - started > server.limits.requestTimeout {
+        // Large bodies get a second more for each megabyte that has arrived: slow senders of
+        // small requests are cut off, big uploads that keep moving are not.
+        let allowance = server.limits.requestTimeout + .seconds(body.count >> 20)
+        if let started = requestStarted, now - started > allowance {
             stopReading()
             pending.append((.error(408, "request_timeout", "the request did not arrive in full within \(server.limits.requestTimeout)", close: true), false, []))
             flush()

@@ -29,11 +29,14 @@ extension Kairos {
         @Option(name: .customLong("experiment"), help: "An experiment definition file (repeatable).")
         var experiments: [String] = []
 
+        @Option(name: .customLong("template"), help: "A message template definition file (repeatable); journeys given may send it.")
+        var templates: [String] = []
+
         @Option(name: .customLong("journey"), help: "A journey definition file (repeatable).")
         var journeys: [String] = []
 
         func validate() throws {
-            guard !models.isEmpty || !segments.isEmpty || !placements.isEmpty || !experiments.isEmpty || !journeys.isEmpty else {
+            guard !models.isEmpty || !segments.isEmpty || !placements.isEmpty || !experiments.isEmpty || !journeys.isEmpty || !templates.isEmpty else {
                 throw ValidationError("name at least one --model, --segment, --placement, --experiment or --journey file")
             }
         }
@@ -45,7 +48,7 @@ extension Kairos {
             var failures = 0
             let files = models.map { (DefinitionKind.scoringModel, $0) } + segments.map { (DefinitionKind.segment, $0) }
                 + placements.map { (DefinitionKind.placement, $0) } + experiments.map { (DefinitionKind.experiment, $0) }
-                + journeys.map { (DefinitionKind.journey, $0) }
+                + templates.map { (DefinitionKind.template, $0) } + journeys.map { (DefinitionKind.journey, $0) }
             for (kind, path) in files {
                 do {
                     guard FileManager.default.isReadableFile(atPath: path) else {
@@ -62,7 +65,8 @@ extension Kairos {
                     case .placement: try await engine.definePlacement(tenant: DemoTenant.id, definition, now: now)
                     case .experiment: try await engine.defineExperiment(tenant: DemoTenant.id, definition, now: now)
                     case .journey: try await engine.defineJourney(tenant: DemoTenant.id, definition, now: now)
-                    case .journeyStatus, .writeKey: break
+                    case .template: try await engine.defineTemplate(tenant: DemoTenant.id, definition, now: now)
+                    case .journeyStatus, .writeKey, .limits: break
                     }
                     print("ok       \(path)")
                 } catch let error as EngineError {

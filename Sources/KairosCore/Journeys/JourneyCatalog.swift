@@ -29,7 +29,12 @@ public final class CompiledJourney: Sendable {
     /// The counter symbol an event trigger listens to (nil for "any event of a type").
     public let eventTriggerSymbol: UInt32?
 
-    public init(definition: JourneyDefinition, version: Int, intern: (String) -> UInt32) throws(DefinitionError) {
+    /// - Parameter sharedTemplates: the tenant's templates, for send steps that name a template
+    ///   the journey does not define itself (its own `/templates` win).
+    public init(
+        definition: JourneyDefinition, version: Int, sharedTemplates: [String: JourneyDefinition.Message] = [:],
+        intern: (String) -> UInt32
+    ) throws(DefinitionError) {
         self.definition = definition
         self.version = version
         symbol = intern(JourneyCatalog.journeyKey(definition.id))
@@ -57,6 +62,15 @@ public final class CompiledJourney: Sendable {
         goal = resolve(definition.goal)
         var messages: [String: CompiledMessage] = [:]
         for (id, message) in definition.templates {
+            var fields: [(String, ContentTemplate)] = []
+            for name in message.fields.keys.sorted() {
+                let format: ContentFormat = message.channel == .webhook && name == "body" ? .json : .text
+                fields.append((name, try ContentTemplate(message.fields[name]!, format: format, pointer: "/templates/\(id)/\(name)")))
+            }
+            messages[id] = CompiledMessage(channel: message.channel, fields: fields)
+        }
+        for id in definition.sharedTemplateIds {
+            guard messages[id] == nil, let message = sharedTemplates[id] else { continue }
             var fields: [(String, ContentTemplate)] = []
             for name in message.fields.keys.sorted() {
                 let format: ContentFormat = message.channel == .webhook && name == "body" ? .json : .text
@@ -227,7 +241,8 @@ public final class JourneyCatalog: Sendable {
     /// segments or models change and on restore; versions found in `reuse` are not compiled again.
     public static func compile(
         versions: [String: [Int: JourneyDefinition]], current: [String: Int], status: [String: JourneyStatus],
-        definitions: TenantDefinitions, reuse: JourneyCatalog = .empty, intern: (String) -> UInt32
+        definitions: TenantDefinitions, templates: [String: JourneyDefinition.Message] = [:], reuse: JourneyCatalog = .empty,
+        recompilingUsers template: String? = nil, intern: (String) -> UInt32
     ) throws(CompileError) -> JourneyCatalog {
         let ids = Set(current.keys)
         var byId: TreeDictionary<String, CompiledJourney> = [:]
@@ -240,12 +255,14 @@ public final class JourneyCatalog: Sendable {
             let previous = reuse.versions[symbol]
             for (number, definition) in versions[id] ?? [:] {
                 let isCurrent = number == current[id]
-                if isCurrent { try check(definition, definitions: definitions, journeys: { ids.contains($0) }) }
+                if isCurrent { try check(definition, definitions: definitions, templates: templates, journeys: { ids.contains($0) }) }
                 let compiled: CompiledJourney
-                if let cached = previous?[number] {
-                    compiled = cached  // a version never changes once defined
+                if let cached = previous?[number], template.map({ !definition.sharedTemplateIds.contains($0) }) ?? true {
+                    compiled = cached  // a version never changes once defined (but a shared template it sends may)
                 } else {
-                    do { compiled = try CompiledJourney(definition: definition, version: number, intern: intern) } catch {
+                    do {
+                        compiled = try CompiledJourney(definition: definition, version: number, sharedTemplates: templates, intern: intern)
+                    } catch {
                         throw CompileError(journey: id, error: error)
                     }
                 }
@@ -260,7 +277,10 @@ public final class JourneyCatalog: Sendable {
         return JourneyCatalog(byId: byId, bySymbol: bySymbol, versions: all, status: statuses, indexes: indexes)
     }
 
-    public static func check(_ journey: JourneyDefinition, definitions: TenantDefinitions, journeys exists: (String) -> Bool) throws(CompileError) {
+    public static func check(
+        _ journey: JourneyDefinition, definitions: TenantDefinitions, templates: [String: JourneyDefinition.Message] = [:],
+        journeys exists: (String) -> Bool
+    ) throws(CompileError) {
         func fail(_ pointer: String, _ message: String) -> CompileError {
             CompileError(journey: journey.id, error: DefinitionError(pointer: pointer, message: message))
         }
@@ -286,6 +306,10 @@ public final class JourneyCatalog: Sendable {
         for (index, node) in journey.nodes.enumerated() {
             switch node.step {
             case .branch(let condition, _, _): try checkPredicate(condition, at: "/nodes/\(index)/condition")
+            case .send(let template, _):
+                guard journey.templates[template] != nil || templates[template] != nil else {
+                    throw fail("/nodes/\(index)/template", "no template '\(template)' in /templates or among the tenant's templates")
+                }
             case .score(let model, _, _):
                 guard definitions.model(model) != nil else { throw fail("/nodes/\(index)/model", "unknown scoring model '\(model)'") }
             case .enroll(let other, _):

@@ -527,9 +527,6 @@ extension JourneyDefinition {
                 }
                 throw DefinitionError(pointer: "/nodes/\(index)/\(key)", message: "no node has the id '\(target)' (a dead end)")
             }
-            if case .send(let template, _) = node.step, templates[template] == nil {
-                throw DefinitionError(pointer: "/nodes/\(index)/template", message: "no template '\(template)' in /templates")
-            }
         }
         var reachable: Set<String> = [start]
         var stack = [start]
@@ -556,5 +553,36 @@ extension JourneyDefinition {
             state[id] = 2
         }
         for node in nodes { try visit(node.id, path: []) }
+    }
+}
+
+extension JourneyDefinition {
+    /// Templates its send steps name that it does not define itself: the tenant's shared ones.
+    public var sharedTemplateIds: Set<String> {
+        Set(nodes.compactMap { node in
+            if case .send(let template, _) = node.step, templates[template] == nil { return template }
+            return nil
+        })
+    }
+}
+
+/// A message template of its own (kind `template`), which any journey's send step can name.
+/// Journeys compile it in; changing it changes what their next sends render.
+public struct TemplateDefinition: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var message: JourneyDefinition.Message
+    public var source: JSONValue
+
+    /// `{"id", "name"?, "channel", …the channel's fields}`: `subject`/`body`/`to` for email and so on.
+    public static func parse(_ json: JSONValue) throws(DefinitionError) -> TemplateDefinition {
+        let reader = try DefinitionReader(json, at: "", what: "a template")
+        let id = try reader.identifier("id")
+        let name = try reader.string("name") ?? id
+        var rest = reader.object
+        rest["id"] = nil
+        rest["name"] = nil
+        let message = try JourneyDefinition.parseMessage(.object(rest), at: "")
+        return TemplateDefinition(id: id, name: name, message: message, source: json)
     }
 }
