@@ -63,7 +63,7 @@ extension AdminAPI {
             .json(200, await api.operations?.status() ?? ["tenants": .number(Double(api.engine.tenantIds.count))])
         },
         AdminRoute("POST", "snapshots", .operator) { api, _ in
-            guard let operations = api.operations else { return .error(501, "not_available", "this server keeps no snapshots") }
+            guard let operations = api.operations else { return .error(409, "not_available", "this server keeps no snapshots (it runs without a data directory)") }
             return .json(201, try await operations.takeSnapshot())
         },
     ]

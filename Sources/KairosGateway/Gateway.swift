@@ -223,6 +223,11 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         return request.queryItems["writeKey"]
     }
 
+    /// The routes outside the admin API, as `handle` serves them (docs/openapi.yaml describes them).
+    static let publicRoutes: [(method: String, path: String)] =
+        [("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/v1/batch"), ("POST", "/v1/import"), ("GET", "/v1/decide"), ("POST", "/v1/decide")]
+        + ingestTypes.keys.sorted().map { ("POST", $0) }
+
     func handle(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         switch (request.method, request.path) {
         case ("OPTIONS", _):
