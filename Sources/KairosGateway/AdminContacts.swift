@@ -191,7 +191,7 @@ final class ImportJobs: Sendable {
     }
 
     private let jobs = Mutex<[String: Job]>([:])
-    static let batchSize = 2_000
+    static let batchSize = 5_000
     static let keptErrors = 1_000
 
     static func newId() -> String {
@@ -212,45 +212,54 @@ final class ImportJobs: Sendable {
 
     func progress(tenant: String, id: String) -> ImportProgress? { jobs.withLock { $0[tenant + "/" + id] }?.snapshot() }
 
+    struct Batch: Sendable {
+        var rows: [ImportRow] = []
+        var errors: [ImportRowError] = []
+        var bytesRead = 0
+    }
+
+    static func nextBatch(_ reader: ContactImportReader) -> (ContactImportReader, Batch) {
+        var reader = reader
+        var batch = Batch()
+        while batch.rows.count < batchSize, let next = reader.next() {
+            switch next {
+            case .success(let row): batch.rows.append(row)
+            case .failure(let error): batch.errors.append(error)
+            }
+        }
+        batch.bytesRead = reader.bytesRead
+        return (reader, batch)
+    }
+
     /// Reads rows in batches and imports each; a batch the journal refuses stops the import
     /// (rows before it are in, and sending the file again under the same id finishes it).
     static func run(_ reader: ContactImportReader, job: Job, engine: Engine, tenant: String, importId: String, now: Timestamp) async {
-        var reader = reader
-        var finished = false
-        while !finished {
-            var rows: [ImportRow] = []
-            var rowErrors: [ImportRowError] = []
-            while rows.count < batchSize {
-                guard let next = reader.next() else {
-                    finished = true
-                    break
-                }
-                switch next {
-                case .success(let row): rows.append(row)
-                case .failure(let error): rowErrors.append(error)
-                }
-            }
+        // The next batch is read while the current one is journaled and applied.
+        var (reader, batch) = nextBatch(reader)
+        while !batch.rows.isEmpty || !batch.errors.isEmpty {
+            async let following = nextBatch(reader)
             var result = ImportBatchResult()
             var failure: String?
-            do { result = try await engine.importContacts(tenant: tenant, rows: rows, importId: importId, now: now) } catch {
+            do { result = try await engine.importContacts(tenant: tenant, rows: batch.rows, importId: importId, now: now) } catch {
                 failure = "\(error)"
             }
-            let bytesRead = reader.bytesRead
+            let current = batch
             job.update { progress in
-                progress.bytesRead = bytesRead
-                progress.rows += rows.count + rowErrors.count
+                progress.bytesRead = current.bytesRead
+                progress.rows += current.rows.count + current.errors.count
                 progress.imported += result.imported
                 progress.duplicates += result.duplicates
-                let errors = (rowErrors + result.errors).sorted { $0.line < $1.line }
+                let errors = (current.errors + result.errors).sorted { $0.line < $1.line }
                 progress.failed += errors.count
                 progress.errors += errors.prefix(max(0, keptErrors - progress.errors.count))
                 if let failure {
                     progress.status = "failed"
-                    progress.message = "stopped at line \(rows.first?.line ?? 0): \(failure); rows before it are imported — send the file again with the same import id to finish"
+                    progress.message = "stopped at line \(current.rows.first?.line ?? 0): \(failure); rows before it are imported — send the file again with the same import id to finish"
                 }
                 progress.seconds = (ContinuousClock.now - progress.started).seconds
             }
             if failure != nil { return }
+            (reader, batch) = await following
         }
         job.update { progress in
             progress.status = "done"

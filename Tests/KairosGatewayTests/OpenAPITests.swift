@@ -55,20 +55,13 @@ struct OpenAPITests {
 
     func runSchemathesis(port: Int, header: String, filters: [String]) async throws -> (status: Int32, output: String) {
         try await offPool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: OpenAPITests.schemathesis)
-            process.arguments = [
-                "run", OpenAPITests.specification, "--url", "http://127.0.0.1:\(port)", "-H", header,
-                "-c", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-                "-n", "8", "--phases", "examples,coverage,fuzzing", "--seed", "7", "--no-color", "--request-timeout", "20",
-            ] + filters
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+            try runProcess(
+                OpenAPITests.schemathesis,
+                [
+                    "run", OpenAPITests.specification, "--url", "http://127.0.0.1:\(port)", "-H", header,
+                    "-c", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                    "-n", "8", "--phases", "examples,coverage,fuzzing", "--seed", "7", "--no-color", "--request-timeout", "20",
+                ] + filters)
         }
     }
 

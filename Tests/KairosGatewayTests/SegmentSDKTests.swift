@@ -61,16 +61,7 @@ final class RefusingJournal: Journal {
     }
 
     static func runBlocking(_ script: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SegmentSDKTests.python)
-        process.arguments = ["-c", script]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        try runProcess(SegmentSDKTests.python, ["-c", script])
     }
 
     @Test func theUnmodifiedSDKWorksByChangingItsHost() async throws {

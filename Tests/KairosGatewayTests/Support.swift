@@ -152,6 +152,20 @@ func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
     }
 }
 
+/// Runs a program to its end (blocking: call it through `offPool`), with its output and error together.
+func runProcess(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
 /// One request on a new connection.
 func exchange(_ port: Int, _ bytes: [UInt8]) async throws -> RawResponse? {
     try await offPool {

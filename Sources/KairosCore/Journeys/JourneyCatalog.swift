@@ -7,6 +7,16 @@ public final class CompiledJourney: Sendable {
     public struct CompiledMessage: Sendable {
         public let channel: MessageChannel
         public let fields: [(name: String, template: ContentTemplate)]
+
+        init(id: String, _ message: JourneyDefinition.Message) throws(DefinitionError) {
+            var fields: [(String, ContentTemplate)] = []
+            for name in message.fields.keys.sorted() {
+                let format: ContentFormat = message.channel == .webhook && name == "body" ? .json : .text
+                fields.append((name, try ContentTemplate(message.fields[name]!, format: format, pointer: "/templates/\(id)/\(name)")))
+            }
+            channel = message.channel
+            self.fields = fields
+        }
     }
 
     public let definition: JourneyDefinition
@@ -61,22 +71,10 @@ public final class CompiledJourney: Sendable {
         exit = resolve(definition.exit)
         goal = resolve(definition.goal)
         var messages: [String: CompiledMessage] = [:]
-        for (id, message) in definition.templates {
-            var fields: [(String, ContentTemplate)] = []
-            for name in message.fields.keys.sorted() {
-                let format: ContentFormat = message.channel == .webhook && name == "body" ? .json : .text
-                fields.append((name, try ContentTemplate(message.fields[name]!, format: format, pointer: "/templates/\(id)/\(name)")))
-            }
-            messages[id] = CompiledMessage(channel: message.channel, fields: fields)
-        }
+        for (id, message) in definition.templates { messages[id] = try CompiledMessage(id: id, message) }
         for id in definition.sharedTemplateIds {
             guard messages[id] == nil, let message = sharedTemplates[id] else { continue }
-            var fields: [(String, ContentTemplate)] = []
-            for name in message.fields.keys.sorted() {
-                let format: ContentFormat = message.channel == .webhook && name == "body" ? .json : .text
-                fields.append((name, try ContentTemplate(message.fields[name]!, format: format, pointer: "/templates/\(id)/\(name)")))
-            }
-            messages[id] = CompiledMessage(channel: message.channel, fields: fields)
+            messages[id] = try CompiledMessage(id: id, message)
         }
         self.messages = messages
         zone = LocalCalendar.zone(definition.timeZone) ?? TimeZone(identifier: "UTC")!
