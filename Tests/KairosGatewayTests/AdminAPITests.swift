@@ -70,23 +70,25 @@ struct AdminAPITests {
         let revoked = try await server.engine.createKey(tenant: DemoTenant.id, scope: .secret, now: t0)
         try await server.engine.revokeKey(tenant: DemoTenant.id, label: String(revoked.prefix(11)), now: t0)
 
-        let routes: [(String, String, JSONValue?)] = [
-            ("GET", "/v1/admin/overview", nil),
-            ("GET", "/v1/admin/contacts?userId=ana", nil),
-            ("GET", "/v1/admin/segments", nil),
-            ("GET", "/v1/admin/segments/dormant", nil),
-            ("GET", "/v1/admin/segments/dormant/versions", nil),
-            ("GET", "/v1/admin/segments/dormant/members", nil),
-            ("PUT", "/v1/admin/segments/probe", ["condition": ["trait": "plan", "op": "eq", "value": "pro"]]),
-            ("DELETE", "/v1/admin/segments/dormant", nil),
-            ("GET", "/v1/admin/journeys/trial-onboarding/metrics", nil),
-            ("POST", "/v1/admin/journeys/trial-onboarding/pause", nil),
-            ("GET", "/v1/admin/keys", nil),
-            ("POST", "/v1/admin/keys", ["scope": "secret"]),
-            ("GET", "/v1/admin/models", nil),
-            ("GET", "/v1/admin/placements", nil),
-            ("GET", "/v1/admin/experiments", nil),
+        // Every tenant route of the table, with the demo tenant's ids in its path.
+        let demoIds = [
+            "models": "engagement", "segments": "dormant", "journeys": "trial-onboarding", "placements": "home-hero",
+            "experiments": "hero-headline", "templates": "welcome", "keys": String(secret.prefix(11)), "imports": "first",
         ]
+        let queries = [
+            "/v1/admin/contacts": "?userId=ana", "/v1/admin/contacts/events": "?userId=ana", "/v1/admin/contacts/scores": "?userId=ana",
+            "/v1/admin/contacts/search": "?trait=email&prefix=ana", "/v1/admin/contacts/export": "?format=ndjson",
+        ]
+        let routes: [(String, String, JSONValue?)] = AdminAPI.routes.filter { $0.scope == .tenant }.map { route in
+            let kind = route.pattern.first ?? ""
+            let path = route.pattern.map { $0.hasPrefix("{") ? demoIds[kind] ?? "x" : $0 }.joined(separator: "/")
+            let full = "/v1/admin/" + path
+            let body: JSONValue? = route.method == "GET" || route.method == "DELETE" ? nil
+                : kind == "segments" ? ["condition": ["trait": "plan", "op": "eq", "value": "pro"]]
+                : kind == "contacts" ? ["traits": ["plan": "pro"]] : kind == "keys" ? ["scope": "secret"] : ["userId": "ana"]
+            return (route.method, full + (queries[full] ?? ""), body)
+        }
+        #expect(routes.count > 50)
         for (method, path, body) in routes {
             for (label, key, statuses) in [
                 ("write key", server.key, [403]), ("revoked key", revoked, [401]), ("no key", nil, [401]),
