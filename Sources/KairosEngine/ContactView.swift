@@ -174,10 +174,9 @@ extension ContactView {
                 points: Double(change.points), time: Timestamp(milliseconds: change.time))
         }
         self.segments = state.segments.compactMap { membership in
-            guard let order = definitions.segmentOrderBySymbol[membership.segment] else { return nil }
-            let definition = definitions.segments[order].definition
-            guard !JourneyCatalog.isTriggerSegment(definition.id) else { return nil }
-            return Membership(segment: definition.id, name: definition.name, since: Timestamp(milliseconds: membership.since))
+            definitions.listedSegment(membership.segment).map {
+                Membership(segment: $0.id, name: $0.name, since: Timestamp(milliseconds: membership.since))
+            }
         }
         self.recentEvents = state.recent.reversed().map {
             Activity(event: name($0.symbol), time: Timestamp(milliseconds: $0.time))
@@ -216,5 +215,14 @@ extension ContactView {
                 entry: Int(run.entry), enteredAt: Timestamp(milliseconds: run.enteredAt),
                 due: run.due == .max ? nil : Timestamp(milliseconds: run.due))
         }.sorted { ($0.journey, $0.entry) < ($1.journey, $1.entry) }
+    }
+}
+
+extension TenantDefinitions {
+    /// The segment a membership symbol stands for, unless it is a journey's hidden trigger segment.
+    func listedSegment(_ symbol: UInt32) -> SegmentDefinition? {
+        guard let order = segmentOrderBySymbol[symbol] else { return nil }
+        let definition = segments[order].definition
+        return JourneyCatalog.isTriggerSegment(definition.id) ? nil : definition
     }
 }

@@ -35,11 +35,7 @@ extension Engine {
         for (number, model) in definitions.models.enumerated() {
             scores[model.id] = state.score(model: number, definitions: definitions, now: now)
         }
-        let segments = state.segments.compactMap { membership -> String? in
-            guard let order = definitions.segmentOrderBySymbol[membership.segment] else { return nil }
-            let id = definitions.segments[order].definition.id
-            return JourneyCatalog.isTriggerSegment(id) ? nil : id
-        }.sorted()
+        let segments = state.segments.compactMap { definitions.listedSegment($0.segment)?.id }.sorted()
         return ExportedContact(
             id: state.id, userId: state.userId, anonymousIds: state.anonymousIds, traits: state.traits, segments: segments,
             scores: scores, firstSeen: state.firstSeen, lastSeen: state.lastSeen)
