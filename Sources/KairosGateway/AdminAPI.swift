@@ -25,7 +25,17 @@ struct AdminCall: Sendable {
     var body: JSONValue?
     var now: Timestamp
 
-    var query: [String: String] { request.queryItems }
+    let query: [String: String]
+
+    init(request: HTTPRequest, tenant: String, parameters: [String: String], body: JSONValue?, now: Timestamp) {
+        self.request = request
+        self.tenant = tenant
+        self.parameters = parameters
+        self.body = body
+        self.now = now
+        self.query = request.queryItems
+    }
+
     func parameter(_ name: String) -> String { parameters[name] ?? "" }
 }
 
@@ -52,7 +62,7 @@ struct AdminAPI: Sendable {
     ]
 
     /// The caller of a request from its `Authorization: Bearer` key, or the refusal.
-    func authenticate(_ request: HTTPRequest, now: Timestamp) -> Result<Caller, HTTPResponseError> {
+    func authenticate(_ request: HTTPRequest, tenantOfKey: (String, KeyScope) -> String?) -> Result<Caller, HTTPResponseError> {
         guard let authorization = request.header("authorization") else {
             return .failure(HTTPResponseError(.error(401, "missing_key", "give a secret key (or the operator key) as Authorization: Bearer KEY")))
         }
@@ -60,10 +70,13 @@ struct AdminAPI: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             return .failure(HTTPResponseError(.error(401, "bad_authorization", "Authorization must be Bearer KEY")))
         }
-        let key = String(parts[1]).trimmingCharacters(in: .whitespaces)
+        var trimmed = parts[1][...]
+        while trimmed.first == " " || trimmed.first == "\t" { trimmed = trimmed.dropFirst() }
+        while trimmed.last == " " || trimmed.last == "\t" { trimmed = trimmed.dropLast() }
+        let key = String(trimmed)
         if let operatorKey, !operatorKey.isEmpty, constantTimeEqual(key, operatorKey) { return .success(.operator) }
-        if let tenant = engine.tenant(forKey: key, scope: .secret, at: now) { return .success(.tenant(tenant)) }
-        if engine.tenant(forKey: key, scope: .write, at: now) != nil {
+        if let tenant = tenantOfKey(key, .secret) { return .success(.tenant(tenant)) }
+        if tenantOfKey(key, .write) != nil {
             return .failure(HTTPResponseError(.error(403, "write_key_not_allowed", "write keys can only ingest and decide; the admin API takes a secret key")))
         }
         return .failure(HTTPResponseError(.error(401, "invalid_key", "the key is not valid (unknown, revoked or expired)")))

@@ -22,11 +22,23 @@ extension AdminAPI {
         AdminRoute("GET", "contacts/events", .tenant) { api, call in
             let view = try await AdminAPI.contactView(api, call)
             let limit = try AdminAPI.integer(call.query, "limit", 1...1000, default: 50)
-            return try AdminAPI.encodable(200, ContactEvents(id: view.id, recentEvents: Array(view.recentEvents.prefix(limit)), eventCounts: view.eventCounts))
+            var writer = JSONWriter()
+            writer.object { json in
+                json.field("id", integer: Int64(bitPattern: view.id))
+                json.field("recentEvents", array: view.recentEvents.prefix(limit)) { $1.write(into: &$0) }
+                json.field("eventCounts", array: view.eventCounts) { $1.write(into: &$0) }
+            }
+            return .jsonBytes(200, writer.bytes)
         },
         AdminRoute("GET", "contacts/scores", .tenant) { api, call in
             let view = try await AdminAPI.contactView(api, call)
-            return try AdminAPI.encodable(200, ContactScores(id: view.id, scores: view.scores, history: view.scoreHistory))
+            var writer = JSONWriter()
+            writer.object { json in
+                json.field("id", integer: Int64(bitPattern: view.id))
+                json.field("scores", array: view.scores) { $1.write(into: &$0) }
+                json.field("history", array: view.scoreHistory) { $1.write(into: &$0) }
+            }
+            return .jsonBytes(200, writer.bytes)
         },
         AdminRoute("GET", "contacts/export", .tenant) { api, call in
             let format = call.query["format"] ?? "ndjson"
@@ -36,7 +48,7 @@ extension AdminAPI {
         },
         AdminRoute("POST", "contacts/import", .tenant) { api, call in try await api.importContacts(call) },
         AdminRoute("GET", "contacts", .tenant) { api, call in
-            try AdminAPI.encodable(200, try await AdminAPI.contactView(api, call))
+            .jsonBytes(200, try await AdminAPI.contactView(api, call).jsonBytes())
         },
         AdminRoute("PATCH", "contacts", .tenant) { api, call in
             let object = try AdminAPI.object(call.body)
@@ -45,21 +57,9 @@ extension AdminAPI {
                 throw AdminAPI.invalid("\"traits\" must be an object of the traits to set (null clears one)")
             }
             let view = try await api.engine.updateTraits(tenant: call.tenant, try AdminAPI.reference(call.query), traits: traits, now: call.now)
-            return try AdminAPI.encodable(200, view)
+            return .jsonBytes(200, view.jsonBytes())
         },
     ]
-
-    struct ContactEvents: Encodable {
-        var id: UInt64
-        var recentEvents: [ContactView.Activity]
-        var eventCounts: [ContactView.EventCount]
-    }
-
-    struct ContactScores: Encodable {
-        var id: UInt64
-        var scores: [ContactView.Score]
-        var history: [ContactView.ScoreHistoryEntry]
-    }
 
     /// Which contact a query or body names: userId, anonymousId, email or id.
     static func reference(_ fields: [String: String]) throws(HTTPResponseError) -> Engine.ContactReference {

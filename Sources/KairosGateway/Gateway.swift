@@ -342,7 +342,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private func administer(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let now = clock.now()
         let caller: AdminAPI.Caller
-        switch admin.authenticate(request, now: now) {
+        switch admin.authenticate(request, tenantOfKey: tenant(forKey:scope:)) {
         case .success(let value): caller = value
         case .failure(let error): return respond(error.response)
         }
@@ -363,7 +363,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         let admin = self.admin
         guard let respond = admit(respond) else { return }
         let call = request
-        Task { respond(await admin.handle(call, caller: caller, body: body, now: now)) }
+        Task(priority: request.method == "GET" ? .high : nil) { respond(await admin.handle(call, caller: caller, body: body, now: now)) }
     }
 
     private static func respond(to error: EngineError) -> HTTPResponse {
@@ -587,8 +587,14 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 // MARK: - The event stream
 
 extension Gateway: StreamHandler {
-    /// The tenant of a write key, through a cache that is dropped whenever a key is revoked.
-    func tenant(forWriteKey key: String) -> String? {
+    /// The tenant of a write key, through the key cache.
+    func tenant(forWriteKey key: String) -> String? { tenant(forKey: key, scope: .write) }
+
+    /// The tenant of a key of a scope, through a cache that is dropped whenever a key is revoked
+    /// (hashing every request's key was a tenth of a contact read).
+    func tenant(forKey key: String, scope: KeyScope) -> String? {
+        // The scope is written in the key itself; the cache holds keys of every scope.
+        guard KeyScope(key: key) == scope else { return nil }
         let revocations = engine.keyRevocationCount
         if revocations != keyCacheRevocations || keyCache.count > 10_000 {
             keyCache.removeAll()
@@ -599,7 +605,7 @@ extension Gateway: StreamHandler {
             if let expiry = cached.expiresAt, now >= expiry { return nil }
             return cached.tenant
         }
-        guard let entry = engine.keyEntry(forKey: key, scope: .write) else { return nil }
+        guard let entry = engine.keyEntry(forKey: key, scope: scope) else { return nil }
         keyCache[key] = entry
         if let expiry = entry.expiresAt, now >= expiry { return nil }
         return entry.tenant
@@ -609,22 +615,22 @@ extension Gateway: StreamHandler {
         Result { () throws(FastJSON.ParseError) in try json.parse(bytes) }
     }
 
-    func decode(_ message: JSONValue, receivedAt: Timestamp) -> Result<Event, EventValidationError> {
-        decoder.decode(message, receivedAt: receivedAt)
-    }
-
-    var now: Timestamp { clock.now() }
-
-    func ingest(tenant: String, events: [Event], done: @escaping (String?) -> Void) {
+    func ingest(
+        tenant: String, frames: [[UInt8]], decoder: StreamFrameDecoder, done: @escaping (StreamFrameDecoder.Batch, String?) -> Void
+    ) {
         let engine = self.engine
         let loop = self.loop
-        let callback = LoopBound(ClosureBox1(done))
+        let callback = LoopBound(ClosureBox1<(StreamFrameDecoder.Batch, String?)> { done($0.0, $0.1) })
         let now = clock.now()
-        Task {
+        // Low priority: a stream is bulk work, and requests waiting on an answer go first.
+        Task(priority: .background) {
+            let batch = await decoder.decode(frames, receivedAt: now)
             var failure: String?
-            do { _ = try await engine.ingest(tenant: tenant, events: events, now: now) } catch { failure = "\(error)" }
-            let message = failure
-            loop.execute { callback.value.body(message) }
+            if !batch.events.isEmpty {
+                do { _ = try await engine.ingest(tenant: tenant, events: batch.events, now: now) } catch { failure = "\(error)" }
+            }
+            let outcome = (batch, failure)
+            loop.execute { callback.value.body(outcome) }
         }
     }
 }

@@ -19,8 +19,9 @@ struct HTTPRequest: Sendable {
         guard let query, !query.isEmpty else { return [:] }
         var items: [String: String] = [:]
         for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map {
-                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            let parts = pair.split(separator: "=", maxSplits: 1).map { part in
+                guard part.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(part) }
+                return String(part).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part)
             }
             if let name = parts.first { items[name] = parts.count > 1 ? parts[1] : "" }
         }
@@ -42,8 +43,10 @@ struct HTTPResponse: Sendable {
         self.close = close
     }
 
-    static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("content-type", "application/json")], body: value.jsonBytes())
+    static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse { jsonBytes(status, value.jsonBytes()) }
+
+    static func jsonBytes(_ status: Int, _ body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("content-type", "application/json")], body: body)
     }
 
     /// The one error shape (DESIGN §9): `{"code": …, "message": …, "details": …}`.

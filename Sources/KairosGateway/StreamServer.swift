@@ -7,11 +7,77 @@ protocol StreamHandler: AnyObject {
     /// The tenant of a write key, or nil.
     func tenant(forWriteKey key: String) -> String?
     func parseJSON(_ bytes: UnsafeRawBufferPointer) -> Result<JSONValue, FastJSON.ParseError>
-    func decode(_ message: JSONValue, receivedAt: Timestamp) -> Result<Event, EventValidationError>
-    var now: Timestamp { get }
-    /// Makes the events durable and applies them; `done` runs on the loop thread with nil on
-    /// success or the error to report.
-    func ingest(tenant: String, events: [Event], done: @escaping (String?) -> Void)
+    /// Decodes the frames (off the loop), makes their events durable and applies them; `done`
+    /// runs on the loop thread with the decoded batch and nil on success or the error to report.
+    func ingest(tenant: String, frames: [[UInt8]], decoder: StreamFrameDecoder, done: @escaping (StreamFrameDecoder.Batch, String?) -> Void)
+}
+
+/// Turns one connection's event frames into events. JSON parsing and validation are most of a
+/// frame's cost; done on the loop, they delayed every other connection's requests, so batches
+/// are decoded on the worker pool instead.
+final class StreamFrameDecoder: @unchecked Sendable {
+    // @unchecked: a connection has at most one batch in flight, so one task at a time uses it.
+    private let json = FastJSON()
+    private let decoder = EventDecoder()
+    private let client: String?
+    private var lastSequence: Int64 = .min
+
+    struct Batch: Sendable {
+        var events: [Event] = []
+        /// Error frames to send before the ack, in frame order.
+        var replies: [JSONValue] = []
+        /// The highest sequence among the frames, valid events or not: acked once the events are durable.
+        var lastSequence: Int64?
+    }
+
+    init(client: String?) { self.client = client }
+
+    func decode(_ frames: [[UInt8]], receivedAt: Timestamp) async -> Batch {
+        var batch = Batch()
+        batch.events.reserveCapacity(frames.count)
+        for (index, frame) in frames.enumerated() {
+            // Let waiting requests of higher priority run between slices of a big batch.
+            if index % 256 == 255 { await Task.yield() }
+            decode(frame, receivedAt: receivedAt, into: &batch)
+        }
+        return batch
+    }
+
+    private func decode(_ frame: [UInt8], receivedAt: Timestamp, into batch: inout Batch) {
+        let parsed = frame.withUnsafeBytes { bytes in Result { () throws(FastJSON.ParseError) in try json.parse(bytes) } }
+        guard case .success(.object(var object)) = parsed else {
+            let reason: String
+            switch parsed {
+            case .failure(let error): reason = "not valid JSON: \(error.message)"
+            default: reason = "a frame must be a JSON object"
+            }
+            batch.replies.append(["type": "error", "code": "malformed_frame", "message": .string(reason)])
+            return
+        }
+        guard let number = object["seq"]?.numberValue, number == number.rounded(), abs(number) < 9e15 else {
+            batch.replies.append(["type": "error", "code": "missing_seq", "message": "every event frame needs an integer \"seq\""])
+            return
+        }
+        let sequence = Int64(number)
+        guard sequence > lastSequence else {
+            batch.replies.append(
+                ["type": "error", "seq": .number(number), "code": "seq_not_increasing",
+                 "message": .string("seq must increase on a connection (last was \(lastSequence))")])
+            return
+        }
+        lastSequence = sequence
+        batch.lastSequence = sequence
+        object.removeValue(forKey: "seq")
+        var message = object["message"].flatMap { $0.objectValue } ?? object
+        // Without a messageId, a named client's frames get one from their sequence, so a resend
+        // after a reconnect is recognised as a duplicate.
+        if message["messageId"] == nil, let client { message["messageId"] = .string("\(client):\(sequence)") }
+        switch decoder.decode(.object(message), receivedAt: receivedAt) {
+        case .success(let event): batch.events.append(event)
+        case .failure(let error):
+            batch.replies.append(["type": "error", "seq": .number(number), "code": "invalid_event", "message": .string(error.description)])
+        }
+    }
 }
 
 /// The event stream over TCP (`docs/stream-protocol.md`): newline-delimited JSON; a `hello`
@@ -74,10 +140,10 @@ final class StreamConnection {
     private let readBuffer: UnsafeMutableRawBufferPointer
     private var line: [UInt8] = []
     private var tenant: String?
-    private var client: String?
-    private var lastSequence: Int64 = .min
-    /// Frames accepted since the last submission: their events and the highest sequence among them (valid or not).
-    private var open: (events: [Event], lastSequence: Int64?) = ([], nil)
+    /// Set by the hello frame.
+    private var frameDecoder: StreamFrameDecoder?
+    /// Event frames read since the last submission, not yet decoded.
+    private var pending: [[UInt8]] = []
     private var inFlight = false
     private var reading = false
     private var closing = false
@@ -87,6 +153,9 @@ final class StreamConnection {
     static let maximumLine = 64 * 1024
     /// Frames buffered while a batch is in flight before reading pauses (flow control).
     static let maximumOpenFrames = 5_000
+    /// Frames in one batch: big enough to amortize the journal's commit, small enough that
+    /// decoding and applying one does not hold a worker thread for long.
+    static let maximumBatchFrames = 1_000
 
     init(server: StreamServer) {
         self.server = server
@@ -144,7 +213,7 @@ final class StreamConnection {
             return fail(code: "frame_too_large", message: "a frame is longer than \(StreamConnection.maximumLine) bytes")
         }
         submit()
-        if open.events.count >= StreamConnection.maximumOpenFrames { stopReading() }
+        if pending.count >= StreamConnection.maximumOpenFrames { stopReading() }
     }
 
     /// Handles one line; false when the connection is being closed.
@@ -155,79 +224,57 @@ final class StreamConnection {
             fail(code: "frame_too_large", message: "a frame is longer than \(StreamConnection.maximumLine) bytes")
             return false
         }
+        guard tenant == nil else {
+            pending.append(line)
+            return true
+        }
+        // The first frame authenticates.
         let parsed = line.withUnsafeBytes { server.handler.parseJSON($0) }
-        guard case .success(.object(var object)) = parsed else {
+        guard case .success(.object(let object)) = parsed else {
             let reason: String
             switch parsed {
             case .failure(let error): reason = "not valid JSON: \(error.message)"
             default: reason = "a frame must be a JSON object"
             }
-            if tenant == nil {
-                fail(code: "malformed_frame", message: reason)
-                return false
-            }
-            send(["type": "error", "code": "malformed_frame", "message": .string(reason)])
-            return true
+            fail(code: "malformed_frame", message: reason)
+            return false
         }
-        guard tenant != nil else {
-            // The first frame authenticates.
-            guard object["type"] == "hello", case .string(let key)? = object["writeKey"] else {
-                fail(code: "hello_required", message: "the first frame must be {\"type\": \"hello\", \"writeKey\": \"…\"}")
-                return false
-            }
-            guard let tenant = server.handler.tenant(forWriteKey: key) else {
-                fail(code: "invalid_write_key", message: "the write key is not valid")
-                return false
-            }
-            self.tenant = tenant
-            client = object["client"]?.stringValue
-            send(["type": "welcome", "tenant": .string(tenant)])
-            return true
+        guard object["type"] == "hello", case .string(let key)? = object["writeKey"] else {
+            fail(code: "hello_required", message: "the first frame must be {\"type\": \"hello\", \"writeKey\": \"…\"}")
+            return false
         }
-        guard let number = object["seq"]?.numberValue, number == number.rounded(), abs(number) < 9e15 else {
-            send(["type": "error", "code": "missing_seq", "message": "every event frame needs an integer \"seq\""])
-            return true
+        guard let tenant = server.handler.tenant(forWriteKey: key) else {
+            fail(code: "invalid_write_key", message: "the write key is not valid")
+            return false
         }
-        let sequence = Int64(number)
-        guard sequence > lastSequence else {
-            send(["type": "error", "seq": .number(number), "code": "seq_not_increasing",
-                  "message": .string("seq must increase on a connection (last was \(lastSequence))")])
-            return true
-        }
-        lastSequence = sequence
-        open.lastSequence = sequence
-        object.removeValue(forKey: "seq")
-        var message = object["message"].flatMap { $0.objectValue } ?? object
-        // Without a messageId, a named client's frames get one from their sequence, so a resend
-        // after a reconnect is recognised as a duplicate.
-        if message["messageId"] == nil, let client { message["messageId"] = .string("\(client):\(sequence)") }
-        switch server.handler.decode(.object(message), receivedAt: server.handler.now) {
-        case .success(let event): open.events.append(event)
-        case .failure(let error):
-            send(["type": "error", "seq": .number(number), "code": "invalid_event", "message": .string(error.description)])
-        }
+        self.tenant = tenant
+        frameDecoder = StreamFrameDecoder(client: object["client"]?.stringValue)
+        send(["type": "welcome", "tenant": .string(tenant)])
         return true
     }
 
-    /// Submits the open frames when nothing is in flight (one batch at a time keeps acks in order).
+    /// Submits the pending frames when nothing is in flight (one batch at a time keeps acks in order).
     private func submit() {
-        guard !inFlight, let last = open.lastSequence, let tenant else { return }
-        let events = open.events
-        open = ([], nil)
-        guard !events.isEmpty else {
-            send(["type": "ack", "seq": .number(Double(last))])
-            return
+        guard !inFlight, !pending.isEmpty, let tenant, let frameDecoder else { return }
+        let frames: [[UInt8]]
+        if pending.count <= StreamConnection.maximumBatchFrames {
+            frames = pending
+            pending = []
+        } else {
+            frames = Array(pending.prefix(StreamConnection.maximumBatchFrames))
+            pending.removeFirst(StreamConnection.maximumBatchFrames)
         }
         inFlight = true
-        server.handler.ingest(tenant: tenant, events: events) { [self] failure in
+        server.handler.ingest(tenant: tenant, frames: frames, decoder: frameDecoder) { [self] batch, failure in
             inFlight = false
+            for reply in batch.replies { send(reply) }
             if let failure {
                 // Nothing of the batch was applied: say so and close; the client resends what is unacked.
                 fail(code: "unavailable", message: failure)
                 return
             }
-            send(["type": "ack", "seq": .number(Double(last))])
-            if closeWhenDone && open.lastSequence == nil {
+            if let last = batch.lastSequence { send(["type": "ack", "seq": .number(Double(last))]) }
+            if closeWhenDone && pending.isEmpty {
                 closeAfterWrites()
                 return
             }
@@ -270,7 +317,7 @@ final class StreamConnection {
     }
 
     private func submitRemainingThenClose() {
-        if open.lastSequence != nil, tenant != nil { submit() }
+        if !pending.isEmpty, tenant != nil { submit() }
         if !inFlight { closeAfterWrites() }
     }
 

@@ -14,4 +14,29 @@ import Testing
         #expect(String(decoding: JSONValue.object(["b": 1, "a": "x"]).jsonBytes(), as: UTF8.self) == #"{"a":"x","b":1}"#)
         #expect(String(decoding: JSONValue.number(.nan).jsonBytes(), as: UTF8.self) == "null")
     }
+
+    @Test func theWriterWritesFieldsInOrderAndLeavesNilsOut() throws {
+        var writer = JSONWriter()
+        writer.object { json in
+            json.field("id", integer: -1_234_567_890_123)
+            json.field("name", "a \"b\"")
+            json.field("missing", nil as String?)
+            json.field("score", 2.5)
+            json.field("at", Timestamp(milliseconds: 0))
+            json.field("ok", true)
+            json.field("traits", object: ["z": 1, "a": [nil, "x"]])
+            json.field("list", array: [1, 20, 300] as [Int64]) { $0.integer($1) }
+            json.field("empty", array: [String]()) { $0.string($1) }
+        }
+        let text = String(decoding: writer.bytes, as: UTF8.self)
+        #expect(
+            text == #"{"id":-1234567890123,"name":"a \"b\"","score":2.5,"at":"1970-01-01T00:00:00.000Z","ok":true,"#
+                + #""traits":{"a":[null,"x"],"z":1},"list":[1,20,300],"empty":[]}"#)
+        #expect(try JSONValue.parse(Data(writer.bytes)).objectValue?["traits"]?.objectValue?["a"] == [nil, "x"])
+        for value: Int64 in [0, 9, 10, -10, .max, .min + 1] {
+            var one = JSONWriter()
+            one.integer(value)
+            #expect(String(decoding: one.bytes, as: UTF8.self) == String(value))
+        }
+    }
 }

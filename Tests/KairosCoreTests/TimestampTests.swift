@@ -12,6 +12,19 @@ import Testing
         #expect(Timestamp(iso8601: "1969-12-31T23:59:59Z")?.iso8601 == "1969-12-31T23:59:59.000Z")
     }
 
+    @Test func formattingAgreesWithParsingAcrossCenturies() {
+        var state: UInt64 = 42
+        for _ in 0..<20_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            // Years 0001 to 9999 (outside them the slower general path writes the same shape).
+            let milliseconds = Int64(state >> 20) % 315_000_000_000_000 - 62_000_000_000_000
+            let time = Timestamp(milliseconds: milliseconds)
+            #expect(time.iso8601.utf8.count == 24)
+            #expect(Timestamp(iso8601: time.iso8601) == time, "\(milliseconds) → \(time.iso8601)")
+        }
+        #expect(Timestamp(milliseconds: 1_779_000_000_007).iso8601 == "2026-05-17T06:40:00.007Z")
+    }
+
     @Test(arguments: ["", "2026-13-01", "2023-02-29", "2026-01-01T25:00:00Z", "2026-01-01T10:00:00X", "yesterday", "2026-01-01T10:00:00.Z"])
     func rejectsMalformedDates(_ text: String) {
         #expect(Timestamp(iso8601: text) == nil)

@@ -12,14 +12,7 @@ extension JSONValue {
         switch self {
         case .null: output += [110, 117, 108, 108]
         case .bool(let value): output += value ? [116, 114, 117, 101] : [102, 97, 108, 115, 101]
-        case .number(let value):
-            if !value.isFinite {
-                output += [110, 117, 108, 108]
-            } else if value == value.rounded(), abs(value) < 1e15 {
-                output += Array(String(Int64(value)).utf8)
-            } else {
-                output += Array(String(value).utf8)
-            }
+        case .number(let value): JSONValue.writeNumber(value, into: &output)
         case .string(let value): JSONValue.writeString(value, into: &output)
         case .array(let items):
             output.append(91)
@@ -37,6 +30,35 @@ extension JSONValue {
                 object[key]!.write(into: &output)
             }
             output.append(125)
+        }
+    }
+
+    static func writeNumber(_ value: Double, into output: inout [UInt8]) {
+        if !value.isFinite {
+            output += [110, 117, 108, 108]
+        } else if value == value.rounded(), abs(value) < 1e15 {
+            writeInteger(Int64(value), into: &output)
+        } else {
+            output += String(value).utf8
+        }
+    }
+
+    /// Digits straight into the output (no intermediate string).
+    static func writeInteger(_ value: Int64, into output: inout [UInt8]) {
+        if value < 0 { output.append(45) }
+        var magnitude = value.magnitude
+        if magnitude < 10 {
+            output.append(48 + UInt8(magnitude))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var position = 20
+            while magnitude > 0 {
+                position -= 1
+                buffer[position] = 48 + UInt8(magnitude % 10)
+                magnitude /= 10
+            }
+            output.append(contentsOf: buffer[position...])
         }
     }
 

@@ -157,11 +157,32 @@ extension Timestamp {
         let minute = (msOfDay / 60_000) % 60
         let second = (msOfDay / 1000) % 60
         let millis = msOfDay % 1000
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        guard (0...9999).contains(year) else {
+            func pad(_ value: Int64, _ width: Int) -> String {
+                let text = String(value)
+                return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+            }
+            return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millis, 3))Z"
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millis, 3))Z"
+        // Written digit by digit: answers carry many times, and string interpolation cost microseconds each.
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var position = 0
+            func put(_ value: Int64, _ width: Int) {
+                var rest = value
+                for offset in stride(from: width - 1, through: 0, by: -1) {
+                    buffer[position + offset] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
+                position += width
+            }
+            func put(_ byte: UInt8) {
+                buffer[position] = byte
+                position += 1
+            }
+            put(year, 4); put(45); put(month, 2); put(45); put(day, 2); put(84)
+            put(hour, 2); put(58); put(minute, 2); put(58); put(second, 2); put(46); put(millis, 3); put(90)
+            return position
+        }
     }
 
     /// Whole days since the epoch (UTC), used for calendar periods.
