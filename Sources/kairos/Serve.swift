@@ -85,6 +85,8 @@ extension Kairos {
         }
 
         func run() async throws {
+            // Past a file size limit (ulimit -f), a write fails like a full disk instead of killing the server.
+            signal(SIGXFSZ, SIG_IGN)
             let stop = StopSignal()
             var storageArguments = ["--data-dir", dataDir, "--durability", durability.rawValue]
             if !snapshotDir.isEmpty { storageArguments += ["--snapshot-dir", snapshotDir] }

@@ -38,10 +38,16 @@ import FoundationNetworking
             return nil
         }
 
-        func key() -> String? {
+        func key() -> String? { printed(#"wk_[0-9a-f]{64}"#) }
+
+        /// The demo tenant's secret key (first start).
+        func secretKey() -> String? { printed(#"sk_[0-9a-f]{64}"#) }
+
+        /// The first match of a pattern on standard output, reading on until it appears.
+        func printed(_ pattern: String) -> String? {
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline {
-                if let range = stdout.range(of: #"wk_[0-9a-f]{64}"#, options: .regularExpression) { return String(stdout[range]) }
+                if let range = stdout.range(of: pattern, options: .regularExpression) { return String(stdout[range]) }
                 let chunk = output.fileHandleForReading.availableData
                 if chunk.isEmpty { return nil }
                 stdout += String(decoding: chunk, as: UTF8.self)
