@@ -622,7 +622,7 @@ extension Gateway: StreamHandler {
         let loop = self.loop
         let callback = LoopBound(ClosureBox1<(StreamFrameDecoder.Batch, String?)> { done($0.0, $0.1) })
         let now = clock.now()
-        // Low priority: a stream is bulk work, and requests waiting on an answer go first.
+        // Background priority: a stream is bulk work, and requests waiting on an answer go first.
         Task(priority: .background) {
             let batch = await decoder.decode(frames, receivedAt: now)
             var failure: String?

@@ -32,6 +32,12 @@ final class StreamFrameDecoder: @unchecked Sendable {
 
     init(client: String?) { self.client = client }
 
+    /// Why a parsed frame is not a JSON object.
+    static func refusal(_ parsed: Result<JSONValue, FastJSON.ParseError>) -> String {
+        if case .failure(let error) = parsed { return "not valid JSON: \(error.message)" }
+        return "a frame must be a JSON object"
+    }
+
     func decode(_ frames: [[UInt8]], receivedAt: Timestamp) async -> Batch {
         var batch = Batch()
         batch.events.reserveCapacity(frames.count)
@@ -46,12 +52,7 @@ final class StreamFrameDecoder: @unchecked Sendable {
     private func decode(_ frame: [UInt8], receivedAt: Timestamp, into batch: inout Batch) {
         let parsed = frame.withUnsafeBytes { bytes in Result { () throws(FastJSON.ParseError) in try json.parse(bytes) } }
         guard case .success(.object(var object)) = parsed else {
-            let reason: String
-            switch parsed {
-            case .failure(let error): reason = "not valid JSON: \(error.message)"
-            default: reason = "a frame must be a JSON object"
-            }
-            batch.replies.append(["type": "error", "code": "malformed_frame", "message": .string(reason)])
+            batch.replies.append(["type": "error", "code": "malformed_frame", "message": .string(Self.refusal(parsed))])
             return
         }
         guard let number = object["seq"]?.numberValue, number == number.rounded(), abs(number) < 9e15 else {
@@ -231,12 +232,7 @@ final class StreamConnection {
         // The first frame authenticates.
         let parsed = line.withUnsafeBytes { server.handler.parseJSON($0) }
         guard case .success(.object(let object)) = parsed else {
-            let reason: String
-            switch parsed {
-            case .failure(let error): reason = "not valid JSON: \(error.message)"
-            default: reason = "a frame must be a JSON object"
-            }
-            fail(code: "malformed_frame", message: reason)
+            fail(code: "malformed_frame", message: StreamFrameDecoder.refusal(parsed))
             return false
         }
         guard object["type"] == "hello", case .string(let key)? = object["writeKey"] else {
