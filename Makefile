@@ -24,7 +24,7 @@ build: deps
 	$(SWIFT) build
 
 test: deps
-	$(SWIFT) test
+	@SWIFT="$(SWIFT)" tools/run-tests.sh
 
 run: deps
 	$(SWIFT) run -c release kairos serve --data-dir data

@@ -36,6 +36,16 @@ actor ContactActor {
     private struct Identity {
         var keys: [ContactDirectory.IdentityKey] = []
         var merged = false
+        /// The keys as a running snapshot must see them (see `preserveForSnapshot`).
+        var preserved: (epoch: UInt64, keys: [ContactDirectory.IdentityKey])?
+        var capturedEpoch: UInt64 = 0
+
+        /// Before the keys change: keeps them as they were for a running snapshot that has
+        /// not read this contact yet.
+        mutating func preserve(for epoch: UInt64) {
+            guard epoch != 0, capturedEpoch != epoch, preserved?.epoch != epoch else { return }
+            preserved = (epoch, keys)
+        }
     }
 
     nonisolated let id: UInt64
@@ -49,6 +59,10 @@ actor ContactActor {
     private var scheduledWake: Int64 = .max
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
+    /// The state as a running snapshot must see it: kept when a command changes the contact
+    /// after the snapshot began and before it read this contact (copy on write).
+    private var preserved: (epoch: UInt64, state: ContactState)?
+    private var capturedEpoch: UInt64 = 0
 
     init(id: UInt64, tenant: TenantRuntime) {
         self.id = id
@@ -67,11 +81,18 @@ actor ContactActor {
     // MARK: Identity bookkeeping (called by the directory under its locks)
 
     nonisolated func addKey(_ key: ContactDirectory.IdentityKey) {
-        identity.withLock { if !$0.keys.contains(key) { $0.keys.append(key) } }
+        let epoch = tenant.snapshotEpoch(covering: id)
+        identity.withLock { record in
+            guard !record.keys.contains(key) else { return }
+            record.preserve(for: epoch)
+            record.keys.append(key)
+        }
     }
 
     nonisolated func takeKeys() -> [ContactDirectory.IdentityKey] {
-        identity.withLock { record in
+        let epoch = tenant.snapshotEpoch(covering: id)
+        return identity.withLock { record in
+            record.preserve(for: epoch)
             defer { record.keys = [] }
             return record.keys
         }
@@ -98,6 +119,7 @@ actor ContactActor {
     }
 
     func apply(_ items: [Item], of batch: Batch, now: Timestamp) async -> [Effect] {
+        preserveForSnapshot()
         var effects: [Effect] = []
         var position = 0
         while position < items.count {
@@ -130,6 +152,7 @@ actor ContactActor {
     /// Returns the state and the effects of leaving (its segments, the merge itself).
     func surrender(into target: ContactActor, now: Timestamp) -> (ContactState, [Effect])? {
         guard forward == nil else { return nil }
+        preserveForSnapshot()
         var effects: [Effect] = []
         let definitions = tenant.definitions
         let surrendered = state.surrender(into: target.id, definitions: definitions, now: effectiveNow(now), effects: &effects)
@@ -142,6 +165,7 @@ actor ContactActor {
     /// Called by the scheduler for an entry due at `due`.
     func fire(due: Int64) async -> [Effect] {
         if let forward { return await forward.fire(due: due) }
+        preserveForSnapshot()
         if scheduledWake == due { scheduledWake = .max }
         var effects: [Effect] = []
         if let next = state.nextWakeMilliseconds, next <= due {
@@ -153,6 +177,7 @@ actor ContactActor {
 
     func reevaluate(segments: [Int]?, now: Timestamp) async -> [Effect] {
         if let forward { return await forward.reevaluate(segments: segments, now: now) }
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.reevaluate(segments: segments, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -161,6 +186,7 @@ actor ContactActor {
 
     func accountTraitsChanged(now: Timestamp) async -> [Effect] {
         if let forward { return await forward.accountTraitsChanged(now: now) }
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.accountTraitsChanged(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -172,6 +198,7 @@ actor ContactActor {
     /// Manual or API enrollment; returns whether the contact entered.
     func enroll(journey: String, key: String?, now: Timestamp) async -> (entered: Bool, effects: [Effect]) {
         if let forward { return await forward.enroll(journey: journey, key: key, now: now) }
+        preserveForSnapshot()
         var effects: [Effect] = []
         let entered = state.enroll(journey: journey, key: key, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -182,6 +209,7 @@ actor ContactActor {
     func wakeJourneys(now: Timestamp) async -> [Effect] {
         if let forward { return await forward.wakeJourneys(now: now) }
         guard !state.journeyRuns.isEmpty else { return [] }
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.wakeJourneys(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -192,6 +220,7 @@ actor ContactActor {
     func endRuns(journey symbol: UInt32, versions: [Int: CompiledJourney], now: Timestamp) async -> [Effect] {
         if let forward { return await forward.endRuns(journey: symbol, versions: versions, now: now) }
         guard state.journeyRuns.contains(where: { $0.journey == symbol }) else { return [] }
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.endRuns(journey: symbol, reason: .archived, versions: versions, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -202,14 +231,41 @@ actor ContactActor {
     func migrateRuns(to target: CompiledJourney, from versions: [Int: CompiledJourney]) async -> Int {
         if let forward { return await forward.migrateRuns(to: target, from: versions) }
         guard state.journeyRuns.contains(where: { $0.journey == target.symbol }) else { return 0 }
+        preserveForSnapshot()
         return state.migrateRuns(to: target, from: versions)
     }
 
     func dropMembership(symbol: UInt32) {
+        preserveForSnapshot()
         state.dropMembership(symbol: symbol)
     }
 
+    /// The state now, for reads.
     func snapshot() -> ContactState { state }
+
+    /// The state and identity keys as they were when snapshot `epoch` began (see
+    /// `TenantRuntime.beginSnapshot`); later changes no longer keep a copy for it.
+    func capture(epoch: UInt64) -> (state: ContactState, keys: [ContactDirectory.IdentityKey]) {
+        let captured = preserved?.epoch == epoch ? preserved!.state : state
+        preserved = nil
+        capturedEpoch = epoch
+        let keys = identity.withLock { record in
+            defer {
+                record.preserved = nil
+                record.capturedEpoch = epoch
+            }
+            return record.preserved?.epoch == epoch ? record.preserved!.keys : record.keys
+        }
+        return (captured, keys)
+    }
+
+    /// Before the state changes: keeps it as it was for a running snapshot that has not read
+    /// this contact yet. Every change of `state` goes through here first.
+    private func preserveForSnapshot() {
+        let epoch = tenant.snapshotEpoch(covering: id)
+        guard epoch != 0, capturedEpoch != epoch, preserved?.epoch != epoch else { return }
+        preserved = (epoch, state)
+    }
 
     // MARK: Decisions
 
@@ -228,6 +284,7 @@ actor ContactActor {
             placements, state: state, userId: userId ?? state.userId, anonymousId: anonymousId ?? state.anonymousIds.first,
             request: request, now: now, seed: seed)
         if recordNow && !result.record.isEmpty {
+            preserveForSnapshot()
             var effects: [Effect] = []
             state.record(result.record, effects: &effects)
             finish(effects)
@@ -237,6 +294,7 @@ actor ContactActor {
 
     func record(_ record: DecisionRecord, now: Timestamp) async -> [Effect] {
         if let forward { return await forward.record(record, now: now) }
+        preserveForSnapshot()
         _ = effectiveNow(now)
         var effects: [Effect] = []
         state.record(record, effects: &effects)

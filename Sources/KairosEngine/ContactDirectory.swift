@@ -145,6 +145,9 @@ final class ContactDirectory: Sendable {
         if nextId.load(ordering: .relaxed) < next { nextId.store(next, ordering: .relaxed) }
     }
 
+    /// Every live contact by id, shard by shard: copies on write, taken in a moment.
+    func contactTables() -> [[UInt64: ContactActor]] { byId.map { $0.withLock { $0 } } }
+
     /// Every live contact, for evaluating a new definition over all of them.
     func allContacts() -> [ContactActor] {
         var result: [ContactActor] = []

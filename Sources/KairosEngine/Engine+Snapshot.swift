@@ -19,11 +19,12 @@ extension Engine {
     /// Contacts per independently encoded chunk of a snapshot.
     static let snapshotChunk = 4096
 
-    static func encode(_ contacts: [ContactActor]) async -> [UInt8] {
+    /// Encodes contacts as snapshot `epoch` sees them, with their identity keys.
+    static func encode(_ contacts: [ContactActor], epoch: UInt64) async -> [UInt8] {
         var writer = BinaryWriter(capacity: contacts.count * 400)
         for contact in contacts {
-            await contact.snapshot().encode(into: &writer)
-            let keys = contact.keys
+            let (state, keys) = await contact.capture(epoch: epoch)
+            state.encode(into: &writer)
             writer.writeVarint(UInt64(keys.count))
             for key in keys {
                 switch key {
@@ -56,10 +57,37 @@ extension Engine {
         return contacts
     }
 
-    /// Captures every tenant's whole state. Each tenant is captured between two of its
-    /// commands (it waits for its turn), so it is consistent with the journal sequence it
-    /// records; other tenants keep running meanwhile.
-    public func snapshot() async throws(EngineError) -> EngineSnapshot {
+    /// A tenant as it was between two of its commands, taken in a moment: the parts are
+    /// copies on write, and its contacts are read afterwards as they were then.
+    private struct FrozenTenant {
+        var tenant: Tenant
+        var epoch: UInt64
+        var applied: UInt64
+        var symbols: [String]
+        var history: [DefinitionVersion]
+        var definitionsVersion: UInt64
+        var nextContactId: UInt64
+        var contactTables: [[UInt64: ContactActor]]
+        var accounts: [String: AccountDirectory.Account]
+        var tallies: DecisionTallies.Totals
+        var reports: [String: JourneyReport]
+        var outbox: Outbox.State
+        var activity: [Int64: DailyActivity.Bucket]
+    }
+
+    /// Captures every tenant's whole state while ingest goes on. Each tenant is stopped only
+    /// between two of its commands, long enough to mark the point (its journal sequence) and
+    /// copy its small parts; its contacts are then read while it keeps applying commands, each
+    /// as it was at that point (a contact changed before it is read keeps a copy of its state
+    /// for the snapshot). So every tenant is consistent with the sequence it records.
+    public func snapshot() async throws(EngineError) -> EngineSnapshot { try await snapshot(afterFreezing: nil) }
+
+    /// `afterFreezing` runs after each tenant is frozen and before its contacts are read (tests
+    /// change contacts there: the tenant must be free to apply commands).
+    func snapshot(afterFreezing: (@Sendable (String) async -> Void)?) async throws(EngineError) -> EngineSnapshot {
+        let (turn, _) = snapshotTurns.submit { () }
+        await snapshotTurns.waitForTurn(turn)
+        defer { snapshotTurns.finishTurn() }
         let startSequence = journal?.enqueuedSequence ?? 0
         let ids = tenantIds
         var writer = BinaryWriter(capacity: 1 << 20)
@@ -72,26 +100,38 @@ extension Engine {
             let tenant = try tenantForSnapshot(id)
             let (ticket, _) = tenant.gate.submit { () }
             await tenant.gate.waitForTurn(ticket)
-            heldThrough = min(heldThrough, tenant.applied.value)
-            contactCount += await capture(tenant, into: &writer)
+            let frozen = await freeze(tenant)
             tenant.gate.finishTurn()
+            defer { tenant.runtime.endSnapshot() }
+            heldThrough = min(heldThrough, frozen.applied)
+            await afterFreezing?(id)
+            contactCount += await write(frozen, into: &writer)
         }
         return EngineSnapshot(bytes: writer.bytes, tenants: ids.count, contacts: contactCount, startSequence: heldThrough)
     }
 
-    private func capture(_ tenant: Tenant, into writer: inout BinaryWriter) async -> Int {
+    /// Called between two of the tenant's commands: the pause its ingest sees.
+    private func freeze(_ tenant: Tenant) async -> FrozenTenant {
         let runtime = tenant.runtime
+        let (history, version) = await tenant.actor.exportDefinitions()
+        return FrozenTenant(
+            tenant: tenant, epoch: runtime.beginSnapshot(), applied: tenant.applied.value, symbols: runtime.exportSymbols(),
+            history: history, definitionsVersion: version, nextContactId: runtime.directory.nextContactId,
+            contactTables: runtime.directory.contactTables(), accounts: runtime.accounts.export(), tallies: runtime.tallies.export(),
+            reports: runtime.journeyMetrics.export(), outbox: runtime.outbox.export(), activity: runtime.activity.export())
+    }
+
+    private func write(_ frozen: FrozenTenant, into writer: inout BinaryWriter) async -> Int {
+        let runtime = frozen.tenant.runtime
         writer.write(runtime.id)
         writer.write(runtime.name)
-        writer.writeVarint(tenant.applied.value)
-        let symbols = runtime.exportSymbols()
-        writer.writeVarint(UInt64(symbols.count))
-        for name in symbols { writer.write(name) }
+        writer.writeVarint(frozen.applied)
+        writer.writeVarint(UInt64(frozen.symbols.count))
+        for name in frozen.symbols { writer.write(name) }
 
-        let (history, version) = await tenant.actor.exportDefinitions()
-        writer.writeVarint(version)
-        writer.writeVarint(UInt64(history.count))
-        for entry in history {
+        writer.writeVarint(frozen.definitionsVersion)
+        writer.writeVarint(UInt64(frozen.history.count))
+        for entry in frozen.history {
             writer.write(entry.kind.rawValue)
             writer.write(entry.id)
             writer.writeVarint(UInt64(entry.version))
@@ -104,17 +144,21 @@ extension Engine {
             }
         }
 
-        writer.writeVarint(runtime.directory.nextContactId)
-        let contacts = runtime.directory.allContacts().sorted { $0.id < $1.id }
+        writer.writeVarint(frozen.nextContactId)
+        var contacts: [ContactActor] = []
+        contacts.reserveCapacity(frozen.contactTables.reduce(0) { $0 + $1.count })
+        for table in frozen.contactTables { contacts.append(contentsOf: table.values) }
+        contacts.sort { $0.id < $1.id }
         writer.writeVarint(UInt64(contacts.count))
         // Contacts go in chunks, each prefixed with its length, encoded in parallel (and
         // decoded in parallel on restore).
         let chunks = stride(from: 0, to: contacts.count, by: Engine.snapshotChunk).map {
             Array(contacts[$0..<min($0 + Engine.snapshotChunk, contacts.count)])
         }
+        let epoch = frozen.epoch
         let encoded = await withTaskGroup(of: (Int, [UInt8]).self) { group in
             for (index, chunk) in chunks.enumerated() {
-                group.addTask { (index, await Engine.encode(chunk)) }
+                group.addTask { (index, await Engine.encode(chunk, epoch: epoch)) }
             }
             var parts = [[UInt8]](repeating: [], count: chunks.count)
             for await (index, bytes) in group { parts[index] = bytes }
@@ -126,7 +170,7 @@ extension Engine {
             writer.writeBytes(part)
         }
 
-        let accounts = runtime.accounts.export()
+        let accounts = frozen.accounts
         writer.writeVarint(UInt64(accounts.count))
         for id in accounts.keys.sorted() {
             writer.write(id)
@@ -136,6 +180,8 @@ extension Engine {
             for member in members { writer.writeVarint(member) }
         }
 
+        // Ids claimed after the frozen point are kept too: their commands replay after it,
+        // and replay applies them whatever the deduplicator says.
         let seen = runtime.deduplicator.export()
         writer.writeVarint(UInt64(seen.count))
         for entry in seen {
@@ -144,7 +190,7 @@ extension Engine {
             writer.writeSigned(entry.time)
         }
 
-        let tallies = runtime.tallies.export()
+        let tallies = frozen.tallies
         writer.writeVarint(UInt64(tallies.experiments.count))
         for experiment in tallies.experiments.keys.sorted() {
             writer.write(experiment)
@@ -168,7 +214,7 @@ extension Engine {
             }
         }
 
-        let reports = runtime.journeyMetrics.export()
+        let reports = frozen.reports
         writer.writeVarint(UInt64(reports.count))
         for journey in reports.keys.sorted() {
             let report = reports[journey]!
@@ -188,7 +234,7 @@ extension Engine {
                 for value in [metrics.arrived, metrics.waiting, metrics.messages, metrics.messagesSkipped] { writer.writeSigned(Int64(value)) }
             }
         }
-        let outbox = runtime.outbox.export()
+        let outbox = frozen.outbox
         writer.writeVarint(outbox.nextPosition)
         writer.writeVarint(outbox.dropped)
         writer.writeVarint(UInt64(outbox.entries.count))
@@ -207,7 +253,7 @@ extension Engine {
                 writer.write(entry.message.fields[name]!)
             }
         }
-        let activity = runtime.activity.export()
+        let activity = frozen.activity
         writer.writeVarint(UInt64(activity.count))
         for index in activity.keys.sorted() {
             let bucket = activity[index]!

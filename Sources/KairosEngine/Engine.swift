@@ -83,6 +83,8 @@ public final class Engine: Sendable {
     let keyRevocations = Atomic<UInt64>(0)
     /// The journal position a restored snapshot started at (0 without one).
     let restoredStartSequence = AppliedSequence()
+    /// Lets one snapshot run at a time (each marks the contacts it still has to read).
+    let snapshotTurns = CommandGate()
 
     /// - Parameters:
     ///   - journal: the write-ahead journal; with one, every change is durable before it is
@@ -146,10 +148,13 @@ public final class Engine: Sendable {
     }
 
     public func stats(tenant id: String) async throws(EngineError) -> TenantStats {
-        let runtime = try tenant(id).runtime
+        let tenant = try tenant(id)
+        let runtime = tenant.runtime
+        // The tenant's count of definition changes (kept in snapshots), not the version of the
+        // compiled models and segments, which only moves when those are recompiled.
         return TenantStats(
             tenant: id, contacts: runtime.directory.count, accounts: runtime.accounts.count,
-            segmentSizes: runtime.members.counts(), definitionsVersion: runtime.definitions.version)
+            segmentSizes: runtime.members.counts(), definitionsVersion: await tenant.actor.definitionChanges)
     }
 
     /// What this process's live ingest did for a tenant (replay does not count): for operators

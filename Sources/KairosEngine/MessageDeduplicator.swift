@@ -33,6 +33,8 @@ final class MessageDeduplicator: Sendable {
     private struct State {
         var seen: [Key: Int64] = [:]
         var order = Deque<(id: Key, time: Int64)>()
+        /// Entries ever removed from the front of `order`, so a position survives removals.
+        var dropped: UInt64 = 0
     }
 
     let window: TimeSpan
@@ -52,6 +54,7 @@ final class MessageDeduplicator: Sendable {
             let horizon = now.milliseconds - window.milliseconds
             while let oldest = state.order.first, oldest.time <= horizon || state.order.count > capacity {
                 state.order.removeFirst()
+                state.dropped += 1
                 if state.seen[oldest.id] == oldest.time { state.seen.removeValue(forKey: oldest.id) }
             }
             return keys.map { key in
@@ -74,12 +77,30 @@ final class MessageDeduplicator: Sendable {
 
     var count: Int { state.withLock { $0.seen.count } }
 
-    /// The remembered ids, oldest first, for a snapshot.
+    /// The remembered ids, oldest first, for a snapshot. Read in slices, so claims (ingest)
+    /// never wait long for the lock however many ids there are.
     func export() -> [(first: UInt64, second: UInt64, time: Int64)] {
-        state.withLock { state in
-            state.order.compactMap { entry in
-                state.seen[entry.id] == entry.time ? (entry.id.first, entry.id.second, entry.time) : nil
+        var entries: [(first: UInt64, second: UInt64, time: Int64)] = []
+        var next: UInt64?
+        var end: UInt64 = 0
+        while true {
+            let finished = state.withLock { state -> Bool in
+                if next == nil {
+                    next = state.dropped
+                    end = state.dropped + UInt64(state.order.count)
+                    entries.reserveCapacity(state.order.count)
+                }
+                let from = max(next!, state.dropped)
+                guard from < end else { return true }  // the rest has expired meanwhile
+                let to = min(end, from + 65_536)
+                for index in Int(from - state.dropped)..<Int(to - state.dropped) {
+                    let entry = state.order[index]
+                    if state.seen[entry.id] == entry.time { entries.append((entry.id.first, entry.id.second, entry.time)) }
+                }
+                next = to
+                return to >= end
             }
+            if finished { return entries }
         }
     }
 

@@ -100,6 +100,9 @@ actor TenantActor {
 
     // MARK: Snapshots
 
+    /// Definition changes so far (the latest `definitionsVersion`).
+    var definitionChanges: UInt64 { definitionsVersion }
+
     func exportDefinitions() -> (history: [DefinitionVersion], version: UInt64) { (history, definitionsVersion) }
 
     /// Restores definitions from a snapshot: the latest version of each is in force again.

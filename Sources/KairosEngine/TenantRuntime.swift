@@ -26,6 +26,11 @@ final class TenantRuntime: Sendable {
     private let currentCatalog = Mutex(DecisionCatalog.empty)
     private let currentJourneys = Mutex(JourneyCatalog.empty)
     private let symbolTable = Mutex(SymbolTable())
+    /// The snapshot reading this tenant's contacts now (0: none), and the first contact id
+    /// it does not cover (contacts created after it began are replayed from the journal).
+    private let snapshotEpoch = Atomic<UInt64>(0)
+    private let snapshotContactLimit = Atomic<UInt64>(0)
+    private let lastSnapshotEpoch = Atomic<UInt64>(0)
 
     init(id: String, name: String, scheduler: Scheduler, effects: EffectBus, deduplicator: MessageDeduplicator) {
         self.id = id
@@ -54,6 +59,27 @@ final class TenantRuntime: Sendable {
     var journeys: JourneyCatalog { currentJourneys.withLock { $0 } }
 
     func publish(_ journeys: JourneyCatalog) { currentJourneys.withLock { $0 = journeys } }
+
+    // MARK: Snapshots while ingest continues
+
+    /// Starts a snapshot of this tenant's contacts as they are now, called between two of its
+    /// commands. Until `endSnapshot`, a contact about to change keeps its state as it was
+    /// (copy on write) for the snapshot to read instead.
+    func beginSnapshot() -> UInt64 {
+        let epoch = lastSnapshotEpoch.add(1, ordering: .relaxed).newValue
+        snapshotContactLimit.store(directory.nextContactId, ordering: .relaxed)
+        snapshotEpoch.store(epoch, ordering: .releasing)
+        return epoch
+    }
+
+    func endSnapshot() { snapshotEpoch.store(0, ordering: .releasing) }
+
+    /// The running snapshot that still has to read `contact` as it was (0: none).
+    func snapshotEpoch(covering contact: UInt64) -> UInt64 {
+        let epoch = snapshotEpoch.load(ordering: .acquiring)
+        guard epoch != 0, contact < snapshotContactLimit.load(ordering: .relaxed) else { return 0 }
+        return epoch
+    }
 
     func intern(_ name: String) -> UInt32 { symbolTable.withLock { $0.intern(name) } }
 
