@@ -62,7 +62,10 @@ public struct StorageOptions: ParsableArguments {
             try journal.truncate(through: oldest.sequence)
         }
         if !quiet {
-            printError("wrote snapshot \(entry.path): \(snapshot.tenants) tenants, \(snapshot.contacts) contacts, \(entry.size) bytes in \(seconds(since: started))")
+            let pause = Double(snapshot.longestPause.components.attoseconds) / 1e15 + Double(snapshot.longestPause.components.seconds) * 1000
+            printError(
+                "wrote snapshot \(entry.path): \(snapshot.tenants) tenants, \(snapshot.contacts) contacts, \(entry.size) bytes in "
+                    + "\(seconds(since: started)) (ingest paused at most \(String(format: "%.1f", pause)) ms)")
         }
         return (entry, snapshot.tenants, snapshot.contacts)
     }

@@ -1,4 +1,5 @@
 import DequeModule
+import Foundation
 import KairosCore
 
 /// What `Engine.snapshot()` captured.
@@ -10,6 +11,8 @@ public struct EngineSnapshot: Sendable {
     /// Every tenant in the snapshot holds the effect of all journal records up to here:
     /// recovery replays from the next one, and the journal may be truncated through it.
     public var startSequence: UInt64
+    /// The longest time a tenant's commands waited on the snapshot (its freeze).
+    public var longestPause: Duration = .zero
 }
 
 extension Engine {
@@ -18,6 +21,8 @@ extension Engine {
     static let snapshotVersion: UInt8 = 4
     /// Contacts per independently encoded chunk of a snapshot.
     static let snapshotChunk = 4096
+    /// Tasks encoding a snapshot's contacts at once.
+    static let snapshotWorkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Encodes contacts as snapshot `epoch` sees them, with their identity keys.
     static func encode(_ contacts: [ContactActor], epoch: UInt64) async -> [UInt8] {
@@ -96,18 +101,22 @@ extension Engine {
         writer.writeVarint(UInt64(ids.count))
         var contactCount = 0
         var heldThrough = startSequence
+        var longestPause = Duration.zero
         for id in ids {
             let tenant = try tenantForSnapshot(id)
             let (ticket, _) = tenant.gate.submit { () }
             await tenant.gate.waitForTurn(ticket)
+            let frozenAt = ContinuousClock.now
             let frozen = await freeze(tenant)
             tenant.gate.finishTurn()
+            longestPause = max(longestPause, ContinuousClock.now - frozenAt)
             defer { tenant.runtime.endSnapshot() }
             heldThrough = min(heldThrough, frozen.applied)
             await afterFreezing?(id)
             contactCount += await write(frozen, into: &writer)
         }
-        return EngineSnapshot(bytes: writer.bytes, tenants: ids.count, contacts: contactCount, startSequence: heldThrough)
+        return EngineSnapshot(
+            bytes: writer.bytes, tenants: ids.count, contacts: contactCount, startSequence: heldThrough, longestPause: longestPause)
     }
 
     /// Called between two of the tenant's commands: the pause its ingest sees.
@@ -156,12 +165,24 @@ extension Engine {
             Array(contacts[$0..<min($0 + Engine.snapshotChunk, contacts.count)])
         }
         let epoch = frozen.epoch
-        let encoded = await withTaskGroup(of: (Int, [UInt8]).self) { group in
-            for (index, chunk) in chunks.enumerated() {
-                group.addTask { (index, await Engine.encode(chunk, epoch: epoch)) }
+        // One worker per core at background priority, yielding after each chunk: ingest keeps
+        // its share of the cores (a task per chunk filled the queue ahead of it for seconds).
+        let workers = min(chunks.count, Engine.snapshotWorkers)
+        let encoded = await withTaskGroup(of: [(Int, [UInt8])].self) { group in
+            for worker in 0..<workers {
+                group.addTask(priority: .background) {
+                    var done: [(Int, [UInt8])] = []
+                    for index in stride(from: worker, to: chunks.count, by: workers) {
+                        done.append((index, await Engine.encode(chunks[index], epoch: epoch)))
+                        await Task.yield()
+                    }
+                    return done
+                }
             }
             var parts = [[UInt8]](repeating: [], count: chunks.count)
-            for await (index, bytes) in group { parts[index] = bytes }
+            for await done in group {
+                for (index, bytes) in done { parts[index] = bytes }
+            }
             return parts
         }
         writer.writeVarint(UInt64(encoded.count))

@@ -547,16 +547,12 @@ public final class Engine: Sendable {
         // every restored tenant already holds.
         let held = tenants.withLock { $0.values.map { $0.applied.value } }
         var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
-        while true {
+        let slice = 10_000
+        reading: while true {
             records.removeAll(keepingCapacity: true)
-            var last: UInt64 = 0
-            try journal.read(from: from) { record in
-                if records.count < 10_000 { records.append(record) }
-                last = record.sequence
-            }
-            if records.isEmpty { break }
+            try journal.read(from: from, limit: slice) { records.append($0) }
             for record in records {
-                if record.sequence > limit { break }
+                if record.sequence > limit { break reading }
                 report.lastSequence = record.sequence
                 // Commands a snapshot already holds are skipped.
                 if let tenant = tenants.withLock({ $0[record.tenant] }), tenant.applied.value >= record.sequence { continue }
@@ -566,8 +562,8 @@ public final class Engine: Sendable {
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
             }
             progress?(report.lastSequence)
-            if report.lastSequence >= last || report.lastSequence >= limit { break }
-            from = report.lastSequence + 1
+            guard records.count == slice, let last = records.last else { break }
+            from = last.sequence + 1
         }
         let elapsed = ContinuousClock.now - started
         report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -42,6 +42,9 @@ public protocol Journal: AnyObject, Sendable {
     /// Sequences only grow; a failed write leaves a gap.
     func read(from sequence: UInt64, _ body: (JournalRecord) throws -> Void) throws
 
+    /// The same for at most `limit` records (recovery reads a long journal in slices).
+    func read(from sequence: UInt64, limit: Int, _ body: (JournalRecord) throws -> Void) throws
+
     /// The highest sequence durably written so far (0 when empty).
     var lastSequence: UInt64 { get }
 
@@ -50,6 +53,17 @@ public protocol Journal: AnyObject, Sendable {
 }
 
 extension Journal {
+    public func read(from sequence: UInt64, limit: Int, _ body: (JournalRecord) throws -> Void) throws {
+        var count = 0
+        do {
+            try read(from: sequence) { record in
+                guard count < limit else { throw ReadLimitReached() }
+                count += 1
+                try body(record)
+            }
+        } catch is ReadLimitReached {}
+    }
+
     /// Enqueues and waits until durable.
     public func append(_ records: [JournalRecord]) async throws -> [JournalRecord] {
         let append = enqueue(records)
@@ -95,3 +109,6 @@ public final class JournalAppend: Sendable {
         for continuation in waiting { continuation.resume(with: result) }
     }
 }
+
+/// Stops a journal read at its limit.
+private struct ReadLimitReached: Error {}

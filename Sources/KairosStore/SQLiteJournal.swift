@@ -109,9 +109,13 @@ public final class SQLiteJournal: Journal {
     }
 
     public func read(from sequence: UInt64, _ body: (JournalRecord) throws -> Void) throws {
+        try read(from: sequence, limit: .max, body)
+    }
+
+    public func read(from sequence: UInt64, limit: Int, _ body: (JournalRecord) throws -> Void) throws {
         let reader = try Connection(path: path, readOnly: true)
         try reader.forEach(
-            "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence",
+            "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence LIMIT \(max(0, limit))",
             binding: Int64(bitPattern: sequence), body)
     }
 

@@ -45,6 +45,47 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         #expect(read[0].time == Timestamp(milliseconds: 1_700_000_000_001))
     }
 
+    @Test func readsAtMostALimit() async throws {
+        let directory = try TemporaryDirectory()
+        let journal = try SQLiteJournal(path: directory.path + "/journal.sqlite", mode: .fast)
+        _ = try await journal.append((0..<10).map { record($0) })
+        var read: [UInt64] = []
+        try journal.read(from: 4, limit: 3) { read.append($0.sequence) }
+        #expect(read == [4, 5, 6])
+        read = []
+        try journal.read(from: 9, limit: 3) { read.append($0.sequence) }
+        #expect(read == [9, 10])
+    }
+
+    /// Recovery reads the journal in slices of 10,000: every command of a longer journal is
+    /// replayed once, and a replay up to a sequence stops there, inside a slice or not.
+    @Test func recoveryReplaysAJournalLongerThanASliceOnce() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path, mode: .fast)
+        let engine = Engine(journal: journal)
+        let start = Timestamp(iso8601: "2026-03-02T00:00:00Z")!
+        try await engine.createTenant(id: "t", now: start)
+        for index in 0..<25_000 {
+            _ = try await engine.ingest(tenant: "t", events: [.track("E", userId: "u\(index % 100)", at: start)], now: start)
+        }
+        journal.close()
+
+        let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
+        let report = try await recovered.recover()
+        #expect(report.commandsReplayed == 25_001)
+        #expect(report.eventsReplayed == 25_000)
+        #expect(report.lastSequence == 25_001)
+        for user in ["u0", "u7", "u99"] {
+            let live = try #require(try await engine.contact(tenant: "t", .userId(user), now: start))
+            #expect(try await recovered.contact(tenant: "t", .userId(user), now: start) == live)
+        }
+
+        let partial = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
+        let upTo = try await partial.recover(upTo: 12_345)
+        #expect(upTo.lastSequence == 12_345 && upTo.eventsReplayed == 12_344)
+    }
+
     @Test func concurrentAppendsGetGapFreeUniqueSequences() async throws {
         let directory = try TemporaryDirectory()
         let journal = try SQLiteJournal(path: directory.path + "/journal.sqlite", mode: .strict)

@@ -1,6 +1,6 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict]
+//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] | decide | journeys [lapse|spread|ingest] [none|fast|strict]
 import BenchmarkWorkload
 import Foundation
 import KairosCore
@@ -10,6 +10,14 @@ import KairosStore
 
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// A flag set once, read from any task.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
 
 /// Writes a line at once (unbuffered), so progress shows when the output goes to a file.
@@ -328,6 +336,104 @@ case "stream":
     print("stream (journal \(mode)): \(lastAck) events durable in \(String(format: "%.2f", elapsed)) s = \(Int(Double(lastAck) / elapsed)) events/s")
     close(socketDescriptor)
     await gateway.shutDown()
+case "snapshot-pause":
+    // How long a tenant's ingest stops while a snapshot of its 1,000,000 contacts is taken:
+    // two feeders keep sending batches of 100 events (journal `fast`); every batch's latency
+    // and the gaps between completed batches are compared before and during the snapshot.
+    let path = NSTemporaryDirectory() + "kairos-measure-\(UUID().uuidString).sqlite"
+    let journal = try SQLiteJournal(path: path, mode: .fast)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let engine = try await Workload.makeEngine(Engine(journal: journal))
+    try await Workload.populate(engine, contacts: 1_000_000)
+    print("snapshot-pause: 1M contacts ready")
+    final class Timeline: @unchecked Sendable {
+        let lock = NSLock()
+        var completions: [(at: ContinuousClock.Instant, latency: Duration)] = []
+        func add(_ at: ContinuousClock.Instant, _ latency: Duration) { lock.withLock { completions.append((at, latency)) } }
+    }
+    let timeline = Timeline()
+    let stop = ManagedAtomicFlag()
+    let feeders = (0..<2).map { feeder in
+        Task {
+            var stream = Workload.Stream(contacts: 1_000_000, seed: UInt64(feeder + 20))
+            var now = Workload.start
+            while !stop.isSet {
+                now = now + .milliseconds(10)
+                let batch = stream.batch(size: 100, at: now)
+                let sent = ContinuousClock.now
+                _ = try? await engine.ingest(tenant: Workload.tenant, events: batch, now: now)
+                timeline.add(ContinuousClock.now, ContinuousClock.now - sent)
+            }
+        }
+    }
+    try await Task.sleep(for: .seconds(3))
+    let snapshotStarted = ContinuousClock.now
+    let snapshot = try await engine.snapshot()
+    let snapshotEnded = ContinuousClock.now
+    try await Task.sleep(for: .seconds(1))
+    stop.set()
+    for feeder in feeders { await feeder.value }
+    func summary(_ from: ContinuousClock.Instant, _ to: ContinuousClock.Instant) -> String {
+        let window = timeline.lock.withLock { timeline.completions.filter { $0.at >= from && $0.at <= to } }
+        let latencies = window.map { seconds($0.latency) * 1000 }.sorted()
+        var gap = 0.0
+        for index in window.indices.dropFirst() { gap = max(gap, seconds(window[index].at - window[index - 1].at) * 1000) }
+        let p50 = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
+        return String(
+            format: "%d batches, %.0f events/s, batch latency p50 %.1f ms max %.1f ms, longest gap between batches %.1f ms",
+            window.count, Double(window.count * 100) / seconds(to - from), p50, latencies.last ?? 0, gap)
+    }
+    print("before the snapshot: " + summary(snapshotStarted - .seconds(2), snapshotStarted))
+    print(
+        String(
+            format: "snapshot: %d contacts, %d MB in %.2f s; the tenant stopped for %.2f ms", snapshot.contacts,
+            snapshot.bytes.count / 1_000_000, seconds(snapshotEnded - snapshotStarted), seconds(snapshot.longestPause) * 1000))
+    print("during the snapshot: " + summary(snapshotStarted, snapshotEnded))
+case "restart":
+    // A data directory with a snapshot of 1,000,000 contacts and COMMANDS (default 5,000,000)
+    // journaled commands of one event each after it; then the startup `kairos serve` does
+    // (newest valid snapshot, replay of the journal after it), timed phase by phase. The
+    // directory is kept (`kairos serve --data-dir DIR` starts from it).
+    let directory = arguments.count > 1 ? arguments[1] : NSTemporaryDirectory() + "kairos-restart"
+    let commands = arguments.count > 2 ? Int(arguments[2]) ?? 5_000_000 : 5_000_000
+    let store = SnapshotStore(directory: directory + "/snapshots")
+    if !FileManager.default.fileExists(atPath: directory + "/journal.sqlite") {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let journal = try SQLiteJournal(path: directory + "/journal.sqlite", mode: .fast)
+        let engine = try await Workload.makeEngine(Engine(journal: journal))
+        try await Workload.populate(engine, contacts: 1_000_000)
+        let snapshot = try await engine.snapshot()
+        try store.write(snapshot.bytes, sequence: snapshot.startSequence, at: Workload.start)
+        print("restart: snapshot of \(snapshot.contacts) contacts written; journaling \(commands) commands")
+        let written = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for feeder in 0..<8 {
+                group.addTask {
+                    var stream = Workload.Stream(contacts: 1_000_000, seed: UInt64(feeder + 40))
+                    for index in stride(from: feeder, to: commands, by: 8) {
+                        let now = Workload.start + .milliseconds(Int64(index))
+                        _ = try? await engine.ingest(tenant: Workload.tenant, events: stream.batch(size: 1, at: now), now: now)
+                        if feeder == 0 && index % 500_000 == 0 { print("restart: \(index) commands journaled") }
+                    }
+                }
+            }
+        }
+        print(String(format: "restart: %d commands journaled in %.1f s", commands, seconds(ContinuousClock.now - written)))
+        journal.close()
+    }
+    let started = ContinuousClock.now
+    let journal = try SQLiteJournal(path: directory + "/journal.sqlite", mode: .fast)
+    let engine = Engine(journal: journal)
+    guard let (entry, payload) = try store.newestValid() else { fatalError("no valid snapshot in \(directory)/snapshots") }
+    let read = ContinuousClock.now
+    let restored = try await engine.restore(snapshot: payload)
+    let loaded = ContinuousClock.now
+    let report = try await engine.recover()
+    let ready = ContinuousClock.now
+    print(String(format: "restart: snapshot read and verified in %.2f s (%d MB, %@)", seconds(read - started), entry.size / 1_000_000, entry.path))
+    print(String(format: "restart: %d contacts restored in %.2f s", restored.contacts, seconds(loaded - read)))
+    print(String(format: "restart: %d commands (%d events) replayed in %.2f s", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded)))
+    print(String(format: "restart: ready in %.2f s", seconds(ready - started)))
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | stream [fast|strict]")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS]")
 }
