@@ -31,8 +31,6 @@ actor ContactActor {
         var index: Int
         /// A profile to merge into this one before applying the event (identify/alias).
         var mergeSource: ContactActor?
-        /// The event's own command time, when a batch holds several commands (replay).
-        var now: Timestamp?
     }
 
     private struct Identity {
@@ -148,29 +146,6 @@ actor ContactActor {
         }
         finish(effects)
         return effects
-    }
-
-    /// Applies items that each carry their command's time and no merge (a replayed run of
-    /// commands); returns each item's effects, in item order.
-    func applyEach(_ items: [Item], of batch: Batch) async -> [[Effect]] {
-        if let forward { return await forward.applyEach(items, of: batch) }
-        preserveForSnapshot()
-        var perItem: [[Effect]] = []
-        perItem.reserveCapacity(items.count)
-        var all: [Effect] = []
-        for item in items {
-            var effects: [Effect] = []
-            let commandNow = effectiveNow(item.now!)
-            state.apply(
-                batch.events[item.index], counterSymbol: batch.counterSymbols[item.index],
-                context: context(
-                    commandNow, accountId: state.accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys),
-                effects: &effects)
-            all += effects
-            perItem.append(effects)
-        }
-        finish(all)
-        return perItem
     }
 
     /// Hands this profile's state over to `target` exactly once; later calls are forwarded.

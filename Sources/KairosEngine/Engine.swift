@@ -548,18 +548,6 @@ public final class Engine: Sendable {
         let held = tenants.withLock { $0.values.map { $0.applied.value } }
         var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
         let slice = 10_000
-        // Consecutive ingest commands of one tenant that merge no profiles replay together.
-        var run: [(record: JournalRecord, events: [Event])] = []
-        var runEvents = 0
-        func replayRun() async {
-            guard let last = run.last else { return }
-            await replayIngestRun(run)
-            report.commandsReplayed += run.count
-            report.eventsReplayed += runEvents
-            tenants.withLock { $0[last.record.tenant] }?.applied.set(last.record.sequence)
-            run.removeAll(keepingCapacity: true)
-            runEvents = 0
-        }
         reading: while true {
             records.removeAll(keepingCapacity: true)
             try journal.read(from: from, limit: slice) { records.append($0) }
@@ -567,125 +555,19 @@ public final class Engine: Sendable {
                 if record.sequence > limit { break reading }
                 report.lastSequence = record.sequence
                 // Commands a snapshot already holds are skipped.
-                guard let tenant = tenants.withLock({ $0[record.tenant] }) else {
-                    await replayRun()
-                    let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
-                    report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
-                    report.commandsReplayed += 1
-                    tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
-                    continue
-                }
-                if tenant.applied.value >= record.sequence { continue }
+                if let tenant = tenants.withLock({ $0[record.tenant] }), tenant.applied.value >= record.sequence { continue }
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
-                if case .ingest(let events) = command, Engine.replaysInRuns(events, directory: tenant.runtime.directory) {
-                    if let first = run.first, first.record.tenant != record.tenant || runEvents >= Engine.replayRunEvents { await replayRun() }
-                    run.append((record, events))
-                    runEvents += events.count
-                    continue
-                }
-                await replayRun()
                 report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
                 report.commandsReplayed += 1
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
             }
-            await replayRun()
             progress?(report.lastSequence)
             guard records.count == slice, let last = records.last else { break }
             from = last.sequence + 1
         }
-        await replayRun()
         let elapsed = ContinuousClock.now - started
         report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return report
-    }
-
-    /// Events per replayed run of ingest commands.
-    static let replayRunEvents = 2_000
-
-    /// Whether a journaled batch can replay in a run with others: it links no identities
-    /// (alias, group, or a user id with an anonymous id not already on the same profile).
-    /// Only a link makes two ids lead to one profile, and a run holds none, so what holds
-    /// now holds for the whole run.
-    static func replaysInRuns(_ events: [Event], directory: ContactDirectory) -> Bool {
-        events.allSatisfy { event in
-            guard event.type != .alias && event.type != .group else { return false }
-            guard let userId = event.userId, let anonymousId = event.anonymousId else { return true }
-            guard let known = directory.lookup(.user(userId)) else { return false }
-            return directory.lookup(.anonymous(anonymousId)) === known
-        }
-    }
-
-    /// Replays consecutive ingest commands of one tenant (see `replaysInRuns`) as one batch:
-    /// each event keeps its command's journaled time, contacts are created in the same order
-    /// and run in parallel lanes, and each command's effects then reach the outbox, activity
-    /// counts and subscribers as they did when it was applied alone. A single-event command
-    /// costs a few microseconds of bookkeeping alone; together they share it.
-    private func replayIngestRun(_ run: [(record: JournalRecord, events: [Event])]) async {
-        guard let runtime = tenants.withLock({ $0[run[0].record.tenant] })?.runtime else { return }
-        var events: [Event] = []
-        var times: [Timestamp] = []
-        for entry in run {
-            _ = runtime.deduplicator.claim(entry.events.map(\.messageId), now: entry.record.time)
-            events += entry.events
-            times += repeatElement(entry.record.time, count: entry.events.count)
-        }
-        let batch = ContactActor.Batch(
-            events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions,
-            catalog: runtime.catalog, journeys: runtime.journeys)
-        let make = runtime.makeContact
-        var groups: [(ContactActor, [ContactActor.Item])] = []
-        var groupIndex: [ObjectIdentifier: Int] = [:]
-        var emailChanges: [(contact: UInt64, email: String?)] = []
-        for index in events.indices {
-            let target = resolve(events[index], in: runtime.directory, make: make).target
-            if let email = events[index].traits["email"] {
-                if case .string(let text) = email, !text.isEmpty {
-                    emailChanges.append((target.id, text))
-                } else if email.isNull {
-                    emailChanges.append((target.id, nil))
-                }
-            }
-            let item = ContactActor.Item(index: index, mergeSource: nil, now: times[index])
-            let key = ObjectIdentifier(target)
-            if let position = groupIndex[key] {
-                groups[position].1.append(item)
-            } else {
-                groupIndex[key] = groups.count
-                groups.append((target, [item]))
-            }
-        }
-        let lanes = min(groups.count, Self.lanesPerBatch)
-        let work = groups
-        let laneResults = await withTaskGroup(of: [(Int, [Effect])].self) { group in
-            for lane in 0..<lanes {
-                group.addTask {
-                    var done: [(Int, [Effect])] = []
-                    for position in stride(from: lane, to: work.count, by: lanes) {
-                        let (contact, items) = work[position]
-                        let perItem = await contact.applyEach(items, of: batch)
-                        for (item, effects) in zip(items, perItem) { done.append((item.index, effects)) }
-                    }
-                    return done
-                }
-            }
-            var all: [[(Int, [Effect])]] = []
-            for await part in group { all.append(part) }
-            return all
-        }
-        var perEvent = [[Effect]](repeating: [], count: events.count)
-        for part in laneResults {
-            for (index, effects) in part { perEvent[index] = effects }
-        }
-        runtime.emails.set(emailChanges)
-        var next = 0
-        for entry in run {
-            var effects: [Effect] = []
-            for index in next..<next + entry.events.count { effects += perEvent[index] }
-            next += entry.events.count
-            runtime.outbox.apply(effects)
-            runtime.activity.record(events: entry.events.count, effects: effects, at: entry.record.time)
-            bus.publish(tenant: runtime.id, effects)
-        }
     }
 
     /// Applies one journaled command. A command that failed when it was first applied fails
