@@ -182,7 +182,7 @@ import Testing
         let journal = try SQLiteJournal(path: path, mode: .fast)
         let live = Engine(journal: journal, decisionSeed: 1)
         try await DemoTenant.install(into: live, now: start)
-        let contacts = 1_000
+        let contacts = 500
         var traffic = DemoTraffic(contacts: contacts, seed: 5)
         func batches(_ count: Int, from minute: Int) -> [(events: [Event], now: Timestamp)] {
             (0..<count).map { index in
@@ -190,12 +190,12 @@ import Testing
                 return ((0..<50).map { _ in traffic.next(at: now) }, now)
             }
         }
-        for batch in batches(40, from: 0) { _ = try await live.ingest(tenant: DemoTenant.id, events: batch.events, now: batch.now) }
+        for batch in batches(20, from: 0) { _ = try await live.ingest(tenant: DemoTenant.id, events: batch.events, now: batch.now) }
 
         // Commands applied between the freeze and the reading of the contacts (the tenant must
         // be free to apply them, or this would never return), and a feeder running alongside.
-        let during = batches(20, from: 40)
-        let alongside = batches(200, from: 60)
+        let during = batches(10, from: 20)
+        let alongside = batches(100, from: 30)
         let feeder = Task {
             for batch in alongside { _ = try await live.ingest(tenant: DemoTenant.id, events: batch.events, now: batch.now) }
         }
