@@ -165,12 +165,13 @@ extension Engine {
             Array(contacts[$0..<min($0 + Engine.snapshotChunk, contacts.count)])
         }
         let epoch = frozen.epoch
-        // One worker per core at background priority, yielding after each chunk: ingest keeps
-        // its share of the cores (a task per chunk filled the queue ahead of it for seconds).
+        // One worker per core, yielding after each chunk: ingest keeps its share of the cores
+        // (a task per chunk filled the queue ahead of it for seconds). Not at background
+        // priority: starved background threads held the pool's threads from other work.
         let workers = min(chunks.count, Engine.snapshotWorkers)
         let encoded = await withTaskGroup(of: [(Int, [UInt8])].self) { group in
             for worker in 0..<workers {
-                group.addTask(priority: .background) {
+                group.addTask {
                     var done: [(Int, [UInt8])] = []
                     for index in stride(from: worker, to: chunks.count, by: workers) {
                         done.append((index, await Engine.encode(chunks[index], epoch: epoch)))
