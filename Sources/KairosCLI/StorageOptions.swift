@@ -56,11 +56,7 @@ public struct StorageOptions: ParsableArguments {
     {
         let started = ContinuousClock.now
         let snapshot = try await engine.snapshot()
-        let entry = try snapshots.write(snapshot.bytes, sequence: snapshot.startSequence, at: Timestamp(seconds: Date().timeIntervalSince1970))
-        if let oldest = try snapshots.list().last {
-            // Every kept snapshot starts at or after `oldest.sequence`; older records are not needed.
-            try journal.truncate(through: oldest.sequence)
-        }
+        let entry = try await snapshots.write(snapshot, at: Timestamp(seconds: Date().timeIntervalSince1970), truncating: journal)
         if !quiet {
             let pause = Double(snapshot.longestPause.components.attoseconds) / 1e15 + Double(snapshot.longestPause.components.seconds) * 1000
             printError(

@@ -1,5 +1,7 @@
+import Dispatch
 import Foundation
 import KairosCore
+import KairosEngine
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,6 +80,23 @@ public struct SnapshotStore: Sendable {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
         return Entry(path: final, sequence: sequence, createdAt: time, size: bytes.count)
+    }
+
+    /// Writes `snapshot` durably, then drops the journal records no kept snapshot needs
+    /// (every kept snapshot starts at or after the oldest one's sequence). The file writes and
+    /// syncs run on a Dispatch thread: a sync can take seconds on a busy disk, and a blocked
+    /// thread of the concurrency pool would hold up the engine's actors meanwhile.
+    public func write(_ snapshot: EngineSnapshot, at time: Timestamp, truncating journal: SQLiteJournal) async throws -> Entry {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(
+                    with: Result {
+                        let entry = try write(snapshot.bytes, sequence: snapshot.startSequence, at: time)
+                        if let oldest = try list().last { try journal.truncate(through: oldest.sequence) }
+                        return entry
+                    })
+            }
+        }
     }
 
     /// Snapshot files, newest first.

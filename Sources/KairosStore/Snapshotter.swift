@@ -23,10 +23,7 @@ public struct Snapshotter: Sendable {
     /// Writes a snapshot now; returns the file written.
     @discardableResult
     public func snapshotNow(at time: Timestamp) async throws -> SnapshotStore.Entry {
-        let snapshot = try await engine.snapshot()
-        let entry = try store.write(snapshot.bytes, sequence: snapshot.startSequence, at: time)
-        if let oldest = try store.list().last { try journal.truncate(through: oldest.sequence) }
-        return entry
+        try await store.write(try await engine.snapshot(), at: time, truncating: journal)
     }
 
     /// Whether a snapshot is due, given the last one's time and sequence.

@@ -101,12 +101,14 @@ import FoundationNetworking
     }
 
     @Test func aFullDiskRefusesIngestKeepsReadsAndRecoversWhenSpaceReturns() async throws {
-        let disk = try SmallDisk()
+        let disk = try await blocking { Handed(try SmallDisk()) }.value
         let server = try ServeTests.Server(dataDir: disk.dataDir)
-        let port = try #require(server.waitForPort(), "\(server.stderr)")
-        let key = try #require(server.key(), "\(server.stdout)")
-        let secret = try #require(server.secretKey(), "\(server.stdout)")
-        try disk.fill(server: server.process.processIdentifier)
+        let port = try #require(await server.waitForPort(), "\(server.stderr)")
+        let key = try #require(await server.key(), "\(server.stdout)")
+        let secret = try #require(await server.secretKey(), "\(server.stdout)")
+        let pid = server.process.processIdentifier
+        let handedDisk = Handed(disk)
+        try await blocking { try handedDisk.value.fill(server: pid) }
 
         // Ingest until the disk refuses (bounded).
         var accepted = 0
@@ -130,17 +132,17 @@ import FoundationNetworking
         #expect(health == 200)
 
         // Space comes back: the retry is applied once, a second retry is a duplicate.
-        try disk.free()
+        try await blocking { try handedDisk.value.free() }
         #expect(try await track(port, key: key, messageId: "m-\(accepted)").0 == 200)
         #expect(try await track(port, key: key, messageId: "m-\(accepted)").0 == 200)
         #expect(try await track(port, key: key, messageId: "m-\(accepted + 1)").0 == 200)
         #expect(try await bigEvents(port, secret: secret) == accepted + 2)
-        #expect(server.stop() == 0, "\(server.stderr)")
+        #expect(try await server.stop() == 0, "\(server.stderr)")
 
         // A restart rebuilds exactly that.
         let again = try ServeTests.Server(dataDir: disk.dataDir)
-        let restartedPort = try #require(again.waitForPort(), "\(again.stderr)")
+        let restartedPort = try #require(await again.waitForPort(), "\(again.stderr)")
         #expect(try await bigEvents(restartedPort, secret: secret) == accepted + 2)
-        #expect(again.stop() == 0, "\(again.stderr)")
+        #expect(try await again.stop() == 0, "\(again.stderr)")
     }
 }

@@ -8,7 +8,8 @@ import FoundationNetworking
 /// `kairos serve` as an operator runs it: first start creates the demo tenant and prints its
 /// key; SIGTERM answers, snapshots and exits 0; a restart recovers the state and the key.
 @Suite(.serialized) struct ServeTests {
-    final class Server {
+    /// Used by one thread at a time (the test's, or the Dispatch thread it waits on).
+    final class Server: @unchecked Sendable {
         let process = Process()
         let output = Pipe()
         let errors = Pipe()
@@ -25,7 +26,20 @@ import FoundationNetworking
         }
 
         /// Reads stderr until the listening line; returns the port.
-        func waitForPort() -> Int? {
+        func waitForPort() async throws -> Int? { try await blocking { self.readPort() } }
+
+        func key() async throws -> String? { try await printed(#"wk_[0-9a-f]{64}"#) }
+
+        /// The demo tenant's secret key (first start).
+        func secretKey() async throws -> String? { try await printed(#"sk_[0-9a-f]{64}"#) }
+
+        /// The first match of a pattern on standard output, reading on until it appears.
+        func printed(_ pattern: String) async throws -> String? { try await blocking { self.read(pattern) } }
+
+        /// SIGTERM, then waits for the exit; returns the exit status.
+        func stop() async throws -> Int32 { try await blocking { self.terminate() } }
+
+        private func readPort() -> Int? {
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
                 let chunk = errors.fileHandleForReading.availableData
@@ -38,13 +52,7 @@ import FoundationNetworking
             return nil
         }
 
-        func key() -> String? { printed(#"wk_[0-9a-f]{64}"#) }
-
-        /// The demo tenant's secret key (first start).
-        func secretKey() -> String? { printed(#"sk_[0-9a-f]{64}"#) }
-
-        /// The first match of a pattern on standard output, reading on until it appears.
-        func printed(_ pattern: String) -> String? {
+        private func read(_ pattern: String) -> String? {
             let deadline = Date().addingTimeInterval(10)
             while Date() < deadline {
                 if let range = stdout.range(of: pattern, options: .regularExpression) { return String(stdout[range]) }
@@ -55,7 +63,7 @@ import FoundationNetworking
             return nil
         }
 
-        func stop() -> Int32 {
+        private func terminate() -> Int32 {
             process.terminate()
             stderr += String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             stdout += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -79,29 +87,29 @@ import FoundationNetworking
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
 
         let first = try Server(dataDir: dataDir)
-        let port = try #require(first.waitForPort(), "\(first.stderr)")
-        let key = try #require(first.key(), "\(first.stdout)")
+        let port = try #require(await first.waitForPort(), "\(first.stderr)")
+        let key = try #require(await first.key(), "\(first.stdout)")
         #expect(first.stdout.contains("curl -u '\(key):'"))
         #expect(first.stdout.contains("/v1/decide"))
         var (status, body) = try await post(port, "/v1/identify", key: key, #"{"userId": "ana", "traits": {"plan": "trial"}, "messageId": "m1"}"#)
         #expect(status == 200, "\(body)")
         (status, body) = try await post(port, "/v1/track", key: key, #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#)
         #expect(status == 200, "\(body)")
-        #expect(first.stop() == 0, "\(first.stderr)")
+        #expect(try await first.stop() == 0, "\(first.stderr)")
         #expect(first.stderr.contains("SIGTERM received"))
         #expect(first.stderr.contains("wrote snapshot"))
 
         // The restart recovers the tenant, the contact and the key; no new key is printed.
         let second = try Server(dataDir: dataDir)
-        let again = try #require(second.waitForPort(), "\(second.stderr)")
+        let again = try #require(await second.waitForPort(), "\(second.stderr)")
         (status, body) = try await post(again, "/v1/track", key: key, #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#)
         #expect(status == 200, "\(body)")
         (status, body) = try await post(again, "/v1/decide", key: key, #"{"userId": "ana", "placements": ["home-hero"]}"#)
         #expect(status == 200 && body.contains("decisionId"), "\(body)")
-        #expect(second.stop() == 0, "\(second.stderr)")
+        #expect(try await second.stop() == 0, "\(second.stderr)")
         #expect(!second.stdout.contains("wk_"))
 
-        let contact = try runKairos(["contact", "--data-dir", dataDir, "--user-id", "ana"])
+        let contact = try await runKairos(["contact", "--data-dir", dataDir, "--user-id", "ana"])
         #expect(contact.status == 0, "\(contact.output)")
         // The resent m2 was a duplicate: one sign-up.
         let view = try JSONSerialization.jsonObject(with: Data(contact.output.utf8)) as? [String: Any]

@@ -58,14 +58,20 @@ final class StreamClient: @unchecked Sendable {
     let users = 20
     let perRound = 3000
 
-    final class Server {
+    /// Used by one thread at a time (the test's, or the Dispatch thread it waits on).
+    final class Server: @unchecked Sendable {
         let process = Process()
         let errors = Pipe()
         var port: Int?
         var streamPort: Int?
         var key: String?
 
-        init(dataDir: String, firstStart: Bool) throws {
+        /// Starts the server and waits (off the concurrency pool) for its ports and key.
+        static func start(dataDir: String, firstStart: Bool) async throws -> Server {
+            try await blocking { try Server(dataDir: dataDir, firstStart: firstStart) }
+        }
+
+        private init(dataDir: String, firstStart: Bool) throws {
             process.executableURL = URL(fileURLWithPath: try kairosExecutable())
             process.arguments = [
                 "serve", "--data-dir", dataDir, "--port", "0", "--stream-port", "0", "--durability", "fast",
@@ -97,9 +103,19 @@ final class StreamClient: @unchecked Sendable {
             }
         }
 
-        func kill() {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        func kill() async throws {
+            try await blocking {
+                Foundation.kill(self.process.processIdentifier, SIGKILL)
+                self.process.waitUntilExit()
+            }
+        }
+
+        func terminate() async throws -> Int32 {
+            try await blocking {
+                self.process.terminate()
+                self.process.waitUntilExit()
+                return self.process.terminationStatus
+            }
         }
     }
 
@@ -109,18 +125,38 @@ final class StreamClient: @unchecked Sendable {
     }
 
     /// Per-user "Clicked" totals, read from the data directory.
-    func state(dataDir: String) throws -> (clicks: [Int], Void) {
-        let clicks = try (0..<users).map { user -> Int in
-            let (status, output) = try runKairos(["contact", "--data-dir", dataDir, "--user-id", "u\(user)"])
-            guard status == 0, case .object(let view) = try JSONValue.parse(output),
-                case .array(let counts)? = view["eventCounts"]
-            else { return 0 }
-            for case .object(let count) in counts where count["event"] == "track:Clicked" {
-                return Int(count["total"]?.numberValue ?? 0)
-            }
-            return 0
+    func clicks(dataDir: String) async throws -> [Int] {
+        var totals: [Int] = []
+        for user in 0..<users {
+            let (status, output) = try await runKairos(["contact", "--data-dir", dataDir, "--user-id", "u\(user)"])
+            totals.append(status == 0 ? try clickTotal(output) : 0)
         }
-        return (clicks, ())
+        return totals
+    }
+
+    /// Sends `frames` from one thread while another reads acks, until the highest acked seq
+    /// reaches `until` or the server goes away; returns the highest acked seq.
+    func push(_ frames: [String], over client: StreamClient, until: Int) async throws -> Int {
+        try await blocking {
+            let writer = Thread { for line in frames { client.send(line + "\n") } }
+            writer.start()
+            var acked = 0
+            while acked < until, let line = client.readLine() {
+                if let range = line.range(of: #""seq":(\d+)"#, options: .regularExpression), line.contains("ack") {
+                    acked = max(acked, Int(line[range].dropFirst(6)) ?? 0)
+                }
+            }
+            return acked
+        }
+    }
+
+    /// Connects to the stream port and says hello; returns the client and the server's answer.
+    func connect(port: Int, writeKey: String) async throws -> (StreamClient, String?) {
+        try await blocking {
+            let client = try StreamClient(port: port)
+            client.send(#"{"type": "hello", "writeKey": "\#(writeKey)"}"# + "\n")
+            return (client, client.readLine())
+        }
     }
 
     @Test func killedUnderStreamLoadLosesNothingAcknowledgedAndAppliesNothingTwice() async throws {
@@ -132,7 +168,7 @@ final class StreamClient: @unchecked Sendable {
         var expected = 0
 
         for round in 0..<3 {
-            let server = try Server(dataDir: dataDir, firstStart: round == 0)
+            let server = try await Server.start(dataDir: dataDir, firstStart: round == 0)
             key = key ?? server.key
             let streamPort = try #require(server.streamPort, "the server did not start")
             let writeKey = try #require(key, "no write key printed on the first start")
@@ -140,47 +176,28 @@ final class StreamClient: @unchecked Sendable {
             let killAfter = Int.random(in: 200...(perRound - 200), using: &random)
 
             // Push the round; read acks until the kill point, then SIGKILL the server.
-            let client = try StreamClient(port: streamPort)
-            client.send(#"{"type": "hello", "writeKey": "\#(writeKey)"}"# + "\n")
-            #expect(client.readLine()?.contains("welcome") == true)
-            let writer = Thread { for line in frames { client.send(line + "\n") } }
-            writer.start()
-            var acked = 0
-            while acked < killAfter, let line = client.readLine() {
-                if let range = line.range(of: #""seq":(\d+)"#, options: .regularExpression), line.contains("ack") {
-                    acked = max(acked, Int(line[range].dropFirst(6)) ?? 0)
-                }
-            }
-            server.kill()
-            #expect(try runKairos(["snapshot", "verify", "--data-dir", dataDir]).status == 0)
+            let (client, welcome) = try await connect(port: streamPort, writeKey: writeKey)
+            #expect(welcome?.contains("welcome") == true)
+            let acked = try await push(frames, over: client, until: killAfter)
+            try await server.kill()
+            #expect(try await runKairos(["snapshot", "verify", "--data-dir", dataDir]).status == 0)
 
             // Everything acknowledged survived; nothing beyond what was sent.
-            let afterKill = try state(dataDir: dataDir).clicks.reduce(0, +)
+            let afterKill = try await clicks(dataDir: dataDir).reduce(0, +)
             #expect(afterKill >= expected + acked, "round \(round): \(afterKill - expected) of \(acked) acknowledged events survived")
             #expect(afterKill <= expected + perRound)
 
             // Restart and resend the whole round (the client cannot know what beyond its last
             // ack was applied): dedupe keeps every event once.
-            let again = try Server(dataDir: dataDir, firstStart: false)
+            let again = try await Server.start(dataDir: dataDir, firstStart: false)
             let resendPort = try #require(again.streamPort)
-            let resender = try StreamClient(port: resendPort)
-            resender.send(#"{"type": "hello", "writeKey": "\#(writeKey)"}"# + "\n")
-            _ = resender.readLine()
-            let resendWriter = Thread { for line in frames { resender.send(line + "\n") } }
-            resendWriter.start()
-            var last = 0
-            while last < perRound, let line = resender.readLine() {
-                if let range = line.range(of: #""seq":(\d+)"#, options: .regularExpression), line.contains("ack") {
-                    last = max(last, Int(line[range].dropFirst(6)) ?? 0)
-                }
-            }
+            let (resender, _) = try await connect(port: resendPort, writeKey: writeKey)
+            let last = try await push(frames, over: resender, until: perRound)
             #expect(last == perRound)
-            again.process.terminate()
-            again.process.waitUntilExit()
-            #expect(again.process.terminationStatus == 0)
+            #expect(try await again.terminate() == 0)
 
             expected += perRound
-            let clicks = try state(dataDir: dataDir).clicks
+            let clicks = try await clicks(dataDir: dataDir)
             #expect(clicks.reduce(0, +) == expected)
             #expect(clicks.allSatisfy { $0 == expected / users }, "\(clicks)")
         }
