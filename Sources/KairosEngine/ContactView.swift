@@ -115,12 +115,14 @@ extension ContactView {
         journeys: JourneyCatalog = .empty
     ) {
         func name(_ symbol: UInt32) -> String { symbols.name(of: symbol) ?? "#\(symbol)" }
+        // Rule symbols are "rule:MODEL/RULE" or "journey-rule:STEP"; split by UTF-8 index, as
+        // answers name many of them.
         func ruleName(_ symbol: UInt32) -> (model: String, rule: String) {
             let full = name(symbol)
             if full.hasPrefix("journey-rule:") { return ("", "journey:" + full.dropFirst("journey-rule:".count)) }
-            let text = full.dropFirst("rule:".count)
-            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-            return parts.count == 2 ? (parts[0], parts[1]) : (String(text), String(text))
+            let text = full.utf8.dropFirst("rule:".count)
+            guard let slash = text.firstIndex(of: 47) else { return (String(Substring(text)), String(Substring(text))) }
+            return (String(Substring(text[..<slash])), String(Substring(text[text.index(after: slash)...])))
         }
 
         var scores: [Score] = []
@@ -183,7 +185,7 @@ extension ContactView {
         }
         self.eventCounts = state.counters.counters.compactMap { counter -> EventCount? in
             let key = name(counter.symbol)
-            guard !key.contains("|") else { return nil }  // filtered counters are internal
+            guard !key.utf8.contains(124) else { return nil }  // filtered counters ("|") are internal
             return EventCount(
                 event: key, total: Int(counter.total),
                 last: counter.last == .min ? nil : Timestamp(milliseconds: counter.last))

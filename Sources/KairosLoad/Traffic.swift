@@ -118,6 +118,14 @@ struct TrafficGenerator {
 
     /// One Segment message (without the outer request), as JSON text.
     private mutating func message(_ operation: Operation, contact: Int) -> String {
+        var bytes: [UInt8] = []
+        message(operation, contact: contact, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends one Segment message as JSON, piece by piece: interpolating a dozen pieces into
+    /// one string grew it a dozen times, and frames are generated at tens of thousands a second.
+    private mutating func message(_ operation: Operation, contact: Int, into out: inout [UInt8]) {
         let id = identity(contact)
         let messageId = nextMessageId()
         switch operation {
@@ -127,7 +135,11 @@ struct TrafficGenerator {
             let domain = pick(["gmail.com", "acme.com", "globex.io", "initech.com", "hooli.com"])
             let size = pick([8, 40, 120, 600, 2400])
             let title = pick(["Engineer", "VP Marketing", "Director of Sales", "CTO", "Marketing Manager", "Founder"])
-            return #"{"type":"identify","userId":"\#(user)","anonymousId":"a-\#(contact)","messageId":"\#(messageId)","traits":{"email":"\#(user)@\#(domain)","company_size":\#(size),"title":"\#(title)","industry":"Software"}}"#
+            out += #"{"type":"identify","userId":""#.utf8; out += user.utf8; out += #"","anonymousId":"a-"#.utf8
+            out += String(contact).utf8; out += #"","messageId":""#.utf8; out += messageId.utf8
+            out += #"","traits":{"email":""#.utf8; out += user.utf8; out += "@".utf8; out += domain.utf8
+            out += #"","company_size":"#.utf8; out += String(size).utf8; out += #","title":""#.utf8; out += title.utf8
+            out += #"","industry":"Software"}}"#.utf8
         case .track:
             var target = random.unit() * 100
             var name = TrafficGenerator.events[0].name
@@ -138,21 +150,27 @@ struct TrafficGenerator {
                     break
                 }
             }
-            let properties: String
+            out += #"{"type":"track","#.utf8; out += id.utf8; out += #","event":""#.utf8; out += name.utf8
+            out += #"","messageId":""#.utf8; out += messageId.utf8; out += #"","properties":"#.utf8
             switch name {
             case "Order Completed":
                 let revenue = Double(random.next() % 50_000) / 100 + 9
-                properties = #"{"order_id":"\#(messageId)","revenue":\#(revenue),"currency":"USD"}"#
-            case "Form Submitted": properties = #"{"form":"contact-sales"}"#
-            case "Email Link Clicked": properties = #"{"campaign":"weekly-digest","link":"https://example.com/pricing"}"#
-            default: properties = "{}"
+                out += #"{"order_id":""#.utf8; out += messageId.utf8; out += #"","revenue":"#.utf8; out += String(revenue).utf8
+                out += #","currency":"USD"}"#.utf8
+            case "Form Submitted": out += #"{"form":"contact-sales"}"#.utf8
+            case "Email Link Clicked": out += #"{"campaign":"weekly-digest","link":"https://example.com/pricing"}"#.utf8
+            default: out += "{}".utf8
             }
-            return #"{"type":"track",\#(id),"event":"\#(name)","messageId":"\#(messageId)","properties":\#(properties)}"#
+            out += "}".utf8
         default:
             let path = pick(TrafficGenerator.paths)
             let (utmSource, medium, campaign) = pick(TrafficGenerator.campaigns)
-            let url = "https://site.example.com\(path)?utm_source=\(utmSource)&utm_medium=\(medium)&utm_campaign=\(campaign)"
-            return #"{"type":"page",\#(id),"name":"\#(path)","messageId":"\#(messageId)","properties":{"path":"\#(path)","url":"\#(url)"},"context":{"campaign":{"source":"\#(utmSource)","medium":"\#(medium)","name":"\#(campaign)"}}}"#
+            out += #"{"type":"page","#.utf8; out += id.utf8; out += #","name":""#.utf8; out += path.utf8
+            out += #"","messageId":""#.utf8; out += messageId.utf8; out += #"","properties":{"path":""#.utf8; out += path.utf8
+            out += #"","url":"https://site.example.com"#.utf8; out += path.utf8; out += "?utm_source=".utf8; out += utmSource.utf8
+            out += "&utm_medium=".utf8; out += medium.utf8; out += "&utm_campaign=".utf8; out += campaign.utf8
+            out += #""},"context":{"campaign":{"source":""#.utf8; out += utmSource.utf8; out += #"","medium":""#.utf8
+            out += medium.utf8; out += #"","name":""#.utf8; out += campaign.utf8; out += #""}}}"#.utf8
         }
     }
 
@@ -221,8 +239,15 @@ struct TrafficGenerator {
     mutating func nextFrame(seq: UInt64, tenant: Int) -> [UInt8] {
         let contact = popularity.sample(&random)
         let kind: Operation = random.unit() < 0.6 ? .page : .track
-        var text = message(kind, contact: contact)
-        text.removeFirst()
-        return Array("{\"seq\":\(seq),\(text)\n".utf8)
+        var frame: [UInt8] = []
+        frame.reserveCapacity(512)
+        frame += #"{"seq":"#.utf8
+        frame += String(seq).utf8
+        frame += ",".utf8
+        let messageStart = frame.count
+        message(kind, contact: contact, into: &frame)
+        frame.remove(at: messageStart)  // the message's own "{"
+        frame.append(10)
+        return frame
     }
 }

@@ -33,6 +33,16 @@ import Testing
             text == #"{"id":-1234567890123,"name":"a \"b\"","score":2.5,"at":"1970-01-01T00:00:00.000Z","ok":true,"#
                 + #""traits":{"a":[null,"x"],"z":1},"list":[1,20,300],"empty":[]}"#)
         #expect(try JSONValue.parse(Data(writer.bytes)).objectValue?["traits"]?.objectValue?["a"] == [nil, "x"])
+        // Escapes between runs copied as they are; times written straight to bytes.
+        var escapes = JSONWriter()
+        escapes.object { json in
+            json.field("s", "a\u{07}\"\\\n\u{1F}é")
+            json.field("t", Timestamp(milliseconds: -1))
+            json.field("u", Timestamp(iso8601: "2026-02-28T23:05:09.042Z"))
+        }
+        #expect(
+            String(decoding: escapes.bytes, as: UTF8.self)
+                == #"{"s":"a\u0007\"\\\n\u001fé","t":"1969-12-31T23:59:59.999Z","u":"2026-02-28T23:05:09.042Z"}"#)
         for value: Int64 in [0, 9, 10, -10, .max, .min + 1] {
             var one = JSONWriter()
             one.integer(value)

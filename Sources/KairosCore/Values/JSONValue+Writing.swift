@@ -8,7 +8,7 @@ extension JSONValue {
         return output
     }
 
-    func write(into output: inout [UInt8]) {
+    @usableFromInline func write(into output: inout [UInt8]) {
         switch self {
         case .null: output += [110, 117, 108, 108]
         case .bool(let value): output += value ? [116, 114, 117, 101] : [102, 97, 108, 115, 101]
@@ -33,7 +33,7 @@ extension JSONValue {
         }
     }
 
-    static func writeNumber(_ value: Double, into output: inout [UInt8]) {
+    @usableFromInline static func writeNumber(_ value: Double, into output: inout [UInt8]) {
         if !value.isFinite {
             output += [110, 117, 108, 108]
         } else if value == value.rounded(), abs(value) < 1e15 {
@@ -44,7 +44,7 @@ extension JSONValue {
     }
 
     /// Digits straight into the output (no intermediate string).
-    static func writeInteger(_ value: Int64, into output: inout [UInt8]) {
+    @usableFromInline static func writeInteger(_ value: Int64, into output: inout [UInt8]) {
         if value < 0 { output.append(45) }
         var magnitude = value.magnitude
         if magnitude < 10 {
@@ -62,21 +62,39 @@ extension JSONValue {
         }
     }
 
-    static func writeString(_ text: String, into output: inout [UInt8]) {
+    @usableFromInline static func writeString(_ text: String, into output: inout [UInt8]) {
+        // Runs of bytes that need no escape are copied at once: answers are mostly such runs.
+        if let written: Void = text.utf8.withContiguousStorageIfAvailable({ writeString(utf8: $0, into: &output) }) {
+            return written
+        }
+        writeString(utf8: Array(text.utf8), into: &output)
+    }
+
+    static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) {
         output.append(34)
-        for byte in text.utf8 {
+        var runStart = 0
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            guard byte < 32 || byte == 34 || byte == 92 else { continue }
+            if runStart < index { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+            runStart = index + 1
             switch byte {
             case 34: output += [92, 34]
             case 92: output += [92, 92]
             case 10: output += [92, 110]
             case 13: output += [92, 114]
             case 9: output += [92, 116]
-            case 0..<32:
-                let hex = Array("0123456789abcdef".utf8)
-                output += [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]]
-            default: output.append(byte)
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                let digits = hex.utf8Start
+                output += [92, 117, 48, 48, digits[Int(byte >> 4)], digits[Int(byte & 15)]]
             }
         }
+        if runStart < bytes.count { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...])) }
         output.append(34)
+    }
+
+    static func writeString(utf8 bytes: [UInt8], into output: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { writeString(utf8: $0, into: &output) }
     }
 }

@@ -164,28 +164,52 @@ extension Timestamp {
             }
             return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(millis, 3))Z"
         }
-        // Written digit by digit: answers carry many times, and string interpolation cost microseconds each.
         return String(unsafeUninitializedCapacity: 24) { buffer in
-            var position = 0
-            func put(_ value: Int64, _ width: Int) {
-                var rest = value
-                for offset in stride(from: width - 1, through: 0, by: -1) {
-                    buffer[position + offset] = UInt8(48 + rest % 10)
-                    rest /= 10
-                }
-                position += width
-            }
-            func put(_ byte: UInt8) {
-                buffer[position] = byte
-                position += 1
-            }
-            put(year, 4); put(45); put(month, 2); put(45); put(day, 2); put(84)
-            put(hour, 2); put(58); put(minute, 2); put(58); put(second, 2); put(46); put(millis, 3); put(90)
-            return position
+            Timestamp.writeISO8601(year: year, month: month, day: day, msOfDay: msOfDay, into: buffer)
         }
     }
 
-    /// Whole days since the epoch (UTC), used for calendar periods.
+    /// Appends the ISO-8601 form in quotes (a JSON string) without making a `String` first.
+    public func appendQuotedISO8601(to output: inout [UInt8]) {
+        let days = dayNumber
+        let msOfDay = milliseconds - days * Timestamp.millisecondsPerDay
+        let (year, month, day) = Timestamp.civilFromDays(days)
+        guard (0...9999).contains(year) else {
+            JSONValue.writeString(iso8601, into: &output)
+            return
+        }
+        output.append(34)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
+            let count = Timestamp.writeISO8601(year: year, month: month, day: day, msOfDay: msOfDay, into: buffer)
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<count]))
+        }
+        output.append(34)
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS.fffZ` (24 bytes; years 0–9999) digit by digit: answers carry
+    /// many times, and string interpolation cost microseconds each.
+    private static func writeISO8601(year: Int64, month: Int64, day: Int64, msOfDay: Int64, into buffer: UnsafeMutableBufferPointer<UInt8>)
+        -> Int
+    {
+        var position = 0
+        func put(_ value: Int64, _ width: Int) {
+            var rest = value
+            for offset in stride(from: width - 1, through: 0, by: -1) {
+                buffer[position + offset] = UInt8(48 + rest % 10)
+                rest /= 10
+            }
+            position += width
+        }
+        func put(_ byte: UInt8) {
+            buffer[position] = byte
+            position += 1
+        }
+        put(year, 4); put(45); put(month, 2); put(45); put(day, 2); put(84)
+        put(msOfDay / 3_600_000, 2); put(58); put((msOfDay / 60_000) % 60, 2); put(58); put((msOfDay / 1000) % 60, 2); put(46)
+        put(msOfDay % 1000, 3); put(90)
+        return position
+    }
+   /// Whole days since the epoch (UTC), used for calendar periods.
     public var dayNumber: Int64 {
         milliseconds >= 0 ? milliseconds / Timestamp.millisecondsPerDay
             : (milliseconds - Timestamp.millisecondsPerDay + 1) / Timestamp.millisecondsPerDay
