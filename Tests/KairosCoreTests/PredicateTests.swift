@@ -50,6 +50,22 @@ import Testing
         }
     }
 
+    /// Text operators ignore case: ASCII byte by byte, other text by Unicode rules.
+    @Test func textOperatorsIgnoreCase() {
+        let contains = ComparisonOperator.contains, starts = ComparisonOperator.startsWith, ends = ComparisonOperator.endsWith
+        let cases: [(ComparisonOperator, String, String, Bool)] = [
+            (contains, "VP Marketing", "vp", true), (contains, "VP Marketing", "MARKETING", true), (contains, "VP Marketing", "sales", false),
+            (contains, "ab", "abc", false), (contains, "abc", "ABC", true), (contains, "a@b.com", "@B.", true), (contains, "x", "", true),
+            (starts, "Ana@Example.com", "ANA@", true), (starts, "Ana@Example.com", "na@", false), (starts, "a", "ab", false),
+            (ends, "Ana@Example.com", "@EXAMPLE.COM", true), (ends, "Ana@Example.com", "@example.co", false),
+            (contains, "Directeur Général", "GÉNÉRAL", true), (starts, "Émile", "émi", true), (ends, "Straße", "STRASSE", false),
+            (contains, "[ab]", "[AB]", true), (contains, "@Z", "`z", false),
+        ]
+        for (operation, text, pattern, expected) in cases {
+            #expect(operation.compare(.string(text), with: .string(pattern)) == expected, "\(text) \(operation) \(pattern)")
+        }
+    }
+
     @Test func rejectsBadDefinitionsWithPointers() {
         let cases: [(String, String, String)] = [
             (#"{"id": "s", "condition": {"trait": "plan", "op": "equals", "value": 1}}"#, "/condition/op", "unknown operator 'equals'"),

@@ -221,7 +221,13 @@ public struct ContactImportReader: Sendable {
 
     private static func text(_ bytes: [UInt8], quoted: Bool) throws(RecordError) -> String {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw RecordError(message: "is not valid UTF-8") }
-        return quoted ? text : text.trimmingWhitespace()
+        guard !quoted else { return text }
+        // Most cells start and end with visible ASCII: nothing to trim, no scalar walk.
+        if let first = bytes.first, let last = bytes.last, isVisibleASCII(first), isVisibleASCII(last) { return text }
+        return text.trimmingWhitespace()
+    }
+
+    private static func isVisibleASCII(_ byte: UInt8) -> Bool { byte > 32 && byte < 127
     }
 
     /// A CSV cell as a trait value: booleans and plain numbers typed, the rest text.

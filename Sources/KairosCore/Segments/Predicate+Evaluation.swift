@@ -89,10 +89,10 @@ extension ComparisonOperator {
             }
         case .startsWith:
             guard case .string(let text)? = field else { return false }
-            return value.anyString { text.lowercased().hasPrefix($0.lowercased()) }
+            return value.anyString { text.caseInsensitiveHasPrefix($0) }
         case .endsWith:
             guard case .string(let text)? = field else { return false }
-            return value.anyString { text.lowercased().hasSuffix($0.lowercased()) }
+            return value.anyString { text.caseInsensitiveHasSuffix($0) }
         case .gt, .gte, .lt, .lte:
             guard let field, let order = ComparisonOperator.order(field, value) else { return false }
             switch self {
@@ -137,10 +137,46 @@ extension JSONValue {
 }
 
 extension String {
-    /// Case-insensitive substring test without Foundation's locale machinery.
+    /// Case-insensitive substring test without Foundation's locale machinery. ASCII text (trait
+    /// values mostly are) is compared byte by byte, without lowercased copies or a generic search.
     func localizedCaseInsensitiveContainsFast(_ other: String) -> Bool {
         if other.isEmpty { return true }
+        if let found = asciiCaseInsensitiveFind(other, .anywhere) { return found }
         return lowercased().contains(other.lowercased())
+    }
+
+    func caseInsensitiveHasPrefix(_ prefix: String) -> Bool {
+        if let found = asciiCaseInsensitiveFind(prefix, .start) { return found }
+        return lowercased().hasPrefix(prefix.lowercased())
+    }
+
+    func caseInsensitiveHasSuffix(_ suffix: String) -> Bool {
+        if let found = asciiCaseInsensitiveFind(suffix, .end) { return found }
+        return lowercased().hasSuffix(suffix.lowercased())
+    }
+
+    private enum Anchor { case anywhere, start, end }
+
+    /// Whether `pattern` occurs in this string at `anchor`, ignoring ASCII case; nil when either
+    /// string is not ASCII (Unicode case rules then apply, through `lowercased()`).
+    private func asciiCaseInsensitiveFind(_ pattern: String, _ anchor: Anchor) -> Bool? {
+        let found = utf8.withContiguousStorageIfAvailable { text in
+            pattern.utf8.withContiguousStorageIfAvailable { pattern -> Bool? in
+                guard !text.contains(where: { $0 >= 128 }), !pattern.contains(where: { $0 >= 128 }) else { return nil }
+                guard pattern.count <= text.count else { return false }
+                @inline(__always) func lower(_ byte: UInt8) -> UInt8 { byte &- 65 < 26 ? byte | 0x20 : byte }
+                let last = text.count - pattern.count
+                let starts = anchor == .start ? 0...0 : anchor == .end ? last...last : 0...last
+                for start in starts {
+                    var offset = 0
+                    while offset < pattern.count && lower(text[start + offset]) == lower(pattern[offset]) { offset += 1 }
+                    if offset == pattern.count { return true }
+                }
+                return false
+            }
+        }
+        guard case .some(.some(.some(let answer))) = found else { return nil }
+        return answer
     }
 }
 

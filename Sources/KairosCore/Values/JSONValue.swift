@@ -90,7 +90,8 @@ extension [String: JSONValue] {
     /// Reads a dotted path (`address.city`) through nested objects.
     public func value(atPath path: String) -> JSONValue? {
         if let direct = self[path] { return direct }
-        guard path.contains(".") else { return nil }
+        // Byte test: `String.contains(String)` resolves to Foundation's locale-aware search here.
+        guard path.utf8.contains(46) else { return nil }
         var current: JSONValue = .object(self)
         for component in path.split(separator: ".", omittingEmptySubsequences: false) {
             guard case .object(let object) = current, let next = object[String(component)] else { return nil }
