@@ -43,6 +43,16 @@ func runKairos(_ arguments: [String], input: Data? = nil) async throws -> (statu
     }
 }
 
+/// "Clicked" totals of users u0…u(users-1), as a restarted kairos reads them from its data directory.
+func clickTotals(dataDir: String, users: Int) async throws -> [Int] {
+    var totals: [Int] = []
+    for user in 0..<users {
+        let (status, output) = try await runKairos(["contact", "--data-dir", dataDir, "--user-id", "u\(user)"])
+        totals.append(status == 0 ? try clickTotal(output) : 0)
+    }
+    return totals
+}
+
 /// The total of "Clicked" events in the contact JSON that `kairos contact` prints.
 func clickTotal(_ output: String) throws -> Int {
     guard case .object(let view) = try JSONValue.parse(output), case .array(let counts)? = view["eventCounts"] else { return 0 }
@@ -62,15 +72,7 @@ func clickTotal(_ output: String) throws -> Int {
         }
     }
 
-    /// Total "Clicked" events per user, as a restarted kairos reads them from its journal.
-    func clicks(dataDir: String) async throws -> [Int] {
-        var totals: [Int] = []
-        for user in 0..<users {
-            let (status, output) = try await runKairos(["contact", "--data-dir", dataDir, "--user-id", "u\(user)"])
-            totals.append(status == 0 ? try clickTotal(output) : 0)
-        }
-        return totals
-    }
+    func clicks(dataDir: String) async throws -> [Int] { try await clickTotals(dataDir: dataDir, users: users) }
 
     /// A child kairos importing a stream of events is killed with SIGKILL at a random moment,
     /// several times. After each restart every acknowledged event is there, and after the

@@ -124,15 +124,7 @@ final class StreamClient: @unchecked Sendable {
         #"{"seq": \#(index + 1), "type": "track", "userId": "u\#(index % users)", "event": "Clicked", "messageId": "r\#(round)-\#(index)", "properties": {"n": \#(index)}}"#
     }
 
-    /// Per-user "Clicked" totals, read from the data directory.
-    func clicks(dataDir: String) async throws -> [Int] {
-        var totals: [Int] = []
-        for user in 0..<users {
-            let (status, output) = try await runKairos(["contact", "--data-dir", dataDir, "--user-id", "u\(user)"])
-            totals.append(status == 0 ? try clickTotal(output) : 0)
-        }
-        return totals
-    }
+    func clicks(dataDir: String) async throws -> [Int] { try await clickTotals(dataDir: dataDir, users: users) }
 
     /// Sends `frames` from one thread while another reads acks, until the highest acked seq
     /// reaches `until` or the server goes away; returns the highest acked seq.
