@@ -61,6 +61,7 @@ bool walk(kj_parser *state, simdjson::dom::element element, size_t depth) {
             count++;
         }
         state->tokens[position].count = count;
+        state->tokens[position].offset = state->tokens.size();
         return true;
     }
     case simdjson::dom::element_type::OBJECT: {
@@ -80,6 +81,7 @@ bool walk(kj_parser *state, simdjson::dom::element element, size_t depth) {
             count++;
         }
         state->tokens[position].count = count;
+        state->tokens[position].offset = state->tokens.size();
         return true;
     }
     }

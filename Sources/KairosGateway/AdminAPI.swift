@@ -66,14 +66,18 @@ struct AdminAPI: Sendable {
         guard let authorization = request.header("authorization") else {
             return .failure(HTTPResponseError(.error(401, "missing_key", "give a secret key (or the operator key) as Authorization: Bearer KEY")))
         }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        // Byte by byte: String's split and trimming walk grapheme clusters, a cost on every request.
+        let bytes = authorization.utf8
+        let isBlank = { (byte: UInt8) in byte == 32 || byte == 9 }
+        guard let space = bytes.firstIndex(of: 32),
+            bytes[..<space].count == 6,
+            zip(bytes[..<space], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }),
+            let start = bytes[space...].firstIndex(where: { !isBlank($0) }),
+            let last = bytes.lastIndex(where: { !isBlank($0) })
+        else {
             return .failure(HTTPResponseError(.error(401, "bad_authorization", "Authorization must be Bearer KEY")))
         }
-        var trimmed = parts[1][...]
-        while trimmed.first == " " || trimmed.first == "\t" { trimmed = trimmed.dropFirst() }
-        while trimmed.last == " " || trimmed.last == "\t" { trimmed = trimmed.dropLast() }
-        let key = String(trimmed)
+        let key = String(Substring(bytes[start...last]))
         if let operatorKey, !operatorKey.isEmpty, constantTimeEqual(key, operatorKey) { return .success(.operator) }
         if let tenant = tenantOfKey(key, .secret) { return .success(.tenant(tenant)) }
         if tenantOfKey(key, .write) != nil {
@@ -97,8 +101,9 @@ struct AdminAPI: Sendable {
 
     /// Answers one admin request (called off the loop).
     func handle(_ request: HTTPRequest, caller: Caller, body: JSONValue?, now: Timestamp) async -> HTTPResponse {
-        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(3).map(String.init)
-        let candidates = AdminAPI.routes.compactMap { route in route.match(parts).map { (route, $0) } }
+        let parts = request.path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst(3)
+            .map { String(Substring($0)) }
+        let candidates = (AdminAPI.routesByLength[parts.count] ?? []).compactMap { route in route.match(parts).map { (route, $0) } }
         guard !candidates.isEmpty else {
             return .error(404, "not_found", "no admin route \(request.method) \(request.path)")
         }
@@ -214,6 +219,8 @@ struct AdminRoute: Sendable {
 
     func match(_ parts: [String]) -> [String: String]? {
         guard parts.count == pattern.count else { return nil }
+        // Literal segments first: most routes fail there, before any dictionary is built.
+        for (index, expected) in pattern.enumerated() where !expected.hasPrefix("{") && expected != parts[index] { return nil }
         var parameters: [String: String] = [:]
         for (expected, actual) in zip(pattern, parts) {
             if expected.hasPrefix("{") {

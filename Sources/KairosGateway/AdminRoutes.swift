@@ -5,6 +5,9 @@ import KairosEngine
 extension AdminAPI {
     /// Every admin route. Literal paths come before parameterized ones of the same shape.
     static let routes: [AdminRoute] = operatorRoutes + tenantRoutes + contactRoutes + keyRoutes + definitionRoutes
+    /// The routes by their number of path segments, in table order: a request is matched only
+    /// against routes of its own length.
+    static let routesByLength: [Int: [AdminRoute]] = Dictionary(grouping: routes, by: \.pattern.count)
 
     // MARK: Operator
 

@@ -39,6 +39,79 @@ public final class FastJSON {
         return try result.get()
     }
 
+    /// A message object's Segment fields read straight from the tape: only the fields Kairos
+    /// reads become `JSONValue`s, and the message itself never becomes a dictionary.
+    public struct MessageFields {
+        public var fields = SegmentFields()
+        /// The value of the envelope key asked for (a stream frame's `seq`), if present.
+        public var envelopeValue: JSONValue?
+    }
+
+    /// Parses a document that should be an object; nil when it is valid JSON but not an object.
+    /// When the object holds an object under `nestedKey`, the fields are read from that one; the
+    /// value under `envelopeKey` is read from the outer object.
+    public func parseMessage(
+        _ bytes: UnsafeRawBufferPointer, envelopeKey: StaticString, nestedKey: StaticString
+    ) throws(ParseError) -> MessageFields? {
+        var message: UnsafePointer<CChar>?
+        let status = kj_parse(
+            parser, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, FastJSON.maximumDepth, &message)
+        guard status == 0 else { throw ParseError(message: message.map { String(cString: $0) } ?? "not valid JSON") }
+        var tokenCount = 0
+        var stringLength = 0
+        guard let tokens = kj_tokens(parser, &tokenCount), tokenCount > 0 else { throw ParseError(message: "empty document") }
+        guard tokens[0].kind == KJ_OBJECT.rawValue else { return nil }
+        let strings = UnsafeRawBufferPointer(start: kj_strings(parser, &stringLength), count: stringLength)
+        let envelope = UnsafeRawBufferPointer(start: envelopeKey.utf8Start, count: envelopeKey.utf8CodeUnitCount)
+        let nested = UnsafeRawBufferPointer(start: nestedKey.utf8Start, count: nestedKey.utf8CodeUnitCount)
+
+        var result = MessageFields()
+        var nestedPosition: Int?
+        var position = 1
+        for _ in 0..<tokens[0].count {
+            let key = FastJSON.bytes(tokens[position], strings)
+            position += 1
+            if let field = SegmentFields.Field.named(key) {
+                result.fields[field] = FastJSON.value(tokens, tokenCount, strings, &position)
+            } else if key.elementsEqual(envelope) {
+                result.envelopeValue = FastJSON.value(tokens, tokenCount, strings, &position)
+            } else {
+                if key.elementsEqual(nested) { nestedPosition = tokens[position].kind == KJ_OBJECT.rawValue ? position : nil }
+                FastJSON.skip(tokens, &position)
+            }
+        }
+        if var position = nestedPosition {
+            result.fields = SegmentFields()
+            let count = tokens[position].count
+            position += 1
+            for _ in 0..<count {
+                let key = FastJSON.bytes(tokens[position], strings)
+                position += 1
+                if let field = SegmentFields.Field.named(key) {
+                    result.fields[field] = FastJSON.value(tokens, tokenCount, strings, &position)
+                } else {
+                    FastJSON.skip(tokens, &position)
+                }
+            }
+        }
+        return result
+    }
+
+    private static func bytes(_ token: kj_token, _ strings: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        guard token.count > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: strings.baseAddress! + Int(token.offset), count: Int(token.count))
+    }
+
+    /// Moves past one value: a container's token holds the index after its last token.
+    private static func skip(_ tokens: UnsafePointer<kj_token>, _ position: inout Int) {
+        let token = tokens[position]
+        if token.kind == KJ_ARRAY.rawValue || token.kind == KJ_OBJECT.rawValue {
+            position = Int(token.offset)
+        } else {
+            position += 1
+        }
+    }
+
     private static func string(_ token: kj_token, _ strings: UnsafeRawBufferPointer) -> String {
         guard token.count > 0 else { return "" }
         let start = strings.baseAddress! + Int(token.offset)

@@ -32,11 +32,7 @@ final class StreamFrameDecoder: @unchecked Sendable {
 
     init(client: String?) { self.client = client }
 
-    /// Why a parsed frame is not a JSON object.
-    static func refusal(_ parsed: Result<JSONValue, FastJSON.ParseError>) -> String {
-        if case .failure(let error) = parsed { return "not valid JSON: \(error.message)" }
-        return "a frame must be a JSON object"
-    }
+    static let notAnObject = "a frame must be a JSON object"
 
     func decode(_ frames: [[UInt8]], receivedAt: Timestamp) async -> Batch {
         var batch = Batch()
@@ -50,12 +46,19 @@ final class StreamFrameDecoder: @unchecked Sendable {
     }
 
     private func decode(_ frame: [UInt8], receivedAt: Timestamp, into batch: inout Batch) {
-        let parsed = frame.withUnsafeBytes { bytes in Result { () throws(FastJSON.ParseError) in try json.parse(bytes) } }
-        guard case .success(.object(var object)) = parsed else {
-            batch.replies.append(["type": "error", "code": "malformed_frame", "message": .string(Self.refusal(parsed))])
-            return
+        // Fields are read straight from the parser's tape; the frame never becomes a dictionary.
+        let parsed = frame.withUnsafeBytes { bytes in
+            Result { () throws(FastJSON.ParseError) in try json.parseMessage(bytes, envelopeKey: "seq", nestedKey: "message") }
         }
-        guard let number = object["seq"]?.numberValue, number == number.rounded(), abs(number) < 9e15 else {
+        let frameFields: FastJSON.MessageFields
+        switch parsed {
+        case .failure(let error):
+            return batch.replies.append(["type": "error", "code": "malformed_frame", "message": .string("not valid JSON: \(error.message)")])
+        case .success(nil):
+            return batch.replies.append(["type": "error", "code": "malformed_frame", "message": .string(Self.notAnObject)])
+        case .success(let fields?): frameFields = fields
+        }
+        guard let number = frameFields.envelopeValue?.numberValue, number == number.rounded(), abs(number) < 9e15 else {
             batch.replies.append(["type": "error", "code": "missing_seq", "message": "every event frame needs an integer \"seq\""])
             return
         }
@@ -68,12 +71,11 @@ final class StreamFrameDecoder: @unchecked Sendable {
         }
         lastSequence = sequence
         batch.lastSequence = sequence
-        object.removeValue(forKey: "seq")
-        var message = object["message"].flatMap { $0.objectValue } ?? object
+        var message = frameFields.fields
         // Without a messageId, a named client's frames get one from their sequence, so a resend
         // after a reconnect is recognised as a duplicate.
-        if message["messageId"] == nil, let client { message["messageId"] = .string("\(client):\(sequence)") }
-        switch decoder.decode(.object(message), receivedAt: receivedAt) {
+        if message[.messageId] == nil, let client { message[.messageId] = .string("\(client):\(sequence)") }
+        switch decoder.decode(message, receivedAt: receivedAt) {
         case .success(let event): batch.events.append(event)
         case .failure(let error):
             batch.replies.append(["type": "error", "seq": .number(number), "code": "invalid_event", "message": .string(error.description)])
@@ -231,8 +233,14 @@ final class StreamConnection {
         }
         // The first frame authenticates.
         let parsed = line.withUnsafeBytes { server.handler.parseJSON($0) }
-        guard case .success(.object(let object)) = parsed else {
-            fail(code: "malformed_frame", message: StreamFrameDecoder.refusal(parsed))
+        let object: [String: JSONValue]
+        switch parsed {
+        case .success(.object(let value)): object = value
+        case .success:
+            fail(code: "malformed_frame", message: StreamFrameDecoder.notAnObject)
+            return false
+        case .failure(let error):
+            fail(code: "malformed_frame", message: "not valid JSON: \(error.message)")
             return false
         }
         guard object["type"] == "hello", case .string(let key)? = object["writeKey"] else {

@@ -24,6 +24,33 @@ struct AdminAPITests {
         return try #require(response)
     }
 
+    @Test("Authorization: the Bearer scheme in any case, blanks around the key; other forms are refused")
+    func authorizationForms() async throws {
+        let (server, secret) = try await AdminAPITests.start()
+        defer { Task { await server.stop() } }
+        func status(_ authorization: String) async throws -> (Int, String?) {
+            let response = try await exchange(
+                server.port, request("GET", "/v1/admin/overview", headers: ["authorization": authorization]))
+            let answer = try #require(response)
+            return (answer.status, answer.json?.objectValue?["code"]?.stringValue)
+        }
+        for accepted in ["Bearer \(secret)", "bearer \(secret)", "BEARER \(secret)", "Bearer   \(secret)", "Bearer \(secret) \t"] {
+            #expect(try await status(accepted).0 == 200, "\(accepted)")
+        }
+        for (refused, code) in [
+            ("Basic \(secret)", "bad_authorization"), ("Bearer", "bad_authorization"), ("Bearer    ", "bad_authorization"),
+            ("Bearerx \(secret)", "bad_authorization"), ("Bearer \(secret)x", "invalid_key"), ("Bearer \(secret) extra", "invalid_key"),
+        ] {
+            let (answer, answerCode) = try await status(refused)
+            #expect(answer == 401 && answerCode == code, "\(refused)")
+        }
+        // Unknown and parameterised paths still answer 404 and 405 through the table by length.
+        let unknown = try await call(server.port, "GET", "/v1/admin/contacts/unknown/extra", key: secret)
+        #expect(unknown.status == 404)
+        let wrongMethod = try await call(server.port, "DELETE", "/v1/admin/overview", key: secret)
+        #expect(wrongMethod.status == 405 && wrongMethod.headers["allow"] == "GET")
+    }
+
     @Test("the operator creates tenants with a write key and a secret key; tenant routes need the secret key")
     func operatorCreatesTenants() async throws {
         let (server, secret) = try await AdminAPITests.start()

@@ -16,8 +16,8 @@ typedef enum {
     KJ_TRUE = 2,
     KJ_NUMBER = 3,
     KJ_STRING = 4,  // offset and length into the string buffer (UTF-8, unescaped)
-    KJ_ARRAY = 5,   // count elements follow
-    KJ_OBJECT = 6,  // count (key string, value) pairs follow
+    KJ_ARRAY = 5,   // count elements follow; offset is the index of the token after the last
+    KJ_OBJECT = 6,  // count (key string, value) pairs follow; offset as for arrays
 } kj_kind;
 
 typedef struct {

@@ -29,15 +29,21 @@ public struct EventDecoder: Sendable {
     public func decode(
         _ json: JSONValue, defaultType: EventType? = nil, receivedAt: Timestamp, index: Int? = nil
     ) -> Result<Event, EventValidationError> {
+        guard case .object(let object) = json else {
+            return .failure(EventValidationError(index: index, field: "", message: "expected a JSON object, got \(json.typeName)"))
+        }
+        return decode(SegmentFields(object), defaultType: defaultType, receivedAt: receivedAt, index: index)
+    }
+
+    /// Decodes one message from its fields (see `SegmentFields`).
+    public func decode(
+        _ object: SegmentFields, defaultType: EventType? = nil, receivedAt: Timestamp, index: Int? = nil
+    ) -> Result<Event, EventValidationError> {
         func failure(_ field: String, _ message: String) -> Result<Event, EventValidationError> {
             .failure(EventValidationError(index: index, field: field, message: message))
         }
-        guard case .object(let object) = json else {
-            return failure("", "expected a JSON object, got \(json.typeName)")
-        }
-
         let type: EventType
-        switch object["type"] {
+        switch object[.type] {
         case nil, .null?:
             guard let defaultType else { return failure("type", "is required (one of \(Self.typeList))") }
             type = defaultType
@@ -54,8 +60,9 @@ public struct EventDecoder: Sendable {
         }
 
         var problems: [(String, String)] = []
-        func identifier(_ key: String) -> String? {
-            switch object[key] {
+        func identifier(_ field: SegmentFields.Field) -> String? {
+            let key = field.key
+            switch object[field] {
             case nil, .null?: return nil
             case .string(let text)?:
                 if text.isEmpty { return nil }
@@ -71,8 +78,9 @@ public struct EventDecoder: Sendable {
                 return nil
             }
         }
-        func objectField(_ key: String) -> [String: JSONValue] {
-            switch object[key] {
+        func objectField(_ field: SegmentFields.Field) -> [String: JSONValue] {
+            let key = field.key
+            switch object[field] {
             case nil, .null?: return [:]
             case .object(let value)?: return value
             case let other?:
@@ -80,8 +88,9 @@ public struct EventDecoder: Sendable {
                 return [:]
             }
         }
-        func dateField(_ key: String) -> Timestamp? {
-            switch object[key] {
+        func dateField(_ field: SegmentFields.Field) -> Timestamp? {
+            let key = field.key
+            switch object[field] {
             case nil, .null?: return nil
             case .string(let text)?:
                 guard let parsed = Timestamp(iso8601: text) else {
@@ -95,28 +104,28 @@ public struct EventDecoder: Sendable {
             }
         }
 
-        let messageId = identifier("messageId")
-        let userId = identifier("userId")
-        let anonymousId = identifier("anonymousId")
-        let context = objectField("context")
-        let properties = objectField("properties")
-        var traits = objectField("traits")
-        let timestamp = dateField("timestamp")
-        let sentAt = dateField("sentAt")
-        let bodyReceivedAt = dateField("receivedAt")
+        let messageId = identifier(.messageId)
+        let userId = identifier(.userId)
+        let anonymousId = identifier(.anonymousId)
+        let context = objectField(.context)
+        let properties = objectField(.properties)
+        var traits = objectField(.traits)
+        let timestamp = dateField(.timestamp)
+        let sentAt = dateField(.sentAt)
+        let bodyReceivedAt = dateField(.receivedAt)
         var name: String?
         var previousId: String?
         var groupId: String?
 
         switch type {
         case .track:
-            switch object["event"] {
+            switch object[.event] {
             case .string(let text)? where !text.isEmpty: name = text
             case nil, .null?, .string?: problems.append(("event", "is required for track and must not be empty"))
             case let other?: problems.append(("event", "must be a string, got \(other.typeName)"))
             }
         case .page, .screen:
-            switch object["name"] {
+            switch object[.name] {
             case nil, .null?: name = nil
             case .string(let text)?: name = text.isEmpty ? nil : text
             case let other?: problems.append(("name", "must be a string, got \(other.typeName)"))
@@ -125,12 +134,12 @@ public struct EventDecoder: Sendable {
             // Older SDKs put traits in context.traits.
             if traits.isEmpty, case .object(let contextTraits)? = context["traits"] { traits = contextTraits }
         case .group:
-            groupId = identifier("groupId")
+            groupId = identifier(.groupId)
             if groupId == nil, problems.allSatisfy({ $0.0 != "groupId" }) {
                 problems.append(("groupId", "is required for group"))
             }
         case .alias:
-            previousId = identifier("previousId")
+            previousId = identifier(.previousId)
             if previousId == nil, problems.allSatisfy({ $0.0 != "previousId" }) {
                 problems.append(("previousId", "is required for alias"))
             }
