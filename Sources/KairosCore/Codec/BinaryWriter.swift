@@ -67,9 +67,16 @@ public struct BinaryWriter: Sendable {
     /// An object, keys sorted so the same value always gives the same bytes.
     public mutating func write(_ object: [String: JSONValue]) {
         writeVarint(UInt64(object.count))
-        for key in object.keys.sorted() {
+        // Most objects of an event hold one or two keys: no sorting (or array) for one, and the
+        // pairs sorted together so no key is looked up a second time.
+        if object.count == 1, let (key, value) = object.first {
             write(key)
-            write(object[key]!)
+            write(value)
+            return
+        }
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            write(key)
+            write(value)
         }
     }
 }
