@@ -21,17 +21,29 @@ public final class FastJSON {
 
     deinit { kj_parser_destroy(parser) }
 
-    public func parse(_ bytes: UnsafeRawBufferPointer) throws(ParseError) -> JSONValue {
+    /// The parsed document: its tokens and the buffer their strings point into, valid until the next parse.
+    private struct Tape {
+        var tokens: UnsafePointer<kj_token>
+        var count: Int
+        var strings: UnsafeRawBufferPointer
+    }
+
+    private func tape(_ bytes: UnsafeRawBufferPointer) throws(ParseError) -> Tape {
         var message: UnsafePointer<CChar>?
         let status = kj_parse(
             parser, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, FastJSON.maximumDepth, &message)
         guard status == 0 else { throw ParseError(message: message.map { String(cString: $0) } ?? "not valid JSON") }
         var tokenCount = 0
         var stringLength = 0
-        guard let tokens = kj_tokens(parser, &tokenCount) else { throw ParseError(message: "empty document") }
+        guard let tokens = kj_tokens(parser, &tokenCount), tokenCount > 0 else { throw ParseError(message: "empty document") }
         let strings = UnsafeRawBufferPointer(start: kj_strings(parser, &stringLength), count: stringLength)
+        return Tape(tokens: tokens, count: tokenCount, strings: strings)
+    }
+
+    public func parse(_ bytes: UnsafeRawBufferPointer) throws(ParseError) -> JSONValue {
+        let tape = try tape(bytes)
         var position = 0
-        return FastJSON.value(tokens, tokenCount, strings, &position)
+        return FastJSON.value(tape.tokens, tape.count, tape.strings, &position)
     }
 
     public func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
@@ -53,15 +65,9 @@ public final class FastJSON {
     public func parseMessage(
         _ bytes: UnsafeRawBufferPointer, envelopeKey: StaticString, nestedKey: StaticString
     ) throws(ParseError) -> MessageFields? {
-        var message: UnsafePointer<CChar>?
-        let status = kj_parse(
-            parser, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, FastJSON.maximumDepth, &message)
-        guard status == 0 else { throw ParseError(message: message.map { String(cString: $0) } ?? "not valid JSON") }
-        var tokenCount = 0
-        var stringLength = 0
-        guard let tokens = kj_tokens(parser, &tokenCount), tokenCount > 0 else { throw ParseError(message: "empty document") }
+        let tape = try tape(bytes)
+        let (tokens, tokenCount, strings) = (tape.tokens, tape.count, tape.strings)
         guard tokens[0].kind == KJ_OBJECT.rawValue else { return nil }
-        let strings = UnsafeRawBufferPointer(start: kj_strings(parser, &stringLength), count: stringLength)
         let envelope = UnsafeRawBufferPointer(start: envelopeKey.utf8Start, count: envelopeKey.utf8CodeUnitCount)
         let nested = UnsafeRawBufferPointer(start: nestedKey.utf8Start, count: nestedKey.utf8CodeUnitCount)
 
