@@ -76,17 +76,19 @@ public final class LoadRunner: Sendable {
         let campaign = scenario.campaignContacts.map { CampaignCursor(contactsPerTenant: $0, tenants: configuration.tenants.count, batchSize: scenario.batchSize) }
         let threads = max(1, min(configuration.threads, scenario.connections + scenario.streamConnections + (campaign == nil ? 0 : 4)))
         var plans: [[ConnectionPlan]] = Array(repeating: [], count: threads)
-        var index = 0
+        // With both kinds, stream connections get threads of their own: writing a burst of
+        // frames must not delay reading (and timing) an HTTP answer.
+        let streamThreads = scenario.connections > 0 && scenario.streamConnections > 0 && threads > 1 ? max(1, threads / 2) : threads
+        let httpThreads = streamThreads == threads ? threads : threads - streamThreads
         let httpInterval = configuration.openLoop ? UInt64(Double(scenario.connections) / scenario.rate! * 1e9) : 0
         for connection in 0..<scenario.connections {
-            plans[index % threads].append(ConnectionPlan(kind: .http, number: connection, interval: httpInterval))
-            index += 1
+            plans[connection % httpThreads].append(ConnectionPlan(kind: .http, number: connection, interval: httpInterval))
         }
         let streamInterval = (scenario.streamRate ?? 0) > 0 ? UInt64(Double(scenario.streamConnections) / scenario.streamRate! * 1e9) : 0
         for connection in 0..<scenario.streamConnections {
-            plans[index % threads].append(ConnectionPlan(kind: .stream, number: connection, interval: streamInterval))
-            index += 1
+            plans[threads - 1 - connection % streamThreads].append(ConnectionPlan(kind: .stream, number: connection, interval: streamInterval))
         }
+        var index = scenario.connections + scenario.streamConnections
         if campaign != nil {
             for connection in 0..<4 {
                 plans[index % threads].append(ConnectionPlan(kind: .campaign, number: 10_000 + connection, interval: 0))
