@@ -31,7 +31,7 @@ final class MessageDeduplicator: Sendable {
     }
 
     private struct State {
-        var seen: [Key: Int64] = [:]
+        var seen = KeyTable()
         var order = Deque<(id: Key, time: Int64)>()
         /// Entries ever removed from the front of `order`, so a position survives removals.
         var dropped: UInt64 = 0
@@ -55,12 +55,11 @@ final class MessageDeduplicator: Sendable {
             while let oldest = state.order.first, oldest.time <= horizon || state.order.count > capacity {
                 state.order.removeFirst()
                 state.dropped += 1
-                if state.seen[oldest.id] == oldest.time { state.seen.removeValue(forKey: oldest.id) }
+                state.seen.remove(oldest.id, ifClaimedAt: oldest.time)
             }
             return keys.map { key in
                 guard let key else { return true }
-                if let seenAt = state.seen[key], seenAt > horizon { return false }
-                state.seen[key] = now.milliseconds
+                guard state.seen.claim(key, at: now.milliseconds, after: horizon) else { return false }
                 state.order.append((key, now.milliseconds))
                 return true
             }
@@ -71,7 +70,7 @@ final class MessageDeduplicator: Sendable {
     func release(_ ids: [String]) {
         let keys = ids.map(Key.init)
         state.withLock { state in
-            for key in keys { state.seen.removeValue(forKey: key) }
+            for key in keys { state.seen.remove(key) }
         }
     }
 
@@ -95,7 +94,7 @@ final class MessageDeduplicator: Sendable {
                 let to = min(end, from + 65_536)
                 for index in Int(from - state.dropped)..<Int(to - state.dropped) {
                     let entry = state.order[index]
-                    if state.seen[entry.id] == entry.time { entries.append((entry.id.first, entry.id.second, entry.time)) }
+                    if state.seen.time(of: entry.id) == entry.time { entries.append((entry.id.first, entry.id.second, entry.time)) }
                 }
                 next = to
                 return to >= end
@@ -108,9 +107,100 @@ final class MessageDeduplicator: Sendable {
         state.withLock { state in
             for entry in entries {
                 let key = Key(first: entry.first, second: entry.second)
-                state.seen[key] = entry.time
+                state.seen.set(key, at: entry.time)
                 state.order.append((key, entry.time))
             }
+        }
+    }
+}
+
+/// The remembered ids and when each was claimed: open addressing with linear probing over
+/// flat slots. The keys are hashes already, so a lookup is one multiply and, mostly, one
+/// cache line; a `Dictionary` hashed each key again and probed twice per claim.
+struct KeyTable {
+    private struct Slot {
+        var first: UInt64
+        var second: UInt64
+        /// `Int64.min` marks an empty slot (a claim time never is).
+        var time: Int64
+    }
+
+    private static let empty = Slot(first: 0, second: 0, time: .min)
+    private var slots = [Slot](repeating: KeyTable.empty, count: 16)
+    private var shift = 64 - 4
+    private(set) var count = 0
+
+    private func home(_ key: MessageDeduplicator.Key) -> Int {
+        Int(truncatingIfNeeded: ((key.first ^ key.second) &* 0x9E37_79B9_7F4A_7C15) >> UInt64(shift))
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    private func position(of key: MessageDeduplicator.Key) -> (index: Int, found: Bool) {
+        let mask = slots.count - 1
+        var index = home(key)
+        while true {
+            let slot = slots[index]
+            if slot.time == .min { return (index, false) }
+            if slot.first == key.first && slot.second == key.second { return (index, true) }
+            index = (index + 1) & mask
+        }
+    }
+
+    func time(of key: MessageDeduplicator.Key) -> Int64? {
+        let (index, found) = position(of: key)
+        return found ? slots[index].time : nil
+    }
+
+    /// Records `key` as claimed at `time` unless it was claimed after `horizon`; returns whether it was claimed now.
+    mutating func claim(_ key: MessageDeduplicator.Key, at time: Int64, after horizon: Int64) -> Bool {
+        var (index, found) = position(of: key)
+        if found {
+            guard slots[index].time <= horizon else { return false }
+            slots[index].time = time
+            return true
+        }
+        if (count + 1) * 2 > slots.count {
+            grow()
+            index = position(of: key).index
+        }
+        slots[index] = Slot(first: key.first, second: key.second, time: time)
+        count += 1
+        return true
+    }
+
+    mutating func set(_ key: MessageDeduplicator.Key, at time: Int64) {
+        _ = claim(key, at: time, after: .max)
+    }
+
+    mutating func remove(_ key: MessageDeduplicator.Key, ifClaimedAt time: Int64? = nil) {
+        let (index, found) = position(of: key)
+        guard found, time == nil || slots[index].time == time else { return }
+        // Backward-shift deletion: later slots of the probe chain move up, so no tombstones.
+        let mask = slots.count - 1
+        var hole = index
+        var next = (index + 1) & mask
+        while slots[next].time != .min {
+            let wanted = home(MessageDeduplicator.Key(first: slots[next].first, second: slots[next].second))
+            // The entry may fill the hole when its home is not cyclically within (hole, next].
+            let distanceToHole = (hole - wanted) & mask
+            let distanceToNext = (next - wanted) & mask
+            if distanceToHole <= distanceToNext {
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = KeyTable.empty
+        count -= 1
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = [Slot](repeating: KeyTable.empty, count: old.count * 2)
+        shift -= 1
+        for slot in old where slot.time != .min {
+            let index = position(of: MessageDeduplicator.Key(first: slot.first, second: slot.second)).index
+            slots[index] = slot
         }
     }
 }

@@ -1,4 +1,5 @@
 import CSimdJSON
+import Glibc
 import KairosCore
 
 /// Parses request bodies with simdjson (through the `CSimdJSON` C wrapper) into `JSONValue`s:
@@ -79,10 +80,10 @@ public final class FastJSON {
             position += 1
             if let field = SegmentFields.Field.named(key) {
                 result.fields[field] = FastJSON.value(tokens, tokenCount, strings, &position)
-            } else if key.elementsEqual(envelope) {
+            } else if FastJSON.equal(key, envelope) {
                 result.envelopeValue = FastJSON.value(tokens, tokenCount, strings, &position)
             } else {
-                if key.elementsEqual(nested) { nestedPosition = tokens[position].kind == KJ_OBJECT.rawValue ? position : nil }
+                if FastJSON.equal(key, nested) { nestedPosition = tokens[position].kind == KJ_OBJECT.rawValue ? position : nil }
                 FastJSON.skip(tokens, &position)
             }
         }
@@ -101,6 +102,12 @@ public final class FastJSON {
             }
         }
         return result
+    }
+
+    private static func equal(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
+        guard left.count == right.count else { return false }
+        guard let leftStart = left.baseAddress, let rightStart = right.baseAddress else { return true }
+        return memcmp(leftStart, rightStart, left.count) == 0
     }
 
     private static func bytes(_ token: kj_token, _ strings: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {

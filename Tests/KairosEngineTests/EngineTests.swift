@@ -170,3 +170,42 @@ func demoEngine() async throws -> Engine {
         #expect(Set(seen).count == 250)
     }
 }
+
+@Suite struct KeyTableTests {
+    /// The table against a Dictionary under random claims and removals, through many growths
+    /// and long probe chains (keys chosen to share their home slots).
+    @Test func behavesLikeADictionary() {
+        var table = KeyTable()
+        var reference: [MessageDeduplicator.Key: Int64] = [:]
+        var random = SeededRandom(seed: 7)
+        for step in 0..<60_000 {
+            // Few distinct `first` values with equal `second`s: collisions and clusters on purpose.
+            let value = random.next() % 5_000
+            let key = MessageDeduplicator.Key(first: value % 3 == 0 ? value : value << 40, second: value % 7)
+            let time = Int64(step)
+            switch random.next() % 4 {
+            case 0, 1:
+                let horizon = time - 1_000
+                let claimed = table.claim(key, at: time, after: horizon)
+                let expected = (reference[key].map { $0 <= horizon }) ?? true
+                #expect(claimed == expected)
+                if expected { reference[key] = time }
+            case 2:
+                table.remove(key)
+                reference[key] = nil
+            default:
+                if let at = reference[key] {
+                    let matches = random.next() % 2 == 0
+                    table.remove(key, ifClaimedAt: matches ? at : at + 1)
+                    if matches { reference[key] = nil }
+                }
+            }
+            if step % 997 == 0 {
+                #expect(table.count == reference.count)
+                for (key, time) in reference { #expect(table.time(of: key) == time) }
+            }
+        }
+        #expect(table.count == reference.count)
+        for (key, time) in reference { #expect(table.time(of: key) == time) }
+    }
+}

@@ -29,7 +29,15 @@ public struct SegmentFields: Sendable {
 
         /// The field a key's UTF-8 bytes name, if Kairos reads it (exact and case-sensitive, as JSON keys are).
         public static func named(_ key: UnsafeRawBufferPointer) -> Field? {
-            func matches(_ field: Field) -> Field? { key.elementsEqual(field.key.utf8) ? field : nil }
+            func matches(_ field: Field) -> Field? {
+                // Byte by byte: the generic `elementsEqual` over a String's UTF-8 view costs
+                // more than the rest of the lookup.
+                var expected = field.key
+                return expected.withUTF8 { expected in
+                    for index in 0..<expected.count where expected[index] != key[index] { return nil }
+                    return field
+                }
+            }
             switch key.count {
             case 4: return matches(.type) ?? matches(.name)
             case 5: return matches(.event)
