@@ -624,11 +624,13 @@ extension Gateway: StreamHandler {
         let now = clock.now()
         // Background priority: a stream is bulk work, and requests waiting on an answer go first.
         Task(priority: .background) {
-            let batch = await decoder.decode(frames, receivedAt: now)
+            var batch = await decoder.decode(frames, receivedAt: now)
             var failure: String?
             if !batch.events.isEmpty {
                 do { _ = try await engine.ingest(tenant: tenant, events: batch.events, now: now) } catch { failure = "\(error)" }
             }
+            // The loop needs only the replies: the events are freed here, not on the loop thread.
+            batch.events = []
             let outcome = (batch, failure)
             loop.execute { callback.value.body(outcome) }
         }

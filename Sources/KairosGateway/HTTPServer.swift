@@ -272,8 +272,7 @@ final class HTTPConnection {
     private func headersComplete() -> Int32 {
         endHeader()
         method = String(cString: http_method_str(http_method(rawValue: parser.pointee.method)))
-        let target = String(decoding: url, as: UTF8.self)
-        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        let path = splitTarget().path
         let hasLength = parser.pointee.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0
         let declared: UInt64? = hasLength ? parser.pointee.content_length : nil
         if let limit = server.handler.bodyLimit(method: method, path: path) { bodyLimit = limit }
@@ -302,12 +301,16 @@ final class HTTPConnection {
         return 0
     }
 
+    /// The request target split at its first `?`, byte by byte (String's split walks grapheme clusters).
+    private func splitTarget() -> (path: String, query: String?) {
+        guard let mark = url.firstIndex(of: UInt8(ascii: "?")) else { return (String(decoding: url, as: UTF8.self), nil) }
+        return (String(decoding: url[..<mark], as: UTF8.self), String(decoding: url[(mark + 1)...], as: UTF8.self))
+    }
+
     private func messageComplete() -> Int32 {
-        let target = String(decoding: url, as: UTF8.self)
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let (path, query) = splitTarget()
         let request = HTTPRequest(
-            method: method, path: String(parts.first ?? ""), query: parts.count > 1 ? String(parts[1]) : nil, headers: headers,
-            body: body, keepAlive: http_should_keep_alive(parser) != 0)
+            method: method, path: path, query: query, headers: headers, body: body, keepAlive: http_should_keep_alive(parser) != 0)
         body = []
         requestStarted = nil
         let slot = answered + pending.count

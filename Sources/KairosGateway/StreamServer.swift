@@ -205,7 +205,8 @@ final class StreamConnection {
     private func received(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = .now
         var start = 0
-        for index in 0..<bytes.count where bytes[index] == 10 {
+        while start < bytes.count, let found = memchr(bytes.baseAddress! + start, 10, bytes.count - start) {
+            let index = UnsafeRawPointer(found) - bytes.baseAddress!
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
             start = index + 1
             if !frame() { return }

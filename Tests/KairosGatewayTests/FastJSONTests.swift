@@ -71,3 +71,22 @@ import Testing
         #expect(Array("integrations".utf8).withUnsafeBytes { SegmentFields.Field.named($0) } == nil)
     }
 }
+
+@Suite struct QueryTests {
+    func items(_ query: String?) -> [String: String] {
+        HTTPRequest(method: "GET", path: "/v1/admin/contacts", query: query, headers: [], body: [], keepAlive: true).queryItems
+    }
+
+    @Test func decodesLikeAFormEncodedQuery() {
+        #expect(items(nil) == [:])
+        #expect(items("") == [:])
+        #expect(items("userId=u-1&limit=20") == ["userId": "u-1", "limit": "20"])
+        #expect(items("email=ann%40example.com&q=a+b%2Bc") == ["email": "ann@example.com", "q": "a b+c"])
+        #expect(items("a&&b=&=x") == ["a": "", "b": "", "": "x"])
+        #expect(items("k=1=2&k=3") == ["k": "3"])  // the last one wins; only the first `=` splits
+        #expect(items("name=J%C3%BCrgen&city=K%C3%B6ln") == ["name": "Jürgen", "city": "Köln"])
+        // Bad escapes and bytes that are not UTF-8 are kept as sent.
+        #expect(items("a=%zz&b=%4&c=%&d=%FF") == ["a": "%zz", "b": "%4", "c": "%", "d": "%FF"])
+        #expect(items("e=%41%42") == ["e": "AB"])
+    }
+}

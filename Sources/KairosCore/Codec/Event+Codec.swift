@@ -22,8 +22,16 @@ extension Event {
         if sentAt != nil { present |= Field.sentAt.rawValue }
         if receivedAt != nil { present |= Field.receivedAt.rawValue }
         writer.writeVarint(UInt64(present))
-        for text in [messageId, userId, anonymousId, previousId, groupId, name] { if let text { writer.write(text) } }
-        for time in [timestamp, sentAt, receivedAt] { if let time { writer.write(time) } }
+        // One by one: an array literal of the fields would allocate for every event.
+        if let messageId { writer.write(messageId) }
+        if let userId { writer.write(userId) }
+        if let anonymousId { writer.write(anonymousId) }
+        if let previousId { writer.write(previousId) }
+        if let groupId { writer.write(groupId) }
+        if let name { writer.write(name) }
+        if let timestamp { writer.write(timestamp) }
+        if let sentAt { writer.write(sentAt) }
+        if let receivedAt { writer.write(receivedAt) }
         writer.write(time)
         writer.write(properties)
         writer.write(traits)
