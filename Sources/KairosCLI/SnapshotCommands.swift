@@ -173,9 +173,9 @@ extension SnapshotCommand {
         public static let configuration = CommandConfiguration(
             abstract: "Make a chosen snapshot the one the next start uses, optionally replaying the journal to a sequence.",
             discussion: """
-                Newer snapshots are moved aside (into a 'set-aside-TIME' folder). With --to-sequence,
-                the journal is replayed from the snapshot up to that sequence (point-in-time
-                recovery), a new snapshot is written there, and the journal records after it are
+                Newer snapshots are moved aside (into a 'set-aside-TIME' folder). With --to-sequence, \
+                the journal is replayed from the snapshot up to that sequence (point-in-time \
+                recovery), a new snapshot is written there, and the journal records after it are \
                 discarded; a copy of the journal is kept next to it first.
                 """)
         @OptionGroup var storage: StorageOptions

@@ -11,12 +11,12 @@ extension Kairos {
         static let configuration = CommandConfiguration(
             abstract: "Run the engine in process on the demo tenant with simulated traffic.",
             discussion: """
-                Creates the demo tenant (scoring models 'fit' and 'engagement', live segments,
-                two placements, an experiment and two active journeys), then replays simulated
-                days of website and email traffic on a virtual clock, firing timers as windows
-                lapse and journey waits end. Prints progress per day, segment sizes, journey
-                counts and a message from the outbox, the hottest leads with the rules that
-                explain their scores, and what the demo placements would show them. With --data-dir, SIGINT or SIGTERM stops after
+                Creates the demo tenant (scoring models 'fit' and 'engagement', live segments, \
+                two placements, an experiment and two active journeys), then replays simulated \
+                days of website and email traffic on a virtual clock, firing timers as windows \
+                lapse and journey waits end. Prints progress per day, segment sizes, journey \
+                counts and a message from the outbox, the hottest leads with the rules that \
+                explain their scores, and what the demo placements would show them. With --data-dir, SIGINT or SIGTERM stops after \
                 the current batch, writes a final snapshot and exits 0.
                 """
         )

@@ -10,11 +10,11 @@ extension Kairos {
         static let configuration = CommandConfiguration(
             abstract: "Import Segment events (NDJSON) into a tenant of a data directory.",
             discussion: """
-                Reads one Segment message per line (track, identify, page, screen, group, alias;
-                a line may also be a {"batch": [...]} object) from FILE, or standard input when
-                FILE is '-'. Events are validated; a bad line is reported with its line number and
-                skipped, the others are imported. Each batch is journaled before it is applied;
-                with --ack, a line 'ack N' is printed once the first N input lines are durable.
+                Reads one Segment message per line (track, identify, page, screen, group, alias; \
+                a line may also be a {"batch": [...]} object) from FILE, or standard input when \
+                FILE is '-'. Events are validated; a bad line is reported with its line number and \
+                skipped, the others are imported. Each batch is journaled before it is applied; \
+                with --ack, a line 'ack N' is printed once the first N input lines are durable. \
                 Re-importing the same events is safe: messageIds already seen are not applied twice.
 
                 Example: kairos import --data-dir data --tenant demo events.ndjson
@@ -142,7 +142,7 @@ extension Kairos {
         static let configuration = CommandConfiguration(
             abstract: "Print one contact of a data directory as JSON.",
             discussion: """
-                Recovers the state from the journal, then prints the contact: traits, scores with
+                Recovers the state from the journal, then prints the contact: traits, scores with \
                 their per-rule breakdown and history, segments, recent activity and event counts.
 
                 Example: kairos contact --data-dir data --tenant demo --user-id ana

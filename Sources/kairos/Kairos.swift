@@ -7,8 +7,8 @@ struct Kairos: AsyncParsableCommand {
         commandName: "kairos",
         abstract: "Kairos: a real-time marketing automation engine.",
         discussion: """
-            Every tenant and every known contact lives in memory as an actor: events update
-            lead scores and live segments the moment they arrive, and time windows lapse on
+            Every tenant and every known contact lives in memory as an actor: events update \
+            lead scores and live segments the moment they arrive, and time windows lapse on \
             their own.
             """,
         version: "0.1.0",

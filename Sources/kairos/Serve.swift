@@ -11,21 +11,21 @@ extension Kairos {
         static let configuration = CommandConfiguration(
             abstract: "Run the Kairos server: Segment-compatible ingest and decisions over HTTP.",
             discussion: """
-                Recovers the state in the data directory (newest valid snapshot, then the
-                journal), then listens. On first start with an empty data directory it creates
-                the demo tenant (scoring models, segments, placements, an experiment and two
+                Recovers the state in the data directory (newest valid snapshot, then the \
+                journal), then listens. On first start with an empty data directory it creates \
+                the demo tenant (scoring models, segments, placements, an experiment and two \
                 journeys) and prints its write key with copy-paste curl examples.
 
-                Endpoints: POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
-                /v1/alias, /v1/batch (Segment's HTTP Tracking API; the write key as the Basic auth
-                user name); POST or GET /v1/decide; GET /healthz and /readyz. The event stream
+                Endpoints: POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, \
+                /v1/alias, /v1/batch (Segment's HTTP Tracking API; the write key as the Basic auth \
+                user name); POST or GET /v1/decide; GET /healthz and /readyz. The event stream \
                 (newline-delimited JSON over TCP, docs/stream-protocol.md) on --stream-port.
 
-                Every option can also come from the environment: KAIROS_HOST, KAIROS_PORT,
-                KAIROS_STREAM_PORT, KAIROS_DATA_DIR, KAIROS_DURABILITY, KAIROS_SNAPSHOT_DIR, KAIROS_SNAPSHOT_SECONDS,
+                Every option can also come from the environment: KAIROS_HOST, KAIROS_PORT, \
+                KAIROS_STREAM_PORT, KAIROS_DATA_DIR, KAIROS_DURABILITY, KAIROS_SNAPSHOT_DIR, KAIROS_SNAPSHOT_SECONDS, \
                 KAIROS_CORS_ORIGINS, KAIROS_MAX_CONNECTIONS, KAIROS_LOG_LEVEL.
 
-                SIGTERM or SIGINT: stop accepting, answer the requests in flight, write a final
+                SIGTERM or SIGINT: stop accepting, answer the requests in flight, write a final \
                 snapshot, exit 0.
                 """
         )

@@ -8,9 +8,9 @@ extension Kairos {
         static let configuration = CommandConfiguration(
             abstract: "Check definitions (scoring models, segments, placements, experiments, journeys; JSON files) without applying them.",
             discussion: """
-                Each file holds one definition. Files are checked in order against the demo
-                tenant's definitions plus the files before them, so a segment may use a model or
-                segment defined in an earlier file. Problems are reported with a JSON pointer to
+                Each file holds one definition. Files are checked in order against the demo \
+                tenant's definitions plus the files before them, so a segment may use a model or \
+                segment defined in an earlier file. Problems are reported with a JSON pointer to \
                 the offending part. Exits with status 1 when any file is invalid.
 
                 Example: kairos validate --model fit.json --segment hot-leads.json --journey nurture.json

@@ -9,22 +9,22 @@ struct KairosLoadCommand: AsyncParsableCommand {
         commandName: "kairos-load",
         abstract: "Drive a running Kairos server with realistic traffic and report honest latencies.",
         discussion: """
-            Sends Segment HTTP ingest (single calls and batches), event-stream frames, decide calls
-            and admin reads in a scenario's mix. With a rate, requests are scheduled by time (open
-            loop) and every latency counts from when the request was due, so a stall shows as
+            Sends Segment HTTP ingest (single calls and batches), event-stream frames, decide calls \
+            and admin reads in a scenario's mix. With a rate, requests are scheduled by time (open \
+            loop) and every latency counts from when the request was due, so a stall shows as \
             latency; without one, each connection sends as fast as answers come (closed loop).
 
-            At the end it checks the server: the events it acknowledged must equal the events the
-            server counted for each tenant, and errors must stay under --max-error-rate; it exits
+            At the end it checks the server: the events it acknowledged must equal the events the \
+            server counted for each tenant, and errors must stay under --max-error-rate; it exits \
             1 when a check fails.
 
-            Built-in scenarios: site-traffic, event-firehose, campaign-burst, bare-get. Or a JSON
+            Built-in scenarios: site-traffic, event-firehose, campaign-burst, bare-get. Or a JSON \
             file (fields in docs/load-testing.md).
 
             Examples:
               kairos-load run site-traffic --operator-key-file data/operator-key
               kairos-load run event-firehose --duration 30 --json out.json --html out.html
-              kairos-load run bare-get --no-reconcile --port 9090     # against `kairos-load fixed-server`
+              kairos-load run bare-get --no-reconcile --port 9090  # against fixed-server
             """,
         subcommands: [Run.self, FixedServer.self, Scenarios.self],
         defaultSubcommand: Run.self

@@ -102,7 +102,8 @@ extension ContactState {
             anonymousIds.append(anonymousId)
         }
         if event.type == .identify {
-            for (key, value) in event.traits.sorted(by: { $0.key < $1.key }) {
+            if traits.isEmpty { traits.reserveCapacity(event.traits.count) }
+            for (key, value) in event.traits {
                 if value.isNull {
                     if traits.removeValue(forKey: key) != nil { changedTraits.append(key) }
                 } else if traits[key] != value {
@@ -110,6 +111,8 @@ extension ContactState {
                     changedTraits.append(key)
                 }
             }
+            // In key order, so what they trigger happens in the same order every time.
+            if changedTraits.count > 1 { changedTraits.sort() }
         }
         var accountChanged = false
         if event.type == .group, let groupId = event.groupId {
