@@ -57,6 +57,8 @@ actor ContactActor {
     private var forward: ContactActor?
     /// The due time of the scheduler entry this contact is waiting for (`.max`: none).
     private var scheduledWake: Int64 = .max
+    /// The `email` trait when the current change began.
+    private var emailBefore: JSONValue?
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
     /// The state as a running snapshot must see it: kept when a command changes the contact
@@ -119,7 +121,7 @@ actor ContactActor {
     }
 
     func apply(_ items: [Item], of batch: Batch, now: Timestamp) async -> [Effect] {
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         var position = 0
         while position < items.count {
@@ -152,7 +154,7 @@ actor ContactActor {
     /// Returns the state and the effects of leaving (its segments, the merge itself).
     func surrender(into target: ContactActor, now: Timestamp) -> (ContactState, [Effect])? {
         guard forward == nil else { return nil }
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         let definitions = tenant.definitions
         let surrendered = state.surrender(into: target.id, definitions: definitions, now: effectiveNow(now), effects: &effects)
@@ -165,7 +167,7 @@ actor ContactActor {
     /// Called by the scheduler for an entry due at `due`.
     func fire(due: Int64) async -> [Effect] {
         if let forward { return await forward.fire(due: due) }
-        preserveForSnapshot()
+        beginChange()
         if scheduledWake == due { scheduledWake = .max }
         var effects: [Effect] = []
         if let next = state.nextWakeMilliseconds, next <= due {
@@ -177,7 +179,7 @@ actor ContactActor {
 
     func reevaluate(segments: [Int]?, now: Timestamp) async -> [Effect] {
         if let forward { return await forward.reevaluate(segments: segments, now: now) }
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         state.reevaluate(segments: segments, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -186,7 +188,7 @@ actor ContactActor {
 
     func accountTraitsChanged(now: Timestamp) async -> [Effect] {
         if let forward { return await forward.accountTraitsChanged(now: now) }
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         state.accountTraitsChanged(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -198,7 +200,7 @@ actor ContactActor {
     /// Manual or API enrollment; returns whether the contact entered.
     func enroll(journey: String, key: String?, now: Timestamp) async -> (entered: Bool, effects: [Effect]) {
         if let forward { return await forward.enroll(journey: journey, key: key, now: now) }
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         let entered = state.enroll(journey: journey, key: key, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -209,7 +211,7 @@ actor ContactActor {
     func wakeJourneys(now: Timestamp) async -> [Effect] {
         if let forward { return await forward.wakeJourneys(now: now) }
         guard !state.journeyRuns.isEmpty else { return [] }
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         state.wakeJourneys(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -220,7 +222,7 @@ actor ContactActor {
     func endRuns(journey symbol: UInt32, versions: [Int: CompiledJourney], now: Timestamp) async -> [Effect] {
         if let forward { return await forward.endRuns(journey: symbol, versions: versions, now: now) }
         guard state.journeyRuns.contains(where: { $0.journey == symbol }) else { return [] }
-        preserveForSnapshot()
+        beginChange()
         var effects: [Effect] = []
         state.endRuns(journey: symbol, reason: .archived, versions: versions, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -231,12 +233,12 @@ actor ContactActor {
     func migrateRuns(to target: CompiledJourney, from versions: [Int: CompiledJourney]) async -> Int {
         if let forward { return await forward.migrateRuns(to: target, from: versions) }
         guard state.journeyRuns.contains(where: { $0.journey == target.symbol }) else { return 0 }
-        preserveForSnapshot()
+        beginChange()
         return state.migrateRuns(to: target, from: versions)
     }
 
     func dropMembership(symbol: UInt32) {
-        preserveForSnapshot()
+        beginChange()
         state.dropMembership(symbol: symbol)
     }
 
@@ -259,8 +261,13 @@ actor ContactActor {
         return (captured, keys)
     }
 
-    /// Before the state changes: keeps it as it was for a running snapshot that has not read
-    /// this contact yet. Every change of `state` goes through here first.
+    /// Before the state changes. Every change of `state` goes through here first.
+    private func beginChange() {
+        preserveForSnapshot()
+        emailBefore = state.traits.isEmpty ? nil : state.traits["email"]
+    }
+
+    /// Keeps the state as it was for a running snapshot that has not read this contact yet.
     private func preserveForSnapshot() {
         let epoch = tenant.snapshotEpoch(covering: id)
         guard epoch != 0, capturedEpoch != epoch, preserved?.epoch != epoch else { return }
@@ -284,7 +291,7 @@ actor ContactActor {
             placements, state: state, userId: userId ?? state.userId, anonymousId: anonymousId ?? state.anonymousIds.first,
             request: request, now: now, seed: seed)
         if recordNow && !result.record.isEmpty {
-            preserveForSnapshot()
+            beginChange()
             var effects: [Effect] = []
             state.record(result.record, effects: &effects)
             finish(effects)
@@ -294,7 +301,7 @@ actor ContactActor {
 
     func record(_ record: DecisionRecord, now: Timestamp) async -> [Effect] {
         if let forward { return await forward.record(record, now: now) }
-        preserveForSnapshot()
+        beginChange()
         _ = effectiveNow(now)
         var effects: [Effect] = []
         state.record(record, effects: &effects)
@@ -320,8 +327,19 @@ actor ContactActor {
         return EvaluationContext(now: now, definitions: definitions, accountTraits: account, catalog: catalog, journeys: journeys)
     }
 
-    /// Publishes membership changes and keeps exactly one scheduler entry for the next wake-up.
+    /// Publishes membership changes, keeps exactly one scheduler entry for the next wake-up and
+    /// the tenant's email index in step with the `email` trait, whatever changed it (an event, a
+    /// journey's update step, a merge).
     private func finish(_ effects: [Effect]) {
+        let email = state.traits.isEmpty ? nil : state.traits["email"]
+        if email != emailBefore {
+            switch email {
+            case .string(let text)? where !text.isEmpty: tenant.emails.set([(id, text)])
+            case nil, .null?: tenant.emails.set([(id, nil)])
+            default: break  // not an address: the index keeps what it had, as for events
+            }
+            emailBefore = email
+        }
         if !effects.isEmpty {
             tenant.members.apply(effects)
             tenant.tallies.apply(effects)

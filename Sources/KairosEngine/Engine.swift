@@ -299,7 +299,6 @@ public final class Engine: Sendable {
         var groups: [(ContactActor, [ContactActor.Item])] = []
         var groupIndex: [ObjectIdentifier: Int] = [:]
         var accountChanges: [UInt64] = []
-        var emailChanges: [(contact: UInt64, email: String?)] = []
         for index in events.indices {
             let link = resolve(events[index], in: runtime.directory, make: make)
             if events[index].type == .group, let groupId = events[index].groupId {
@@ -307,13 +306,6 @@ public final class Engine: Sendable {
                     groupId: groupId, traits: events[index].traits, contact: link.target.id)
             }
             if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
-            if events[index].type != .group, let email = events[index].traits["email"] {
-                if case .string(let text) = email, !text.isEmpty {
-                    emailChanges.append((link.target.id, text))
-                } else if email.isNull {
-                    emailChanges.append((link.target.id, nil))
-                }
-            }
             let item = ContactActor.Item(index: index, mergeSource: link.mergeSource)
             let key = ObjectIdentifier(link.target)
             if let position = groupIndex[key] {
@@ -363,7 +355,6 @@ public final class Engine: Sendable {
                 effects += await contact.accountTraitsChanged(now: now)
             }
         }
-        runtime.emails.set(emailChanges)
         runtime.outbox.apply(effects)
         runtime.activity.record(events: events.count, effects: effects, at: now)
         bus.publish(tenant: runtime.id, effects)

@@ -172,6 +172,34 @@ import Testing
         #expect(try await runs(engine, "lead", at: t0 + .minutes(3)).isEmpty)
     }
 
+    /// Reads by email follow the trait whatever sets it: an identify, a journey's update step
+    /// run by an event, or one run by a timer.
+    @Test func updateStepsThatSetTheEmailMoveTheEmailIndex() async throws {
+        let journey = #"""
+            {"id": "normalize", "trigger": {"event": "Signed Up"},
+             "nodes": [
+               {"id": "work", "type": "update", "set": {"email": "Work@Acme.example"}, "next": "wait"},
+               {"id": "wait", "type": "wait", "duration": {"days": 1}, "next": "clear"},
+               {"id": "clear", "type": "update", "unset": ["email"], "next": "end"},
+               {"id": "end", "type": "exit"}]}
+            """#
+        let engine = try await engine([journey])
+        // The identify and the event in one batch: the step runs after the identify's email.
+        try await send(
+            engine, .identify(userId: "u", traits: ["email": "home@example.com"], at: t0), .track("Signed Up", userId: "u", at: t0))
+        func userId(_ email: String, _ at: Timestamp) async throws -> String? {
+            try await engine.contact(tenant: "t", .email(email), now: at)?.userId
+        }
+        #expect(try await userId("work@acme.example", t0) == "u")
+        #expect(try await userId("home@example.com", t0) == nil)
+        await engine.advanceTime(to: t0 + .days(1))
+        #expect(try await userId("work@acme.example", t0 + .days(1)) == nil)
+        #expect(try await engine.contact(tenant: "t", .userId("u"), now: t0 + .days(1))?.traits["email"] == nil)
+        // An identify sets it again.
+        try await send(engine, .identify(userId: "u", traits: ["email": "new@example.com"], at: t0 + .days(2)))
+        #expect(try await userId("NEW@example.com", t0 + .days(2)) == "u")
+    }
+
     // MARK: Onboarding: exit criteria, wait-for-event exits
 
     static let onboarding = #"""
