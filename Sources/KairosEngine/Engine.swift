@@ -548,6 +548,7 @@ public final class Engine: Sendable {
         let held = tenants.withLock { $0.values.map { $0.applied.value } }
         var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
         let slice = 10_000
+        var reported: UInt64 = 0
         reading: while true {
             records.removeAll(keepingCapacity: true)
             try journal.read(from: from, limit: slice) { records.append($0) }
@@ -562,9 +563,12 @@ public final class Engine: Sendable {
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
             }
             progress?(report.lastSequence)
+            reported = report.lastSequence
             guard records.count == slice, let last = records.last else { break }
             from = last.sequence + 1
         }
+        // A replay stopped at `limit` inside a slice reports where it stopped too.
+        if report.lastSequence != reported { progress?(report.lastSequence) }
         let elapsed = ContinuousClock.now - started
         report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return report

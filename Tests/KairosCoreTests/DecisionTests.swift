@@ -213,3 +213,18 @@ import Testing
         #expect(choicesA == choicesB)
     }
 }
+
+@Suite struct DeviceClassTests {
+    @Test func userAgentsMapToMobileTabletOrDesktop() {
+        let cases: [(String, String)] = [
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148", "mobile"),
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/124.0 Mobile Safari/537.36", "mobile"),
+            ("Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15", "tablet"),
+            ("Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 Chrome/124.0 Safari/537.36 TABLET", "tablet"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36", "desktop"),
+            ("", "desktop"),
+            ("Ünïcode-Agent ANDROID", "mobile"),  // not ASCII: Unicode case rules
+        ]
+        for (agent, expected) in cases { #expect(RequestContext.deviceClass(agent) == expected, "\(agent)") }
+    }
+}

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import KairosCore
 import KairosEngine
@@ -72,7 +73,9 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         journal.close()
 
         let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
-        let report = try await recovered.recover()
+        let reported = Mutex<[UInt64]>([])
+        let report = try await recovered.recover { sequence in reported.withLock { $0.append(sequence) } }
+        #expect(reported.withLock { $0 } == [10_000, 10_101])
         #expect(report.commandsReplayed == 10_101)
         #expect(report.eventsReplayed == 10_100)
         #expect(report.lastSequence == 10_101)
@@ -82,8 +85,11 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         }
 
         let partial = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
-        let upTo = try await partial.recover(upTo: 10_050)
+        let partialReports = Mutex<[UInt64]>([])
+        let upTo = try await partial.recover(upTo: 10_050) { sequence in partialReports.withLock { $0.append(sequence) } }
         #expect(upTo.lastSequence == 10_050 && upTo.eventsReplayed == 10_049)
+        // Progress ends where the replay stopped, inside the second slice.
+        #expect(partialReports.withLock { $0 } == [10_000, 10_050])
     }
 
     @Test func concurrentAppendsGetGapFreeUniqueSequences() async throws {

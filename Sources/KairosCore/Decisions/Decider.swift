@@ -42,9 +42,10 @@ public struct RequestContext: Sendable, Hashable {
 
     /// `mobile`, `tablet` or `desktop` from a user agent, the way most sites segment.
     static func deviceClass(_ userAgent: String) -> String {
-        let agent = userAgent.lowercased()
-        if agent.contains("ipad") || agent.contains("tablet") { return "tablet" }
-        if agent.contains("mobi") || agent.contains("iphone") || agent.contains("android") { return "mobile" }
+        // Byte by byte, ignoring ASCII case: every decide with a user agent asks this.
+        func has(_ word: String) -> Bool { userAgent.localizedCaseInsensitiveContainsFast(word) }
+        if has("ipad") || has("tablet") { return "tablet" }
+        if has("mobi") || has("iphone") || has("android") { return "mobile" }
         return "desktop"
     }
 }
