@@ -38,6 +38,8 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private var server: HTTPServer?
     private var streams: StreamServer?
     private let json = FastJSON()
+    /// Parsers for ingest bodies decoded off the loop.
+    private let parsers = ParserPool()
     private let decoder = EventDecoder()
     private var keyCache: [String: (tenant: String, expiresAt: Timestamp?)] = [:]
     /// The engine's key revocation count when `keyCache` was last known good.
@@ -270,6 +272,10 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 
     /// The body as JSON: decompressed (gzip) and parsed, or the response explaining why not.
     private func readJSON(_ request: HTTPRequest, limit: Int) -> Result<JSONValue, HTTPResponseError> {
+        Gateway.readJSON(request, limit: limit, parser: json)
+    }
+
+    private static func readJSON(_ request: HTTPRequest, limit: Int, parser: FastJSON) -> Result<JSONValue, HTTPResponseError> {
         let body: [UInt8]
         switch inflate(request, limit: limit) {
         case .success(let bytes): body = bytes
@@ -277,14 +283,18 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
         }
         guard !body.isEmpty else { return .failure(HTTPResponseError(.error(400, "empty_body", "the request has no body"))) }
         do {
-            return .success(try json.parse(body))
+            return .success(try parser.parse(body))
         } catch {
             return .failure(HTTPResponseError(.error(400, "malformed_json", "the body is not valid JSON: \(error.message)")))
         }
     }
 
-    /// The body decompressed (gzip) and within `limit`.
     private func inflate(_ request: HTTPRequest, limit: Int) -> Result<[UInt8], HTTPResponseError> {
+        Gateway.inflate(request, limit: limit)
+    }
+
+    /// The body decompressed (gzip) and within `limit`.
+    private static func inflate(_ request: HTTPRequest, limit: Int) -> Result<[UInt8], HTTPResponseError> {
         var body = request.body
         switch request.header("content-encoding")?.lowercased() {
         case nil, "identity": break
@@ -401,59 +411,45 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
 
     private func ingest(_ request: HTTPRequest, type: EventType?, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let limit = type == nil ? configuration.maximumBatchBytes : configuration.maximumEventBytes
-        let body: JSONValue
-        switch readJSON(request, limit: limit) {
-        case .success(let value): body = value
-        case .failure(let error): return respond(error.response)
+        // A key in the header or the query authenticates here and the body is parsed and decoded
+        // on a worker: a batch of 500 KB took the loop, and every other connection, for
+        // milliseconds. A key only in the body needs the body parsed first, here.
+        var parsed: JSONValue?
+        if requestKey(request)?.isEmpty ?? true {
+            switch readJSON(request, limit: limit) {
+            case .success(let value): parsed = value
+            case .failure(let error): return respond(error.response)
+            }
         }
         let tenant: String
-        switch authenticate(request, body: body) {
+        switch authenticate(request, body: parsed) {
         case .success(let value): tenant = value
         case .failure(let error): return respond(error.response)
         }
         if let refusal = originRefusal(request, tenant: tenant) ?? rateRefusal(tenant: tenant) { return respond(refusal) }
+        guard let respond = admit(respond) else { return }
         let now = clock.now()
-        var events: [Event] = []
-        var positions: [Int] = []
-        var errors: [EventValidationError] = []
-        if let type {
-            switch decoder.decode(body, defaultType: type, receivedAt: now) {
-            case .success(let event):
-                events.append(event)
-                positions.append(0)
-            case .failure(let error): errors.append(error)
-            }
-        } else {
-            switch decoder.decodeBatch(body, receivedAt: now) {
-            case .failure(let error): errors.append(error)
-            case .success(let results):
-                let items = (body.objectValue?["batch"]?.arrayValue) ?? body.arrayValue ?? []
-                let checkSizes = request.body.count > configuration.maximumEventBytes
-                for (index, result) in results.enumerated() {
-                    if checkSizes, index < items.count, items[index].jsonBytes().count > configuration.maximumEventBytes {
-                        errors.append(
-                            EventValidationError(index: index, field: "", message: "is larger than \(configuration.maximumEventBytes) bytes"))
-                        continue
-                    }
-                    switch result {
-                    case .success(let event):
-                        events.append(event)
-                        positions.append(index)
-                    case .failure(let error): errors.append(error)
-                    }
+        let (engine, decoder, parsers) = (self.engine, self.decoder, self.parsers)
+        let maximumEventBytes = configuration.maximumEventBytes
+        Task {
+            let body: JSONValue
+            if let parsed {
+                body = parsed
+            } else {
+                switch parsers.use({ Gateway.readJSON(request, limit: limit, parser: $0) }) {
+                case .success(let value): body = value
+                case .failure(let error): return respond(error.response)
                 }
             }
-        }
-        let details = Gateway.details(errors)
-        guard !events.isEmpty else {
-            let message = errors.count == 1 ? errors[0].description : "none of the \(errors.count) events is valid"
-            return respond(.error(400, "invalid_event", message, details: details))
-        }
-        let engine = self.engine
-        let accepted = events.count
-        let isBatch = type == nil
-        guard let respond = admit(respond) else { return }
-        Task {
+            let (events, positions, errors) = Gateway.decode(
+                body, type: type, receivedAt: now, decoder: decoder, checkSizes: request.body.count > maximumEventBytes,
+                maximumEventBytes: maximumEventBytes)
+            guard !events.isEmpty else {
+                let message = errors.count == 1 ? errors[0].description : "none of the \(errors.count) events is valid"
+                return respond(.error(400, "invalid_event", message, details: Gateway.details(errors)))
+            }
+            let accepted = events.count
+            let isBatch = type == nil
             do {
                 let report = try await engine.ingest(tenant: tenant, events: events, now: now)
                 var rejected = errors
@@ -479,6 +475,44 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
                 respond(.error(500, "internal", "\(error)"))
             }
         }
+    }
+
+    /// The events of an ingest body (one event, or a batch), with each one's position in the
+    /// batch and the errors of the invalid ones.
+    private static func decode(
+        _ body: JSONValue, type: EventType?, receivedAt now: Timestamp, decoder: EventDecoder, checkSizes: Bool, maximumEventBytes: Int
+    ) -> (events: [Event], positions: [Int], errors: [EventValidationError]) {
+        var events: [Event] = []
+        var positions: [Int] = []
+        var errors: [EventValidationError] = []
+        if let type {
+            switch decoder.decode(body, defaultType: type, receivedAt: now) {
+            case .success(let event):
+                events.append(event)
+                positions.append(0)
+            case .failure(let error): errors.append(error)
+            }
+            return (events, positions, errors)
+        }
+        switch decoder.decodeBatch(body, receivedAt: now) {
+        case .failure(let error): errors.append(error)
+        case .success(let results):
+            let items = (body.objectValue?["batch"]?.arrayValue) ?? body.arrayValue ?? []
+            events.reserveCapacity(results.count)
+            for (index, result) in results.enumerated() {
+                if checkSizes, index < items.count, items[index].jsonBytes().count > maximumEventBytes {
+                    errors.append(EventValidationError(index: index, field: "", message: "is larger than \(maximumEventBytes) bytes"))
+                    continue
+                }
+                switch result {
+                case .success(let event):
+                    events.append(event)
+                    positions.append(index)
+                case .failure(let error): errors.append(error)
+                }
+            }
+        }
+        return (events, positions, errors)
     }
 
     static func details(_ errors: [EventValidationError]) -> JSONValue {
@@ -634,6 +668,23 @@ extension Gateway: StreamHandler {
             let outcome = (batch, failure)
             loop.execute { callback.value.body(outcome) }
         }
+    }
+}
+
+/// simdjson parsers for work off the loop: one per concurrent user, reused (a parser keeps
+/// its buffers between documents).
+final class ParserPool: @unchecked Sendable {
+    // @unchecked: a parser is used by one caller at a time, between `use`'s take and give back.
+    private final class Parser: @unchecked Sendable {
+        let json = FastJSON()
+    }
+
+    private let idle = Mutex<[Parser]>([])
+
+    func use<Result>(_ body: (FastJSON) -> Result) -> Result {
+        let parser = idle.withLock { $0.popLast() } ?? Parser()
+        defer { idle.withLock { if $0.count < 8 { $0.append(parser) } } }
+        return body(parser.json)
     }
 }
 
