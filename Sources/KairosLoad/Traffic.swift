@@ -236,18 +236,16 @@ struct TrafficGenerator {
     }
 
     /// One event-stream frame (a Segment message with `seq`) and its tenant.
-    mutating func nextFrame(seq: UInt64, tenant: Int) -> [UInt8] {
+    /// Appends the next event-stream frame (one line) to `out`.
+    mutating func appendFrame(seq: UInt64, tenant: Int, to out: inout [UInt8]) {
         let contact = popularity.sample(&random)
         let kind: Operation = random.unit() < 0.6 ? .page : .track
-        var frame: [UInt8] = []
-        frame.reserveCapacity(512)
-        frame += #"{"seq":"#.utf8
-        frame += String(seq).utf8
-        frame += ",".utf8
-        let messageStart = frame.count
-        message(kind, contact: contact, into: &frame)
-        frame.remove(at: messageStart)  // the message's own "{"
-        frame.append(10)
-        return frame
+        out += #"{"seq":"#.utf8
+        out += String(seq).utf8
+        out += ",".utf8
+        let messageStart = out.count
+        message(kind, contact: contact, into: &out)
+        out.remove(at: messageStart)  // the message's own "{"
+        out.append(10)
     }
 }
