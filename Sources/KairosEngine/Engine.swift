@@ -296,6 +296,16 @@ public final class Engine: Sendable {
             catalog: runtime.catalog, journeys: runtime.journeys)
         let make = runtime.makeContact
 
+        // One event (single calls, most replayed commands): no grouping, no lanes.
+        if events.count == 1 && events[0].type != .group {
+            let link = resolve(events[0], in: runtime.directory, make: make)
+            if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
+            let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)], of: batch, now: now)
+            runtime.outbox.apply(effects)
+            runtime.activity.record(events: 1, effects: effects, at: now)
+            bus.publish(tenant: runtime.id, effects)
+            return effects
+        }
         var groups: [(ContactActor, [ContactActor.Item])] = []
         var groupIndex: [ObjectIdentifier: Int] = [:]
         var accountChanges: [UInt64] = []
@@ -552,15 +562,30 @@ public final class Engine: Sendable {
         reading: while true {
             records.removeAll(keepingCapacity: true)
             try journal.read(from: from, limit: slice) { records.append($0) }
+            // The tenant of the previous ingest command: runs of them are the bulk of a journal,
+            // and looking the tenant up again cost a lock and a hash per command.
+            var cached: (id: String, tenant: Tenant)?
             for record in records {
                 if record.sequence > limit { break reading }
                 report.lastSequence = record.sequence
+                let tenant: Tenant?
+                if let cached, cached.id == record.tenant { tenant = cached.tenant } else { tenant = tenants.withLock { $0[record.tenant] } }
                 // Commands a snapshot already holds are skipped.
-                if let tenant = tenants.withLock({ $0[record.tenant] }), tenant.applied.value >= record.sequence { continue }
+                if let tenant, tenant.applied.value >= record.sequence { continue }
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
-                report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
+                if case .ingest(let events) = command, let tenant {
+                    _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: record.time)
+                    _ = await applyIngest(tenant.runtime, events, now: record.time)
+                    report.eventsReplayed += events.count
+                    tenant.applied.set(record.sequence)
+                    cached = (record.tenant, tenant)
+                } else {
+                    // Anything else may create or delete tenants: look them up afresh.
+                    cached = nil
+                    report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
+                    tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
+                }
                 report.commandsReplayed += 1
-                tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
             }
             progress?(report.lastSequence)
             reported = report.lastSequence

@@ -1,6 +1,6 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] | decide | journeys [lapse|spread|ingest] [none|fast|strict]
+//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] | decide | journeys [lapse|spread|ingest] [none|fast|strict]
 import BenchmarkWorkload
 import Foundation
 import KairosCore
@@ -390,18 +390,19 @@ case "snapshot-pause":
             snapshot.bytes.count / 1_000_000, seconds(snapshotEnded - snapshotStarted), seconds(snapshot.longestPause) * 1000))
     print("during the snapshot: " + summary(snapshotStarted, snapshotEnded))
 case "restart":
-    // A data directory with a snapshot of 1,000,000 contacts and COMMANDS (default 5,000,000)
+    // A data directory with a snapshot of CONTACTS (default 1,000,000) contacts and COMMANDS (default 5,000,000)
     // journaled commands of one event each after it; then the startup `kairos serve` does
     // (newest valid snapshot, replay of the journal after it), timed phase by phase. The
     // directory is kept (`kairos serve --data-dir DIR` starts from it).
     let directory = arguments.count > 1 ? arguments[1] : NSTemporaryDirectory() + "kairos-restart"
     let commands = arguments.count > 2 ? Int(arguments[2]) ?? 5_000_000 : 5_000_000
+    let contacts = arguments.count > 3 ? Int(arguments[3]) ?? 1_000_000 : 1_000_000
     let store = SnapshotStore(directory: directory + "/snapshots")
     if !FileManager.default.fileExists(atPath: directory + "/journal.sqlite") {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let journal = try SQLiteJournal(path: directory + "/journal.sqlite", mode: .fast)
         let engine = try await Workload.makeEngine(Engine(journal: journal))
-        try await Workload.populate(engine, contacts: 1_000_000)
+        try await Workload.populate(engine, contacts: contacts)
         let snapshot = try await engine.snapshot()
         try store.write(snapshot.bytes, sequence: snapshot.startSequence, at: Workload.start)
         print("restart: snapshot of \(snapshot.contacts) contacts written; journaling \(commands) commands")
@@ -409,7 +410,7 @@ case "restart":
         await withTaskGroup(of: Void.self) { group in
             for feeder in 0..<8 {
                 group.addTask {
-                    var stream = Workload.Stream(contacts: 1_000_000, seed: UInt64(feeder + 40))
+                    var stream = Workload.Stream(contacts: contacts, seed: UInt64(feeder + 40))
                     for index in stride(from: feeder, to: commands, by: 8) {
                         let now = Workload.start + .milliseconds(Int64(index))
                         _ = try? await engine.ingest(tenant: Workload.tenant, events: stream.batch(size: 1, at: now), now: now)
@@ -435,5 +436,5 @@ case "restart":
     print(String(format: "restart: %d commands (%d events) replayed in %.2f s", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded)))
     print(String(format: "restart: ready in %.2f s", seconds(ready - started)))
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS]")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS]")
 }
