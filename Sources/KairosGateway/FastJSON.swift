@@ -148,8 +148,8 @@ public final class FastJSON {
             for _ in 0..<token.count { items.append(value(tokens, count, strings, &position)) }
             return .array(items)
         default:
-            var object: [String: JSONValue] = [:]
-            object.reserveCapacity(Int(token.count))
+            if token.count == 0 { return .object([:]) }
+            var object = [String: JSONValue](minimumCapacity: Int(token.count))
             for _ in 0..<token.count {
                 let key = string(tokens[position], strings)
                 position += 1

@@ -184,8 +184,11 @@ public struct BinaryReader {
 
     public mutating func readObject(depth: Int = 0) throws(CodecError) -> [String: JSONValue] {
         let count = try readCount()
-        var object: [String: JSONValue] = [:]
-        object.reserveCapacity(Swift.min(count, 1024))
+        // Empty objects (most events' traits or context) share the empty singleton: no storage.
+        if count == 0 { return [:] }
+        // `init(minimumCapacity:)` specializes; `reserveCapacity` went through the generic entry
+        // point and looked up type metadata at run time on every call.
+        var object = [String: JSONValue](minimumCapacity: Swift.min(count, 1024))
         for _ in 0..<count {
             let key = try readString()
             object[key] = try readJSON(depth: depth)

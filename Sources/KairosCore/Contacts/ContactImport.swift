@@ -179,7 +179,13 @@ public struct ContactImportReader: Sendable {
             }
             switch byte {
             case UInt8(ascii: ","):
-                fields.append(try ContactImportReader.text(field, quoted: wasQuoted))
+                do {
+                    fields.append(try ContactImportReader.text(field, quoted: wasQuoted))
+                } catch {
+                    // The rest of the record belongs to the same bad row.
+                    skipRestOfRecord()
+                    throw error
+                }
                 field.removeAll(keepingCapacity: true)
                 wasQuoted = false
             case UInt8(ascii: "\""):
@@ -220,7 +226,15 @@ public struct ContactImportReader: Sendable {
     }
 
     private static func text(_ bytes: [UInt8], quoted: Bool) throws(RecordError) -> String {
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw RecordError(message: "is not valid UTF-8") }
+        // ASCII (most cells) is valid UTF-8 as it is; `String(validating:)` is generic and
+        // looked up type metadata at run time for every cell.
+        let text: String
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            text = String(decoding: bytes, as: UTF8.self)
+        } else {
+            guard let valid = String(validating: bytes, as: UTF8.self) else { throw RecordError(message: "is not valid UTF-8") }
+            text = valid
+        }
         guard !quoted else { return text }
         // Most cells start and end with visible ASCII: nothing to trim, no scalar walk.
         if let first = bytes.first, let last = bytes.last, isVisibleASCII(first), isVisibleASCII(last) { return text }

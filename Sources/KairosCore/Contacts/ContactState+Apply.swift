@@ -102,7 +102,7 @@ extension ContactState {
             anonymousIds.append(anonymousId)
         }
         if event.type == .identify {
-            if traits.isEmpty { traits.reserveCapacity(event.traits.count) }
+            if traits.isEmpty { traits = [String: JSONValue](minimumCapacity: event.traits.count) }
             for (key, value) in event.traits {
                 if value.isNull {
                     if traits.removeValue(forKey: key) != nil { changedTraits.append(key) }
