@@ -57,8 +57,8 @@ actor ContactActor {
     private var forward: ContactActor?
     /// The due time of the scheduler entry this contact is waiting for (`.max`: none).
     private var scheduledWake: Int64 = .max
-    /// The `email` trait when the current change began.
-    private var emailBefore: JSONValue?
+    /// The `email` trait as the tenant's email index last heard of it from this contact.
+    private var indexedEmail: JSONValue?
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
     /// The state as a running snapshot must see it: kept when a command changes the contact
@@ -78,6 +78,8 @@ actor ContactActor {
         self.tenant = tenant
         self.state = state
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
+        // The restore fills the index from the restored states.
+        self.indexedEmail = state.traits.isEmpty ? nil : state.traits["email"]
     }
 
     // MARK: Identity bookkeeping (called by the directory under its locks)
@@ -121,7 +123,7 @@ actor ContactActor {
     }
 
     func apply(_ items: [Item], of batch: Batch, now: Timestamp) async -> [Effect] {
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         var position = 0
         while position < items.count {
@@ -154,7 +156,7 @@ actor ContactActor {
     /// Returns the state and the effects of leaving (its segments, the merge itself).
     func surrender(into target: ContactActor, now: Timestamp) -> (ContactState, [Effect])? {
         guard forward == nil else { return nil }
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         let definitions = tenant.definitions
         let surrendered = state.surrender(into: target.id, definitions: definitions, now: effectiveNow(now), effects: &effects)
@@ -167,7 +169,7 @@ actor ContactActor {
     /// Called by the scheduler for an entry due at `due`.
     func fire(due: Int64) async -> [Effect] {
         if let forward { return await forward.fire(due: due) }
-        beginChange()
+        preserveForSnapshot()
         if scheduledWake == due { scheduledWake = .max }
         var effects: [Effect] = []
         if let next = state.nextWakeMilliseconds, next <= due {
@@ -179,7 +181,7 @@ actor ContactActor {
 
     func reevaluate(segments: [Int]?, now: Timestamp) async -> [Effect] {
         if let forward { return await forward.reevaluate(segments: segments, now: now) }
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.reevaluate(segments: segments, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -188,7 +190,7 @@ actor ContactActor {
 
     func accountTraitsChanged(now: Timestamp) async -> [Effect] {
         if let forward { return await forward.accountTraitsChanged(now: now) }
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.accountTraitsChanged(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -200,7 +202,7 @@ actor ContactActor {
     /// Manual or API enrollment; returns whether the contact entered.
     func enroll(journey: String, key: String?, now: Timestamp) async -> (entered: Bool, effects: [Effect]) {
         if let forward { return await forward.enroll(journey: journey, key: key, now: now) }
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         let entered = state.enroll(journey: journey, key: key, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -211,7 +213,7 @@ actor ContactActor {
     func wakeJourneys(now: Timestamp) async -> [Effect] {
         if let forward { return await forward.wakeJourneys(now: now) }
         guard !state.journeyRuns.isEmpty else { return [] }
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.wakeJourneys(context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -222,7 +224,7 @@ actor ContactActor {
     func endRuns(journey symbol: UInt32, versions: [Int: CompiledJourney], now: Timestamp) async -> [Effect] {
         if let forward { return await forward.endRuns(journey: symbol, versions: versions, now: now) }
         guard state.journeyRuns.contains(where: { $0.journey == symbol }) else { return [] }
-        beginChange()
+        preserveForSnapshot()
         var effects: [Effect] = []
         state.endRuns(journey: symbol, reason: .archived, versions: versions, context: context(effectiveNow(now)), effects: &effects)
         finish(effects)
@@ -233,12 +235,12 @@ actor ContactActor {
     func migrateRuns(to target: CompiledJourney, from versions: [Int: CompiledJourney]) async -> Int {
         if let forward { return await forward.migrateRuns(to: target, from: versions) }
         guard state.journeyRuns.contains(where: { $0.journey == target.symbol }) else { return 0 }
-        beginChange()
+        preserveForSnapshot()
         return state.migrateRuns(to: target, from: versions)
     }
 
     func dropMembership(symbol: UInt32) {
-        beginChange()
+        preserveForSnapshot()
         state.dropMembership(symbol: symbol)
     }
 
@@ -261,13 +263,8 @@ actor ContactActor {
         return (captured, keys)
     }
 
-    /// Before the state changes. Every change of `state` goes through here first.
-    private func beginChange() {
-        preserveForSnapshot()
-        emailBefore = state.traits.isEmpty ? nil : state.traits["email"]
-    }
-
-    /// Keeps the state as it was for a running snapshot that has not read this contact yet.
+    /// Before the state changes: keeps it as it was for a running snapshot that has not read
+    /// this contact yet. Every change of `state` goes through here first.
     private func preserveForSnapshot() {
         let epoch = tenant.snapshotEpoch(covering: id)
         guard epoch != 0, capturedEpoch != epoch, preserved?.epoch != epoch else { return }
@@ -291,7 +288,7 @@ actor ContactActor {
             placements, state: state, userId: userId ?? state.userId, anonymousId: anonymousId ?? state.anonymousIds.first,
             request: request, now: now, seed: seed)
         if recordNow && !result.record.isEmpty {
-            beginChange()
+            preserveForSnapshot()
             var effects: [Effect] = []
             state.record(result.record, effects: &effects)
             finish(effects)
@@ -301,7 +298,7 @@ actor ContactActor {
 
     func record(_ record: DecisionRecord, now: Timestamp) async -> [Effect] {
         if let forward { return await forward.record(record, now: now) }
-        beginChange()
+        preserveForSnapshot()
         _ = effectiveNow(now)
         var effects: [Effect] = []
         state.record(record, effects: &effects)
@@ -332,13 +329,13 @@ actor ContactActor {
     /// journey's update step, a merge).
     private func finish(_ effects: [Effect]) {
         let email = state.traits.isEmpty ? nil : state.traits["email"]
-        if email != emailBefore {
+        if email != indexedEmail {
             switch email {
             case .string(let text)? where !text.isEmpty: tenant.emails.set([(id, text)])
             case nil, .null?: tenant.emails.set([(id, nil)])
             default: break  // not an address: the index keeps what it had, as for events
             }
-            emailBefore = email
+            indexedEmail = email
         }
         if !effects.isEmpty {
             tenant.members.apply(effects)
