@@ -27,8 +27,9 @@ public struct GatewayConfiguration: Sendable {
 }
 
 /// The network face of Kairos: the Segment-compatible HTTP ingest API, `/v1/decide`, health
-/// and readiness, on one libuv event loop. Parsing, authentication and limits happen on the
-/// loop; engine calls run as tasks and their answers come back to the loop to be written.
+/// and readiness, on one libuv event loop. HTTP parsing, authentication and limits happen on
+/// the loop; bodies of ingest calls are parsed and decoded by the task that then calls the
+/// engine, and answers come back to the loop to be written.
 public final class Gateway: HTTPHandler, @unchecked Sendable {
     // @unchecked: `server`, `json` and `keyCache` are used on the loop thread only; the rest is immutable or locked.
     public let engine: Engine
