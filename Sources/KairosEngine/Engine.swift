@@ -301,10 +301,7 @@ public final class Engine: Sendable {
             let link = resolve(events[0], in: runtime.directory, make: make)
             if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
             let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)], of: batch, now: now)
-            runtime.outbox.apply(effects)
-            runtime.activity.record(events: 1, effects: effects, at: now)
-            bus.publish(tenant: runtime.id, effects)
-            return effects
+            return recordIngested(runtime, events: 1, effects: effects, now: now)
         }
         var groups: [(ContactActor, [ContactActor.Item])] = []
         var groupIndex: [ObjectIdentifier: Int] = [:]
@@ -365,8 +362,13 @@ public final class Engine: Sendable {
                 effects += await contact.accountTraitsChanged(now: now)
             }
         }
+        return recordIngested(runtime, events: events.count, effects: effects, now: now)
+    }
+
+    /// What every applied batch leaves behind: its messages in the outbox, today's counts, subscribers told.
+    private func recordIngested(_ runtime: TenantRuntime, events: Int, effects: [Effect], now: Timestamp) -> [Effect] {
         runtime.outbox.apply(effects)
-        runtime.activity.record(events: events.count, effects: effects, at: now)
+        runtime.activity.record(events: events, effects: effects, at: now)
         bus.publish(tenant: runtime.id, effects)
         return effects
     }
@@ -574,8 +576,7 @@ public final class Engine: Sendable {
                 if let tenant, tenant.applied.value >= record.sequence { continue }
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
                 if case .ingest(let events) = command, let tenant {
-                    _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: record.time)
-                    _ = await applyIngest(tenant.runtime, events, now: record.time)
+                    await replayIngest(tenant, events, time: record.time)
                     report.eventsReplayed += events.count
                     tenant.applied.set(record.sequence)
                     cached = (record.tenant, tenant)
@@ -599,6 +600,13 @@ public final class Engine: Sendable {
         return report
     }
 
+    /// Ingested events as they were accepted: their ids claimed again (so resends after the
+    /// restart are recognised), then applied at their journaled time.
+    private func replayIngest(_ tenant: Tenant, _ events: [Event], time: Timestamp) async {
+        _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: time)
+        _ = await applyIngest(tenant.runtime, events, now: time)
+    }
+
     /// Applies one journaled command. A command that failed when it was first applied fails
     /// the same way now (same state, same input), so its error is ignored.
     private func replay(_ command: JournalCommand, tenant id: String, time: Timestamp) async -> Int {
@@ -614,8 +622,7 @@ public final class Engine: Sendable {
         case .deleteDefinition(.writeKey, let label): try? await applyRevokeKey(tenant, label: label, now: time)
         case .deleteDefinition(let kind, let definitionId): _ = try? await tenant.actor.delete(kind, id: definitionId, now: time)
         case .ingest(let events):
-            _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: time)
-            _ = await applyIngest(tenant.runtime, events, now: time)
+            await replayIngest(tenant, events, time: time)
             return events.count
         case .timers(let firings):
             guard let due = firings.first?.due else { return 0 }

@@ -225,7 +225,7 @@ struct AdminRoute: Sendable {
         for (expected, actual) in zip(pattern, parts) {
             if expected.hasPrefix("{") {
                 guard !actual.isEmpty else { return nil }
-                parameters[String(expected.dropFirst().dropLast())] = actual.removingPercentEncoding ?? actual
+                parameters[String(expected.dropFirst().dropLast())] = QueryString.decode(actual, plusIsSpace: false)
             } else if expected != actual {
                 return nil
             }

@@ -14,61 +14,12 @@ struct HTTPRequest: Sendable {
 
     func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 
-    /// Query parameters, percent-decoded (`+` as space); a part that does not decode (a bad
-    /// escape, or bytes that are not UTF-8) is kept as sent. Read byte by byte: every admin
-    /// read parses its query, and splitting Strings walks grapheme clusters.
+    /// Query parameters, percent-decoded (`+` as space); the last of a repeated name wins.
     var queryItems: [String: String] {
-        guard var query, !query.isEmpty else { return [:] }
+        guard let query, !query.isEmpty else { return [:] }
         var items: [String: String] = [:]
-        query.withUTF8 { bytes in
-            var start = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
-                if end > start {
-                    var equals = start
-                    while equals < end && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
-                    let name = HTTPRequest.decodeQueryPart(UnsafeBufferPointer(rebasing: bytes[start..<equals]))
-                    items[name] = equals < end ? HTTPRequest.decodeQueryPart(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) : ""
-                }
-                start = end + 1
-            }
-        }
+        for (name, value) in QueryString.pairs(query) { items[name] = value }
         return items
-    }
-
-    static func decodeQueryPart(_ part: UnsafeBufferPointer<UInt8>) -> String {
-        guard part.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
-            return String(decoding: part, as: UTF8.self)
-        }
-        func hex(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
-        var decoded: [UInt8] = []
-        decoded.reserveCapacity(part.count)
-        var index = 0
-        while index < part.count {
-            switch part[index] {
-            case UInt8(ascii: "+"):
-                decoded.append(UInt8(ascii: " "))
-                index += 1
-            case UInt8(ascii: "%"):
-                guard index + 2 < part.count, let high = hex(part[index + 1]), let low = hex(part[index + 2]) else {
-                    return String(decoding: part, as: UTF8.self)
-                }
-                decoded.append(high << 4 | low)
-                index += 3
-            default:
-                decoded.append(part[index])
-                index += 1
-            }
-        }
-        return String(validating: decoded, as: UTF8.self) ?? String(decoding: part, as: UTF8.self)
     }
 }
 

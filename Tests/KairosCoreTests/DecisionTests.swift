@@ -228,3 +228,21 @@ import Testing
         for (agent, expected) in cases { #expect(RequestContext.deviceClass(agent) == expected, "\(agent)") }
     }
 }
+
+@Suite struct QueryStringTests {
+    @Test func decodesQueriesAndPathSegments() {
+        #expect(QueryString.pairs("a=1&b=x+y%2Bz&&c&=v").map { "\($0.name)=\($0.value)" } == ["a=1", "b=x y+z", "c=", "=v"])
+        #expect(QueryString.decode("a+b%20c", plusIsSpace: false) == "a+b c")  // a path segment keeps its '+'
+        #expect(QueryString.decode("K%C3%B6ln") == "Köln")
+        #expect(QueryString.decode("%E2%82") == "%E2%82")  // not UTF-8 once decoded: kept as sent
+        #expect(QueryString.decode("100%") == "100%")
+    }
+
+    @Test func campaignParametersComeFromThePageURL() {
+        let context = RequestContext(url: "https://shop.test/p?x=1&utm_source=news+letter&utm_medium=e%2Dmail&utm_term=&utm_=odd")
+        #expect(context.values["utm"] == .object(["source": "news letter", "medium": "e-mail"]))
+        // Parameters given explicitly win over the URL's.
+        let explicit = RequestContext(url: "https://shop.test/?utm_source=google", utm: ["source": "partner"])
+        #expect(explicit.values["utm"] == .object(["source": "partner"]))
+    }
+}

@@ -17,15 +17,11 @@ public struct RequestContext: Sendable, Hashable {
         var campaign = utm
         if let url {
             values["url"] = .string(url)
-            if let query = url.split(separator: "?", maxSplits: 1).dropFirst().first {
-                for pair in query.split(separator: "&") {
-                    let parts = pair.split(separator: "=", maxSplits: 1)
-                    guard parts.count == 2, parts[0].hasPrefix("utm_") else { continue }
-                    let key = String(parts[0].dropFirst(4))
-                    if campaign[key] == nil {
-                        campaign[key] = String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-                            ?? String(parts[1])
-                    }
+            if let mark = url.utf8.firstIndex(of: UInt8(ascii: "?")) {
+                for (name, value) in QueryString.pairs(url[url.utf8.index(after: mark)...])
+                where name.hasPrefix("utm_") && name.utf8.count > 4 && !value.isEmpty {
+                    let key = String(name.dropFirst(4))
+                    if campaign[key] == nil { campaign[key] = value }
                 }
             }
         }
