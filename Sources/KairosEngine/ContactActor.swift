@@ -1,6 +1,10 @@
 import KairosCore
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One contact, live in memory. Owns its `ContactState` and applies commands to it one
 /// at a time, so no lock guards contact state; contacts of one tenant run in parallel.
 actor ContactActor {
@@ -52,7 +56,11 @@ actor ContactActor {
     nonisolated let tenant: TenantRuntime
     private nonisolated let identity = Mutex(Identity())
 
-    private var state: ContactState
+    /// Changed only by the actor, inside `changing`; read by the actor freely and by other
+    /// threads only through `stateIfIdle`, under `stateLock`.
+    private nonisolated(unsafe) var state: ContactState
+    /// Held while the actor changes `state` and while another thread copies it.
+    private nonisolated let stateLock = Atomic<Bool>(false)
     /// Set once this profile has been merged into another: later calls go there.
     private var forward: ContactActor?
     /// The due time of the scheduler entry this contact is waiting for (`.max`: none).
@@ -136,16 +144,15 @@ actor ContactActor {
                 let (absorbed, left) = await source.surrender(into: self, now: commandNow)
             {
                 effects += left
-                state.absorb(absorbed, context: context(commandNow), effects: &effects)
+                let evaluation = context(commandNow)
+                changing { $0.absorb(absorbed, context: evaluation, effects: &effects) }
             }
             // A group call moves the contact to its account before the event is evaluated.
             let index = items[position].index
             let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
-            state.apply(
-                batch.events[index], counterSymbol: batch.counterSymbols[index],
-                context: context(
-                    commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys),
-                effects: &effects)
+            let evaluation = context(
+                commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys)
+            changing { $0.apply(batch.events[index], counterSymbol: batch.counterSymbols[index], context: evaluation, effects: &effects) }
             position += 1
         }
         finish(effects)
@@ -159,7 +166,8 @@ actor ContactActor {
         preserveForSnapshot()
         var effects: [Effect] = []
         let definitions = tenant.definitions
-        let surrendered = state.surrender(into: target.id, definitions: definitions, now: effectiveNow(now), effects: &effects)
+        let commandNow = effectiveNow(now)
+        let surrendered = changing { $0.surrender(into: target.id, definitions: definitions, now: commandNow, effects: &effects) }
         forward = target
         tenant.directory.unregister(id: id)
         tenant.members.apply(effects)
@@ -173,7 +181,8 @@ actor ContactActor {
         if scheduledWake == due { scheduledWake = .max }
         var effects: [Effect] = []
         if let next = state.nextWakeMilliseconds, next <= due {
-            state.wake(context: context(effectiveNow(Timestamp(milliseconds: due))), effects: &effects)
+            let evaluation = context(effectiveNow(Timestamp(milliseconds: due)))
+            changing { $0.wake(context: evaluation, effects: &effects) }
         }
         finish(effects)
         return effects
@@ -183,7 +192,8 @@ actor ContactActor {
         if let forward { return await forward.reevaluate(segments: segments, now: now) }
         preserveForSnapshot()
         var effects: [Effect] = []
-        state.reevaluate(segments: segments, context: context(effectiveNow(now)), effects: &effects)
+        let evaluation = context(effectiveNow(now))
+        changing { $0.reevaluate(segments: segments, context: evaluation, effects: &effects) }
         finish(effects)
         return effects
     }
@@ -192,7 +202,8 @@ actor ContactActor {
         if let forward { return await forward.accountTraitsChanged(now: now) }
         preserveForSnapshot()
         var effects: [Effect] = []
-        state.accountTraitsChanged(context: context(effectiveNow(now)), effects: &effects)
+        let evaluation = context(effectiveNow(now))
+        changing { $0.accountTraitsChanged(context: evaluation, effects: &effects) }
         finish(effects)
         return effects
     }
@@ -204,7 +215,8 @@ actor ContactActor {
         if let forward { return await forward.enroll(journey: journey, key: key, now: now) }
         preserveForSnapshot()
         var effects: [Effect] = []
-        let entered = state.enroll(journey: journey, key: key, context: context(effectiveNow(now)), effects: &effects)
+        let evaluation = context(effectiveNow(now))
+        let entered = changing { $0.enroll(journey: journey, key: key, context: evaluation, effects: &effects) }
         finish(effects)
         return (entered, effects)
     }
@@ -215,7 +227,8 @@ actor ContactActor {
         guard !state.journeyRuns.isEmpty else { return [] }
         preserveForSnapshot()
         var effects: [Effect] = []
-        state.wakeJourneys(context: context(effectiveNow(now)), effects: &effects)
+        let evaluation = context(effectiveNow(now))
+        changing { $0.wakeJourneys(context: evaluation, effects: &effects) }
         finish(effects)
         return effects
     }
@@ -226,7 +239,8 @@ actor ContactActor {
         guard state.journeyRuns.contains(where: { $0.journey == symbol }) else { return [] }
         preserveForSnapshot()
         var effects: [Effect] = []
-        state.endRuns(journey: symbol, reason: .archived, versions: versions, context: context(effectiveNow(now)), effects: &effects)
+        let evaluation = context(effectiveNow(now))
+        changing { $0.endRuns(journey: symbol, reason: .archived, versions: versions, context: evaluation, effects: &effects) }
         finish(effects)
         return effects
     }
@@ -236,16 +250,37 @@ actor ContactActor {
         if let forward { return await forward.migrateRuns(to: target, from: versions) }
         guard state.journeyRuns.contains(where: { $0.journey == target.symbol }) else { return 0 }
         preserveForSnapshot()
-        return state.migrateRuns(to: target, from: versions)
+        return changing { $0.migrateRuns(to: target, from: versions) }
     }
 
     func dropMembership(symbol: UInt32) {
         preserveForSnapshot()
-        state.dropMembership(symbol: symbol)
+        changing { $0.dropMembership(symbol: symbol) }
     }
 
     /// The state now, for reads.
     func snapshot() -> ContactState { state }
+
+    /// The state now, read from any thread without waiting for the actor; nil while the actor
+    /// is changing it (then ask `snapshot()`). The copy shares storage with the live state until
+    /// the next change.
+    nonisolated func stateIfIdle() -> ContactState? {
+        guard stateLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return nil }
+        defer { stateLock.store(false, ordering: .releasing) }
+        return state
+    }
+
+    /// Every change of `state` runs in here, so `stateIfIdle` never copies a half-changed state.
+    private func changing<Result>(_ change: (inout ContactState) -> Result) -> Result {
+        var spins = 0
+        // A reader holds the lock only while it copies the state (a few retains).
+        while !stateLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            spins += 1
+            if spins.isMultiple(of: 64) { sched_yield() }
+        }
+        defer { stateLock.store(false, ordering: .releasing) }
+        return change(&state)
+    }
 
     /// The state and identity keys as they were when snapshot `epoch` began (see
     /// `TenantRuntime.beginSnapshot`); later changes no longer keep a copy for it.
@@ -290,7 +325,7 @@ actor ContactActor {
         if recordNow && !result.record.isEmpty {
             preserveForSnapshot()
             var effects: [Effect] = []
-            state.record(result.record, effects: &effects)
+            changing { $0.record(result.record, effects: &effects) }
             finish(effects)
         }
         return result
@@ -301,7 +336,7 @@ actor ContactActor {
         preserveForSnapshot()
         _ = effectiveNow(now)
         var effects: [Effect] = []
-        state.record(record, effects: &effects)
+        changing { $0.record(record, effects: &effects) }
         finish(effects)
         return effects
     }

@@ -410,11 +410,32 @@ public final class Engine: Sendable {
     public func contact(tenant id: String, _ reference: ContactReference, now: Timestamp) async throws(EngineError) -> ContactView? {
         let runtime = try tenant(id).runtime
         guard let actor = actor(runtime, reference) else { return nil }
-        let state = await actor.snapshot()
-        let definitions = runtime.definitions
+        return view(of: await actor.snapshot(), runtime: runtime, now: now)
+    }
+
+    /// A read answered on the caller's thread, or why it was not.
+    public enum ImmediateRead<Value> {
+        case found(Value)
+        case unknown
+        /// The contact's actor is applying a change at this moment: ask again with `contact`.
+        case busy
+    }
+
+    /// A contact as of `now` without waiting for its actor, for callers that must not wait
+    /// (the gateway's loop): the same answer as `contact` unless the actor is changing it.
+    public func contactIfIdle(tenant id: String, _ reference: ContactReference, now: Timestamp) throws(EngineError)
+        -> ImmediateRead<ContactView>
+    {
+        let runtime = try tenant(id).runtime
+        guard let actor = actor(runtime, reference) else { return .unknown }
+        guard let state = actor.stateIfIdle() else { return .busy }
+        return .found(view(of: state, runtime: runtime, now: now))
+    }
+
+    private func view(of state: ContactState, runtime: TenantRuntime, now: Timestamp) -> ContactView {
         let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
         return ContactView(
-            state: state, definitions: definitions, symbols: runtime.symbolNames(), account: account, now: now,
+            state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(), account: account, now: now,
             journeys: runtime.journeys)
     }
 

@@ -101,36 +101,64 @@ struct AdminAPI: Sendable {
 
     /// Answers one admin request (called off the loop).
     func handle(_ request: HTTPRequest, caller: Caller, body: JSONValue?, now: Timestamp) async -> HTTPResponse {
+        switch route(request, caller: caller, body: body, now: now) {
+        case .failure(let refusal): return refusal.response
+        case .success(let (route, call)): return await run(route, call)
+        }
+    }
+
+    /// The route a request goes to and the call it makes, or why there is none.
+    func route(_ request: HTTPRequest, caller: Caller, body: JSONValue?, now: Timestamp) -> Result<(AdminRoute, AdminCall), HTTPResponseError> {
         let parts = request.path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst(3)
             .map { String(Substring($0)) }
         let candidates = (AdminAPI.routesByLength[parts.count] ?? []).compactMap { route in route.match(parts).map { (route, $0) } }
         guard !candidates.isEmpty else {
-            return .error(404, "not_found", "no admin route \(request.method) \(request.path)")
+            return .failure(HTTPResponseError(.error(404, "not_found", "no admin route \(request.method) \(request.path)")))
         }
         guard let (route, parameters) = candidates.first(where: { $0.0.method == request.method }) else {
             let allowed = Set(candidates.map(\.0.method)).sorted().joined(separator: ", ")
             var response = HTTPResponse.error(405, "method_not_allowed", "\(request.path) takes \(allowed)")
             response.headers.append(("allow", allowed))
-            return response
+            return .failure(HTTPResponseError(response))
         }
         let tenant: String
         switch (route.scope, caller) {
         case (.operator, .operator): tenant = parameters["tenant"] ?? ""
         case (.tenant, .tenant(let id)): tenant = id
         case (.operator, .tenant):
-            return .error(403, "operator_key_required", "this route takes the operator key")
+            return .failure(HTTPResponseError(.error(403, "operator_key_required", "this route takes the operator key")))
         case (.tenant, .operator):
-            return .error(403, "secret_key_required", "the operator key manages tenants; tenant routes take the tenant's secret key")
+            return .failure(
+                HTTPResponseError(
+                    .error(403, "secret_key_required", "the operator key manages tenants; tenant routes take the tenant's secret key")))
         }
-        let call = AdminCall(request: request, tenant: tenant, parameters: parameters, body: body, now: now)
+        return .success((route, AdminCall(request: request, tenant: tenant, parameters: parameters, body: body, now: now)))
+    }
+
+    func run(_ route: AdminRoute, _ call: AdminCall) async -> HTTPResponse {
         do {
             return try await route.handler(self, call)
-        } catch let error as EngineError {
-            return AdminAPI.response(for: error)
-        } catch let error as HTTPResponseError {
-            return error.response
         } catch {
-            return .error(500, "internal", "\(error)")
+            return AdminAPI.response(for: error)
+        }
+    }
+
+    /// The answer of a route that can answer at once on the caller's thread, or nil when it
+    /// cannot now (then `run` it).
+    func runImmediately(_ route: AdminRoute, _ call: AdminCall) -> HTTPResponse? {
+        guard let immediate = route.immediate else { return nil }
+        do {
+            return try immediate(self, call)
+        } catch {
+            return AdminAPI.response(for: error)
+        }
+    }
+
+    private static func response(for error: any Error) -> HTTPResponse {
+        switch error {
+        case let error as EngineError: return response(for: error)
+        case let error as HTTPResponseError: return error.response
+        default: return .error(500, "internal", "\(error)")
         }
     }
 
@@ -204,13 +232,19 @@ struct AdminRoute: Sendable {
     let pattern: [String]
     let scope: Scope
     let handler: @Sendable (AdminAPI, AdminCall) async throws -> HTTPResponse
+    /// For reads that can often be answered without waiting (on the loop, no thread hop):
+    /// the answer, or nil when `handler` must run after all.
+    let immediate: (@Sendable (AdminAPI, AdminCall) throws -> HTTPResponse?)?
 
     init(
-        _ method: String, _ path: String, _ scope: Scope, _ handler: @escaping @Sendable (AdminAPI, AdminCall) async throws -> HTTPResponse
+        _ method: String, _ path: String, _ scope: Scope,
+        immediate: (@Sendable (AdminAPI, AdminCall) throws -> HTTPResponse?)? = nil,
+        _ handler: @escaping @Sendable (AdminAPI, AdminCall) async throws -> HTTPResponse
     ) {
         self.method = method
         self.pattern = path.split(separator: "/").map(String.init)
         self.scope = scope
+        self.immediate = immediate
         self.handler = handler
     }
 

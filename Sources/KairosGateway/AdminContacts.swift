@@ -19,27 +19,14 @@ extension AdminAPI {
             if let next = page.nextCursor { object["next"] = .string(String(next)) }
             return .json(200, .object(object))
         },
-        AdminRoute("GET", "contacts/events", .tenant) { api, call in
-            let view = try await AdminAPI.contactView(api, call)
-            let limit = try AdminAPI.integer(call.query, "limit", 1...1000, default: 50)
-            var writer = JSONWriter()
-            writer.object { json in
-                json.field("id", integer: Int64(bitPattern: view.id))
-                json.field("recentEvents", array: view.recentEvents.prefix(limit)) { $1.write(into: &$0) }
-                json.field("eventCounts", array: view.eventCounts) { $1.write(into: &$0) }
-            }
-            return .jsonBytes(200, writer.bytes)
-        },
-        AdminRoute("GET", "contacts/scores", .tenant) { api, call in
-            let view = try await AdminAPI.contactView(api, call)
-            var writer = JSONWriter()
-            writer.object { json in
-                json.field("id", integer: Int64(bitPattern: view.id))
-                json.field("scores", array: view.scores) { $1.write(into: &$0) }
-                json.field("history", array: view.scoreHistory) { $1.write(into: &$0) }
-            }
-            return .jsonBytes(200, writer.bytes)
-        },
+        AdminRoute(
+            "GET", "contacts/events", .tenant,
+            immediate: { api, call in try AdminAPI.contactViewIfIdle(api, call).map { try AdminAPI.events(of: $0, call) } }
+        ) { api, call in try AdminAPI.events(of: try await AdminAPI.contactView(api, call), call) },
+        AdminRoute(
+            "GET", "contacts/scores", .tenant,
+            immediate: { api, call in try AdminAPI.contactViewIfIdle(api, call).map(AdminAPI.scores(of:)) }
+        ) { api, call in AdminAPI.scores(of: try await AdminAPI.contactView(api, call)) },
         AdminRoute("GET", "contacts/export", .tenant) { api, call in
             let format = call.query["format"] ?? "ndjson"
             guard let fileFormat = ContactFileFormat(rawValue: format) else { throw AdminAPI.invalid("format must be csv or ndjson") }
@@ -47,9 +34,10 @@ extension AdminAPI {
             return try await AdminAPI.export(api, call, segment: segment, format: fileFormat)
         },
         AdminRoute("POST", "contacts/import", .tenant) { api, call in try await api.importContacts(call) },
-        AdminRoute("GET", "contacts", .tenant) { api, call in
-            .jsonBytes(200, try await AdminAPI.contactView(api, call).jsonBytes())
-        },
+        AdminRoute(
+            "GET", "contacts", .tenant,
+            immediate: { api, call in try AdminAPI.contactViewIfIdle(api, call).map { .jsonBytes(200, $0.jsonBytes()) } }
+        ) { api, call in .jsonBytes(200, try await AdminAPI.contactView(api, call).jsonBytes()) },
         AdminRoute("PATCH", "contacts", .tenant) { api, call in
             let object = try AdminAPI.object(call.body)
             try AdminAPI.refuseUnknown(object, allowed: ["traits"])
@@ -71,6 +59,36 @@ extension AdminAPI {
             return .id(id)
         }
         throw invalid("say which contact: userId, anonymousId, email or id")
+    }
+
+    static func events(of view: ContactView, _ call: AdminCall) throws -> HTTPResponse {
+        let limit = try AdminAPI.integer(call.query, "limit", 1...1000, default: 50)
+        var writer = JSONWriter()
+        writer.object { json in
+            json.field("id", integer: Int64(bitPattern: view.id))
+            json.field("recentEvents", array: view.recentEvents.prefix(limit)) { $1.write(into: &$0) }
+            json.field("eventCounts", array: view.eventCounts) { $1.write(into: &$0) }
+        }
+        return .jsonBytes(200, writer.bytes)
+    }
+
+    static func scores(of view: ContactView) -> HTTPResponse {
+        var writer = JSONWriter()
+        writer.object { json in
+            json.field("id", integer: Int64(bitPattern: view.id))
+            json.field("scores", array: view.scores) { $1.write(into: &$0) }
+            json.field("history", array: view.scoreHistory) { $1.write(into: &$0) }
+        }
+        return .jsonBytes(200, writer.bytes)
+    }
+
+    /// The contact without waiting for its actor; nil while the actor is changing it.
+    static func contactViewIfIdle(_ api: AdminAPI, _ call: AdminCall) throws -> ContactView? {
+        switch try api.engine.contactIfIdle(tenant: call.tenant, try reference(call.query), now: call.now) {
+        case .found(let view): return view
+        case .unknown: throw HTTPResponseError(.error(404, "not_found", "no such contact"))
+        case .busy: return nil
+        }
     }
 
     static func contactView(_ api: AdminAPI, _ call: AdminCall) async throws -> ContactView {

@@ -70,6 +70,8 @@ final class EventLoop: @unchecked Sendable {
     func start(name: String, setUp: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
             loopThread.withLock { $0 = pthread_self() }
+            // The kernel's name, so `top -H` and perf show which thread is the loop.
+            kairos_name_this_thread(String(name.prefix(15)))
             setUp()
             uv_timer_start(tick, { timer in
                 guard let timer, let data = timer.pointee.data else { return }

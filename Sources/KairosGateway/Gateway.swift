@@ -371,10 +371,17 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
             case .failure(let error): return respond(error.response)
             }
         }
+        let route: AdminRoute, call: AdminCall
+        switch admin.route(request, caller: caller, body: body, now: now) {
+        case .success(let found): (route, call) = found
+        case .failure(let refusal): return respond(refusal.response)
+        }
+        // A contact read is answered here when its actor is not changing it at this moment:
+        // waiting for a worker thread, then for the loop again, was most of a read's time.
+        if let response = admin.runImmediately(route, call) { return respond(response) }
         let admin = self.admin
         guard let respond = admit(respond) else { return }
-        let call = request
-        Task(priority: request.method == "GET" ? .high : nil) { respond(await admin.handle(call, caller: caller, body: body, now: now)) }
+        Task(priority: request.method == "GET" ? .high : nil) { respond(await admin.run(route, call)) }
     }
 
     private static func respond(to error: EngineError) -> HTTPResponse {
