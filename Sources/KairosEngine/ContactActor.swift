@@ -17,16 +17,20 @@ actor ContactActor {
         let definitions: TenantDefinitions
         let catalog: DecisionCatalog
         let journeys: JourneyCatalog
+        /// Each event's own command time, when the batch joins several journaled commands
+        /// (replay); empty when every event takes the time of the call.
+        let times: [Timestamp]
 
         init(
             events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions, catalog: DecisionCatalog,
-            journeys: JourneyCatalog
+            journeys: JourneyCatalog, times: [Timestamp] = []
         ) {
             self.events = events
             self.counterSymbols = counterSymbols
             self.definitions = definitions
             self.catalog = catalog
             self.journeys = journeys
+            self.times = times
         }
     }
 
@@ -139,7 +143,7 @@ actor ContactActor {
                 effects += await forward.apply(Array(items[position...]), of: batch, now: now)
                 return effects
             }
-            let commandNow = effectiveNow(now)
+            let commandNow = effectiveNow(batch.times.isEmpty ? now : batch.times[items[position].index])
             if let source = items[position].mergeSource,
                 let (absorbed, left) = await source.surrender(into: self, now: commandNow)
             {

@@ -303,59 +303,26 @@ public final class Engine: Sendable {
             let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)], of: batch, now: now)
             return recordIngested(runtime, events: 1, effects: effects, now: now)
         }
-        var groups: [(ContactActor, [ContactActor.Item])] = []
-        var groupIndex: [ObjectIdentifier: Int] = [:]
+        var groups = ContactGroups()
         var accountChanges: [UInt64] = []
+        var merging = false
         for index in events.indices {
             let link = resolve(events[index], in: runtime.directory, make: make)
             if events[index].type == .group, let groupId = events[index].groupId {
                 accountChanges += runtime.accounts.record(
                     groupId: groupId, traits: events[index].traits, contact: link.target.id)
             }
-            if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
-            let item = ContactActor.Item(index: index, mergeSource: link.mergeSource)
-            let key = ObjectIdentifier(link.target)
-            if let position = groupIndex[key] {
-                groups[position].1.append(item)
-            } else {
-                groupIndex[key] = groups.count
-                groups.append((link.target, [item]))
+            if let source = link.mergeSource {
+                runtime.emails.merge(from: source.id, into: link.target.id)
+                merging = true
             }
+            groups.add(ContactActor.Item(index: index, mergeSource: link.mergeSource), to: link.target)
         }
 
-        // A few lanes per batch, not a task per contact: a child task costs more than applying an event.
-        var effects: [Effect] = []
         // A merge in the batch hands one contact's state to another: the merged profile's own
         // events must meet the merge in the same order every time (replay must rebuild exactly
         // the same state), so such batches apply in one lane. Merges are rare.
-        let merging = groups.contains { $0.1.contains { $0.mergeSource != nil } }
-        let lanes = merging ? 1 : min(groups.count, Self.lanesPerBatch)
-        // Lanes yield every few contacts: hops between idle actors never give the thread up, and
-        // a batch of a thousand events would otherwise hold a worker for milliseconds while
-        // reads of higher priority wait.
-        if lanes <= 1 {
-            for (position, (contact, items)) in groups.enumerated() {
-                if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                effects += await contact.apply(items, of: batch, now: now)
-            }
-        } else {
-            let work = groups
-            effects = await withTaskGroup(of: [Effect].self) { group in
-                for lane in 0..<lanes {
-                    group.addTask {
-                        var laneEffects: [Effect] = []
-                        for (position, index) in stride(from: lane, to: work.count, by: lanes).enumerated() {
-                            if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                            laneEffects += await work[index].0.apply(work[index].1, of: batch, now: now)
-                        }
-                        return laneEffects
-                    }
-                }
-                var all: [Effect] = []
-                for await part in group { all += part }
-                return all
-            }
-        }
+        var effects = await applyGroups(groups.groups, of: batch, now: now, lanes: merging ? 1 : Self.lanesPerBatch)
         // Other contacts of an account whose traits changed.
         for contactId in Set(accountChanges).sorted() {
             if let contact = runtime.directory.lookup(id: contactId) {
@@ -363,6 +330,40 @@ public final class Engine: Sendable {
             }
         }
         return recordIngested(runtime, events: events.count, effects: effects, now: now)
+    }
+
+    /// Applies each contact's events of a batch, contacts in up to `lanes` lanes: a few lanes per
+    /// batch, not a task per contact (a child task costs more than applying an event).
+    private func applyGroups(
+        _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int
+    ) async -> [Effect] {
+        // Lanes yield every few contacts: hops between idle actors never give the thread up, and
+        // a batch of a thousand events would otherwise hold a worker for milliseconds while
+        // reads of higher priority wait.
+        let lanes = min(groups.count, lanes)
+        if lanes <= 1 {
+            var effects: [Effect] = []
+            for (position, (contact, items)) in groups.enumerated() {
+                if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
+                effects += await contact.apply(items, of: batch, now: now)
+            }
+            return effects
+        }
+        return await withTaskGroup(of: [Effect].self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    var laneEffects: [Effect] = []
+                    for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
+                        if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
+                        laneEffects += await groups[index].0.apply(groups[index].1, of: batch, now: now)
+                    }
+                    return laneEffects
+                }
+            }
+            var all: [Effect] = []
+            for await part in group { all += part }
+            return all
+        }
     }
 
     /// What every applied batch leaves behind: its messages in the outbox, today's counts, subscribers told.
@@ -588,20 +589,32 @@ public final class Engine: Sendable {
             // The tenant of the previous ingest command: runs of them are the bulk of a journal,
             // and looking the tenant up again cost a lock and a hash per command.
             var cached: (id: String, tenant: Tenant)?
+            // Ingest commands wait here to be replayed together; anything else replays them first.
+            var run: ReplayRun?
             for record in records {
-                if record.sequence > limit { break reading }
+                if record.sequence > limit {
+                    if let pending = run { await replay(pending) }
+                    break reading
+                }
                 report.lastSequence = record.sequence
                 let tenant: Tenant?
                 if let cached, cached.id == record.tenant { tenant = cached.tenant } else { tenant = tenants.withLock { $0[record.tenant] } }
                 // Commands a snapshot already holds are skipped.
                 if let tenant, tenant.applied.value >= record.sequence { continue }
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
-                if case .ingest(let events) = command, let tenant {
-                    await replayIngest(tenant, events, time: record.time)
+                // A `group` call changes an account that other contacts share: it replays alone.
+                if case .ingest(let events) = command, let tenant, !events.contains(where: { $0.type == .group }) {
+                    if let pending = run, !pending.admits(tenant, at: record.time) {
+                        await replay(pending)
+                        run = nil
+                    }
+                    if run == nil { run = ReplayRun(tenant: tenant, time: record.time) }
+                    run!.append(events, time: record.time, sequence: record.sequence)
                     report.eventsReplayed += events.count
-                    tenant.applied.set(record.sequence)
                     cached = (record.tenant, tenant)
                 } else {
+                    if let pending = run { await replay(pending) }
+                    run = nil
                     // Anything else may create or delete tenants: look them up afresh.
                     cached = nil
                     report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
@@ -609,6 +622,7 @@ public final class Engine: Sendable {
                 }
                 report.commandsReplayed += 1
             }
+            if let pending = run { await replay(pending) }
             progress?(report.lastSequence)
             reported = report.lastSequence
             guard records.count == slice, let last = records.last else { break }
@@ -626,6 +640,148 @@ public final class Engine: Sendable {
     private func replayIngest(_ tenant: Tenant, _ events: [Event], time: Timestamp) async {
         _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: time)
         _ = await applyIngest(tenant.runtime, events, now: time)
+    }
+
+    /// Consecutive journaled ingest commands of one tenant within one activity bucket (today's
+    /// counts are kept per bucket), replayed together by `replay(_:)`.
+    struct ReplayRun {
+        static let maximumEvents = 8_192
+
+        let tenant: Tenant
+        let bucket: Int64
+        var events: [Event] = []
+        var times: [Timestamp] = []
+        /// Each command's events in `events`.
+        var commands: [Range<Int>] = []
+        /// The command (its place in `commands`) of each event.
+        private var commandOfEvent: [Int32] = []
+        var lastSequence: UInt64 = 0
+
+        init(tenant: Tenant, time: Timestamp) {
+            self.tenant = tenant
+            self.bucket = Self.bucket(time)
+        }
+
+        static func bucket(_ time: Timestamp) -> Int64 { time.milliseconds / DailyActivity.bucketMilliseconds }
+
+        func command(of event: Int) -> Int { Int(commandOfEvent[event]) }
+
+        /// Whether a command of `tenant` at `time` can join the run.
+        func admits(_ tenant: Tenant, at time: Timestamp) -> Bool {
+            tenant.runtime === self.tenant.runtime && Self.bucket(time) == bucket && events.count < Self.maximumEvents
+        }
+
+        /// Adds a command's events; its ids are claimed again at its own time, in journal order.
+        mutating func append(_ commandEvents: [Event], time: Timestamp, sequence: UInt64) {
+            _ = tenant.runtime.deduplicator.claim(commandEvents.map(\.messageId), now: time)
+            commandOfEvent += repeatElement(Int32(commands.count), count: commandEvents.count)
+            commands.append(events.count..<events.count + commandEvents.count)
+            events += commandEvents
+            times += repeatElement(time, count: commandEvents.count)
+            lastSequence = sequence
+        }
+    }
+
+    /// Replays a run of ingest commands as one batch, contacts in lanes like a live batch, each
+    /// event at its own command time: a contact's events keep their order and contacts do not
+    /// see each other, so the state is what one command after another builds, at a fraction of
+    /// the cost per command. A command that merges profiles (the one place where contacts
+    /// meet) waits until every earlier command is applied and then applies as it did live.
+    /// Messages go to the outbox command by command, as they did live.
+    private func replay(_ run: ReplayRun) async {
+        let runtime = run.tenant.runtime
+        let events = run.events
+        guard !events.isEmpty else { return }
+        let batch = ContactActor.Batch(
+            events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions,
+            catalog: runtime.catalog, journeys: runtime.journeys, times: run.times)
+        var pending = ContactGroups()
+        var effects = ReplayedEffects()
+        var links: [(ContactActor, ContactActor.Item)] = []
+        for range in run.commands {
+            links.removeAll(keepingCapacity: true)
+            var merging = false
+            for index in range {
+                let link = resolve(events[index], in: runtime.directory, make: runtime.makeContact)
+                if let source = link.mergeSource {
+                    runtime.emails.merge(from: source.id, into: link.target.id)
+                    merging = true
+                }
+                links.append((link.target, ContactActor.Item(index: index, mergeSource: link.mergeSource)))
+            }
+            guard merging else {
+                for (contact, item) in links { pending.add(item, to: contact) }
+                continue
+            }
+            await effects.add(applyReplayed(pending.groups, of: batch, run: run, lanes: Self.lanesPerBatch))
+            pending = ContactGroups()
+            var merged = ContactGroups()
+            for (contact, item) in links { merged.add(item, to: contact) }
+            await effects.add(applyReplayed(merged.groups, of: batch, run: run, lanes: 1))
+        }
+        await effects.add(applyReplayed(pending.groups, of: batch, run: run, lanes: Self.lanesPerBatch))
+        for command in effects.messagesByCommand.keys.sorted() { runtime.outbox.apply(effects.messagesByCommand[command]!) }
+        runtime.activity.record(events: events.count, effects: effects.all, at: run.times[0])
+        bus.publish(tenant: runtime.id, effects.all)
+        run.tenant.applied.set(run.lastSequence)
+    }
+
+    /// The effects of a replayed run, and its messages by the command that caused them.
+    private struct ReplayedEffects {
+        var all: [Effect] = []
+        var messagesByCommand: [Int: [Effect]] = [:]
+
+        mutating func add(_ chunks: [(command: Int, effects: [Effect])]) {
+            for chunk in chunks {
+                all += chunk.effects
+                let messages = chunk.effects.filter { if case .message = $0.kind { return true } else { return false } }
+                if !messages.isEmpty { messagesByCommand[chunk.command, default: []] += messages }
+            }
+        }
+    }
+
+    /// `applyGroups` for a replayed run: a contact's events of one command apply in one call, so
+    /// every effect is known by its command.
+    private func applyReplayed(
+        _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, run: ReplayRun, lanes: Int
+    ) async -> [(command: Int, effects: [Effect])] {
+        @Sendable func apply(_ contact: ContactActor, _ items: [ContactActor.Item]) async -> [(command: Int, effects: [Effect])] {
+            var chunks: [(command: Int, effects: [Effect])] = []
+            var start = 0
+            while start < items.count {
+                let command = run.command(of: items[start].index)
+                var end = start + 1
+                while end < items.count && run.command(of: items[end].index) == command { end += 1 }
+                let chunk = start == 0 && end == items.count ? items : Array(items[start..<end])
+                chunks.append((command, await contact.apply(chunk, of: batch, now: batch.times[items[start].index])))
+                start = end
+            }
+            return chunks
+        }
+        let lanes = min(groups.count, lanes)
+        if lanes <= 1 {
+            var chunks: [(command: Int, effects: [Effect])] = []
+            for (position, (contact, items)) in groups.enumerated() {
+                if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
+                chunks += await apply(contact, items)
+            }
+            return chunks
+        }
+        return await withTaskGroup(of: [(command: Int, effects: [Effect])].self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    var chunks: [(command: Int, effects: [Effect])] = []
+                    for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
+                        if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
+                        chunks += await apply(groups[index].0, groups[index].1)
+                    }
+                    return chunks
+                }
+            }
+            var all: [(command: Int, effects: [Effect])] = []
+            for await part in group { all += part }
+            return all
+        }
     }
 
     /// Applies one journaled command. A command that failed when it was first applied fails
@@ -666,4 +822,20 @@ public final class Engine: Sendable {
 
     /// Timers waiting to fire (stale entries included).
     public var pendingTimers: Int { scheduler.pendingCount }
+}
+
+/// A batch's events gathered by contact, contacts in the order of their first event.
+struct ContactGroups {
+    private(set) var groups: [(ContactActor, [ContactActor.Item])] = []
+    private var positions: [ObjectIdentifier: Int] = [:]
+
+    mutating func add(_ item: ContactActor.Item, to contact: ContactActor) {
+        let key = ObjectIdentifier(contact)
+        if let position = positions[key] {
+            groups[position].1.append(item)
+        } else {
+            positions[key] = groups.count
+            groups.append((contact, [item]))
+        }
+    }
 }
