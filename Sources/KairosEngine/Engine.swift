@@ -583,6 +583,8 @@ public final class Engine: Sendable {
         var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
         let slice = 10_000
         var reported: UInt64 = 0
+        // The replayed run still being applied (see `replay(_:after:)`).
+        var applying: Task<Void, Never>?
         reading: while true {
             records.removeAll(keepingCapacity: true)
             try journal.read(from: from, limit: slice) { records.append($0) }
@@ -593,7 +595,7 @@ public final class Engine: Sendable {
             var run: ReplayRun?
             for record in records {
                 if record.sequence > limit {
-                    if let pending = run { await replay(pending) }
+                    if let pending = run { applying = await replay(pending, after: applying) }
                     break reading
                 }
                 report.lastSequence = record.sequence
@@ -605,7 +607,7 @@ public final class Engine: Sendable {
                 // A `group` call changes an account that other contacts share: it replays alone.
                 if case .ingest(let events) = command, let tenant, !events.contains(where: { $0.type == .group }) {
                     if let pending = run, !pending.admits(tenant, at: record.time) {
-                        await replay(pending)
+                        applying = await replay(pending, after: applying)
                         run = nil
                     }
                     if run == nil { run = ReplayRun(tenant: tenant, time: record.time) }
@@ -613,8 +615,10 @@ public final class Engine: Sendable {
                     report.eventsReplayed += events.count
                     cached = (record.tenant, tenant)
                 } else {
-                    if let pending = run { await replay(pending) }
+                    if let pending = run { applying = await replay(pending, after: applying) }
                     run = nil
+                    await applying?.value
+                    applying = nil
                     // Anything else may create or delete tenants: look them up afresh.
                     cached = nil
                     report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
@@ -622,12 +626,13 @@ public final class Engine: Sendable {
                 }
                 report.commandsReplayed += 1
             }
-            if let pending = run { await replay(pending) }
+            if let pending = run { applying = await replay(pending, after: applying) }
             progress?(report.lastSequence)
             reported = report.lastSequence
             guard records.count == slice, let last = records.last else { break }
             from = last.sequence + 1
         }
+        await applying?.value
         // A replay stopped at `limit` inside a slice reports where it stopped too.
         if report.lastSequence != reported { progress?(report.lastSequence) }
         let elapsed = ContinuousClock.now - started
@@ -688,10 +693,14 @@ public final class Engine: Sendable {
     /// the cost per command. A command that merges profiles (the one place where contacts
     /// meet) waits until every earlier command is applied and then applies as it did live.
     /// Messages go to the outbox command by command, as they did live.
-    private func replay(_ run: ReplayRun) async {
+    ///
+    /// Only resolving the run's contacts happens here; the rest is applied by the returned task,
+    /// after `previous` (the run before), so the next run is read and resolved meanwhile.
+    private func replay(_ run: ReplayRun, after previous: Task<Void, Never>?) async -> Task<Void, Never>? {
         let runtime = run.tenant.runtime
         let events = run.events
-        guard !events.isEmpty else { return }
+        guard !events.isEmpty else { return previous }
+        var previous = previous
         let batch = ContactActor.Batch(
             events: events, counterSymbols: runtime.internCounters(of: events), definitions: runtime.definitions,
             catalog: runtime.catalog, journeys: runtime.journeys, times: run.times)
@@ -713,17 +722,24 @@ public final class Engine: Sendable {
                 for (contact, item) in links { pending.add(item, to: contact) }
                 continue
             }
+            await previous?.value
+            previous = nil
             await effects.add(applyReplayed(pending.groups, of: batch, run: run, lanes: Self.lanesPerBatch))
             pending = ContactGroups()
             var merged = ContactGroups()
             for (contact, item) in links { merged.add(item, to: contact) }
             await effects.add(applyReplayed(merged.groups, of: batch, run: run, lanes: 1))
         }
-        await effects.add(applyReplayed(pending.groups, of: batch, run: run, lanes: Self.lanesPerBatch))
-        for command in effects.messagesByCommand.keys.sorted() { runtime.outbox.apply(effects.messagesByCommand[command]!) }
-        runtime.activity.record(events: events.count, effects: effects.all, at: run.times[0])
-        bus.publish(tenant: runtime.id, effects.all)
-        run.tenant.applied.set(run.lastSequence)
+        let remaining = pending.groups
+        return Task { [effects, previous] in
+            await previous?.value
+            var effects = effects
+            await effects.add(applyReplayed(remaining, of: batch, run: run, lanes: Self.lanesPerBatch))
+            for command in effects.messagesByCommand.keys.sorted() { runtime.outbox.apply(effects.messagesByCommand[command]!) }
+            runtime.activity.record(events: events.count, effects: effects.all, at: run.times[0])
+            bus.publish(tenant: runtime.id, effects.all)
+            run.tenant.applied.set(run.lastSequence)
+        }
     }
 
     /// The effects of a replayed run, and its messages by the command that caused them.
