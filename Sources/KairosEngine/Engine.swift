@@ -613,7 +613,7 @@ public final class Engine: Sendable {
                     if run == nil { run = ReplayRun(tenant: tenant, time: record.time) }
                     run!.append(events, time: record.time, sequence: record.sequence)
                     report.eventsReplayed += events.count
-                    cached = (record.tenant, tenant)
+                    if cached?.id != record.tenant { cached = (record.tenant, tenant) }
                 } else {
                     if let pending = run { applying = await replay(pending, after: applying) }
                     run = nil
