@@ -84,14 +84,16 @@ actor ContactActor {
         self.state = ContactState(id: id)
     }
 
-    /// A contact from a snapshot; the caller arms its timer (`nextWake`) with the scheduler.
-    init(restoring state: ContactState, tenant: TenantRuntime) {
+    /// A contact from a snapshot, with its identity keys; the caller registers them with the
+    /// directory and arms its timer (`nextWake`) with the scheduler.
+    init(restoring state: ContactState, keys: [ContactDirectory.IdentityKey], tenant: TenantRuntime) {
         self.id = state.id
         self.tenant = tenant
         self.state = state
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
         // The restore fills the index from the restored states.
         self.indexedEmail = state.traits.isEmpty ? nil : state.traits["email"]
+        identity.withLock { $0.keys = keys }
     }
 
     // MARK: Identity bookkeeping (called by the directory under its locks)

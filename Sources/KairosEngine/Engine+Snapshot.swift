@@ -354,11 +354,16 @@ extension Engine {
                     group.addTask {
                         var memberships: [String: [UInt64]] = [:]
                         var emails: [(contact: UInt64, email: String?)] = []
-                        defer { runtime.emails.set(emails) }
+                        var actors: [(actor: ContactActor, keys: [ContactDirectory.IdentityKey])] = []
+                        actors.reserveCapacity(part.count)
+                        defer {
+                            runtime.directory.restore(actors, nextId: nextId)
+                            runtime.emails.set(emails)
+                        }
                         for (state, keys) in part {
                             if case .string(let email)? = state.traits["email"], !email.isEmpty { emails.append((state.id, email)) }
-                            let actor = ContactActor(restoring: state, tenant: runtime)
-                            runtime.directory.restore(actor, keys: keys, nextId: nextId)
+                            let actor = ContactActor(restoring: state, keys: keys, tenant: runtime)
+                            actors.append((actor, keys))
                             for membership in state.segments {
                                 if let order = orderBySymbol[membership.segment] {
                                     memberships[segmentIds[order], default: []].append(state.id)

@@ -11,12 +11,25 @@ final class EmailIndex: Sendable {
 
     private let tables = Mutex(Tables())
 
-    static func key(_ email: String) -> String { email.lowercased() }
+    static func key(_ email: String) -> String {
+        // Most addresses are ASCII, and most of those lowercase already: no new string then.
+        var hasUppercase = false
+        for byte in email.utf8 {
+            if byte >= 0x80 { return email.lowercased() }
+            if byte &- 65 < 26 { hasUppercase = true }
+        }
+        guard hasUppercase else { return email }
+        return String(decoding: email.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
 
     /// Records what a batch set: each contact's new email (nil: the trait was cleared).
     func set(_ changes: [(contact: UInt64, email: String?)]) {
         guard !changes.isEmpty else { return }
         tables.withLock { tables in
+            if changes.count > 1_000 {  // a restore's part: grow once
+                tables.byEmail.reserveCapacity(tables.byEmail.count + changes.count)
+                tables.byContact.reserveCapacity(tables.byContact.count + changes.count)
+            }
             for change in changes {
                 if let old = tables.byContact[change.contact], tables.byEmail[old] == change.contact {
                     tables.byEmail.removeValue(forKey: old)

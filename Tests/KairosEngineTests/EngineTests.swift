@@ -209,3 +209,22 @@ func demoEngine() async throws -> Engine {
         for (key, time) in reference { #expect(table.time(of: key) == time) }
     }
 }
+
+@Suite struct EmailIndexTests {
+    @Test func keysAreCaseInsensitiveLikeLowercased() {
+        for address in ["ana@example.com", "Ana@Example.COM", "ZED@A.IO", "a.b+c@x-y.org", "Élise@Exemple.fr", "ÅSA@EXAMPLE.SE", "@[]^_`{"] {
+            #expect(EmailIndex.key(address) == address.lowercased(), "\(address)")
+        }
+    }
+
+    @Test func restoredPartsAndLaterChangesFindTheSameContacts() {
+        let index = EmailIndex()
+        index.set((0..<5_000).map { (contact: UInt64($0), email: "User\($0)@Example.com") })
+        #expect(index.contact(email: "user42@example.com") == 42)
+        index.set([(contact: 42, email: "new@example.com"), (contact: 7, email: nil)])
+        #expect(index.contact(email: "USER42@example.com") == nil)
+        #expect(index.contact(email: "New@Example.com") == 42)
+        #expect(index.contact(email: "user7@example.com") == nil)
+        #expect(index.contact(email: "user4999@example.com") == 4_999)
+    }
+}
