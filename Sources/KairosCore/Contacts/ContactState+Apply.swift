@@ -410,15 +410,20 @@ extension ContactState {
         var pending = candidates.sorted()
         var position = 0
         var last = -1
+        let unmanaged = definitions.segmentsUnmanaged
         while position < pending.count {
             let order = pending[position]
             position += 1
             if order == last { continue }
             last = order
-            let segment = definitions.segments[order]
-            let member = segment.definition.condition.evaluate(self)
-            let (found, index) = membershipIndex(segment.symbol)
+            // Borrowed, not retained: every event's evaluation on every core would otherwise
+            // count references on the same shared objects, and those counts bounce between caches.
+            let (member, symbol) = unmanaged[order]._withUnsafeGuaranteedRef {
+                ($0.definition.condition.evaluate(self), $0.symbol)
+            }
+            let (found, index) = membershipIndex(symbol)
             guard member != found else { continue }
+            let segment = definitions.segments[order]
             let now = c.now
             if member {
                 segments.insertCompactly(

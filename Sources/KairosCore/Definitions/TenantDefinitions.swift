@@ -45,6 +45,8 @@ public final class TenantDefinitions: Sendable {
     public let modelIndex: [String: Int]
     /// In evaluation order: a segment comes after every segment its condition uses.
     public let segments: [CompiledSegment]
+    /// `segments` again, for evaluation without reference counting (the array above keeps them).
+    let segmentsUnmanaged: [Unmanaged<CompiledSegment>]
     public let segmentOrderBySymbol: [UInt32: Int]
     public let eventIndex: [String: EventIndexEntry]
     /// The same index by the symbol of the event's counter name (what contacts receive);
@@ -110,6 +112,7 @@ public final class TenantDefinitions: Sendable {
         self.models = models
         self.modelIndex = modelIndex
         self.segments = segments
+        self.segmentsUnmanaged = segments.map { Unmanaged.passUnretained($0) }
         self.segmentOrderBySymbol = segmentOrderBySymbol
         self.eventIndex = eventIndex
         self.eventIndexBySymbol = eventIndexBySymbol
