@@ -109,6 +109,12 @@ struct AdminAPI: Sendable {
 
     /// The route a request goes to and the call it makes, or why there is none.
     func route(_ request: HTTPRequest, caller: Caller, body: JSONValue?, now: Timestamp) -> Result<(AdminRoute, AdminCall), HTTPResponseError> {
+        let prefix = "/v1/admin/"
+        if request.path.hasPrefix(prefix),
+            let route = AdminAPI.literalRoutes[request.method + " " + request.path.dropFirst(prefix.count)]
+        {
+            return call(route, parameters: [:], request, caller: caller, body: body, now: now)
+        }
         let parts = request.path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst(3)
             .map { String(Substring($0)) }
         let candidates = (AdminAPI.routesByLength[parts.count] ?? []).compactMap { route in route.match(parts).map { (route, $0) } }
@@ -121,6 +127,13 @@ struct AdminAPI: Sendable {
             response.headers.append(("allow", allowed))
             return .failure(HTTPResponseError(response))
         }
+        return call(route, parameters: parameters, request, caller: caller, body: body, now: now)
+    }
+
+    /// The call a request makes on its route, once the caller's key may use it.
+    private func call(
+        _ route: AdminRoute, parameters: [String: String], _ request: HTTPRequest, caller: Caller, body: JSONValue?, now: Timestamp
+    ) -> Result<(AdminRoute, AdminCall), HTTPResponseError> {
         let tenant: String
         switch (route.scope, caller) {
         case (.operator, .operator): tenant = parameters["tenant"] ?? ""

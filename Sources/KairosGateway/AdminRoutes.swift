@@ -8,6 +8,16 @@ extension AdminAPI {
     /// The routes by their number of path segments, in table order: a request is matched only
     /// against routes of its own length.
     static let routesByLength: [Int: [AdminRoute]] = Dictionary(grouping: routes, by: \.pattern.count)
+    /// Routes without parameters by "METHOD path", for the requests the general matching would
+    /// send to them anyway (no earlier route of that method also matches the path).
+    static let literalRoutes: [String: AdminRoute] = {
+        var table: [String: AdminRoute] = [:]
+        for (index, route) in routes.enumerated() where !route.pattern.contains(where: { $0.hasPrefix("{") }) {
+            let shadowed = routes[..<index].contains { $0.method == route.method && $0.match(route.pattern) != nil }
+            if !shadowed { table[route.method + " " + route.pattern.joined(separator: "/")] = route }
+        }
+        return table
+    }()
 
     // MARK: Operator
 

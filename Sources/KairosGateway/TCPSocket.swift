@@ -71,6 +71,21 @@ func writeBytes(_ data: [UInt8], to tcp: UnsafeMutablePointer<uv_tcp_t>, complet
         }
         deinit { bytes.deallocate() }
     }
+    // Most answers go out at once (libuv refuses this while earlier writes wait, so order is
+    // kept): no copy, no write request. What does not fit is queued below.
+    var data = data
+    if !data.isEmpty {
+        let written = data.withUnsafeBytes { raw -> Int32 in
+            var buffer = uv_buf_init(
+                UnsafeMutablePointer(mutating: raw.baseAddress!.assumingMemoryBound(to: CChar.self)), UInt32(raw.count))
+            return uv_try_write(stream(tcp), &buffer, 1)
+        }
+        if written == Int32(data.count) {
+            completion(true)
+            return true
+        }
+        if written > 0 { data.removeFirst(Int(written)) }
+    }
     let pending = Pending(data, completion: completion)
     let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
     request.pointee.data = Unmanaged.passRetained(pending).toOpaque()
