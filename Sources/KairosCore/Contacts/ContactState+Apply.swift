@@ -152,9 +152,7 @@ extension ContactState {
         candidates.append(contentsOf: definitions.seenSegments)
         for key in changedTraits { candidates.append(contentsOf: definitions.segmentsByTrait[key] ?? []) }
         if accountChanged { candidates.append(contentsOf: definitions.accountSegments) }
-        for model in changedModels {
-            candidates.append(contentsOf: definitions.segmentsByScoreModel[definitions.models[model].id] ?? [])
-        }
+        for model in changedModels { candidates.append(contentsOf: definitions.segmentsByModelNumber[model]) }
         evaluateSegments(context, candidates, effects: &effects)
         // The next wake-up moves only when something it is computed from moved.
         var wakeMayMove = isFirstEvent || windowedCounterChanged || (definitions.depth(of: counterSymbol)) > 0

@@ -59,6 +59,8 @@ public final class TenantDefinitions: Sendable {
     private let depthBySymbol: [Int32]
     public let segmentsByTrait: [String: [Int]]
     public let segmentsByScoreModel: [String: [Int]]
+    /// The same by model number (an event that changes a score looks here, without hashing).
+    let segmentsByModelNumber: [[Int]]
     public let accountSegments: [Int]
     public let seenSegments: [Int]
     public let timeDependentSegments: [Int]
@@ -123,6 +125,7 @@ public final class TenantDefinitions: Sendable {
         self.depthBySymbol = depths
         self.segmentsByTrait = segmentsByTrait
         self.segmentsByScoreModel = segmentsByScoreModel
+        self.segmentsByModelNumber = models.map { segmentsByScoreModel[$0.id] ?? [] }
         self.accountSegments = accountSegments
         self.seenSegments = seenSegments
         self.timeDependentSegments = timeDependentSegments
