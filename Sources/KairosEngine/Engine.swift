@@ -332,35 +332,44 @@ public final class Engine: Sendable {
         return recordIngested(runtime, events: events.count, effects: effects, now: now)
     }
 
-    /// Applies each contact's events of a batch, contacts in up to `lanes` lanes: a few lanes per
-    /// batch, not a task per contact (a child task costs more than applying an event).
+    /// Applies each contact's events of a batch, contacts in up to `lanes` lanes.
     private func applyGroups(
         _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int
     ) async -> [Effect] {
+        await inLanes(groups, lanes: lanes) { contact, items in await contact.apply(items, of: batch, now: now) }
+    }
+
+    /// Runs `apply` for each contact's group, contacts in up to `lanes` lanes: a few lanes per
+    /// batch, not a task per contact (a child task costs more than applying an event). Returns
+    /// what the calls returned, one lane after another.
+    private func inLanes<Part: Sendable>(
+        _ groups: [(ContactActor, [ContactActor.Item])], lanes: Int,
+        _ apply: @escaping @Sendable (ContactActor, [ContactActor.Item]) async -> [Part]
+    ) async -> [Part] {
         // Lanes yield every few contacts: hops between idle actors never give the thread up, and
         // a batch of a thousand events would otherwise hold a worker for milliseconds while
         // reads of higher priority wait.
         let lanes = min(groups.count, lanes)
         if lanes <= 1 {
-            var effects: [Effect] = []
+            var parts: [Part] = []
             for (position, (contact, items)) in groups.enumerated() {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                effects += await contact.apply(items, of: batch, now: now)
+                parts += await apply(contact, items)
             }
-            return effects
+            return parts
         }
-        return await withTaskGroup(of: [Effect].self) { group in
+        return await withTaskGroup(of: [Part].self) { group in
             for lane in 0..<lanes {
                 group.addTask {
-                    var laneEffects: [Effect] = []
+                    var parts: [Part] = []
                     for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                        laneEffects += await groups[index].0.apply(groups[index].1, of: batch, now: now)
+                        parts += await apply(groups[index].0, groups[index].1)
                     }
-                    return laneEffects
+                    return parts
                 }
             }
-            var all: [Effect] = []
+            var all: [Part] = []
             for await part in group { all += part }
             return all
         }
@@ -774,30 +783,7 @@ public final class Engine: Sendable {
             }
             return chunks
         }
-        let lanes = min(groups.count, lanes)
-        if lanes <= 1 {
-            var chunks: [(command: Int, effects: [Effect])] = []
-            for (position, (contact, items)) in groups.enumerated() {
-                if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                chunks += await apply(contact, items)
-            }
-            return chunks
-        }
-        return await withTaskGroup(of: [(command: Int, effects: [Effect])].self) { group in
-            for lane in 0..<lanes {
-                group.addTask {
-                    var chunks: [(command: Int, effects: [Effect])] = []
-                    for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
-                        if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                        chunks += await apply(groups[index].0, groups[index].1)
-                    }
-                    return chunks
-                }
-            }
-            var all: [(command: Int, effects: [Effect])] = []
-            for await part in group { all += part }
-            return all
-        }
+        return await inLanes(groups, lanes: lanes, apply)
     }
 
     /// Applies one journaled command. A command that failed when it was first applied fails
