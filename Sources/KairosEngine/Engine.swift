@@ -423,9 +423,9 @@ public final class Engine: Sendable {
         return view(of: await actor.snapshot(), runtime: runtime, now: now)
     }
 
-    /// A read answered on the caller's thread, or why it was not.
-    public enum ImmediateRead<Value> {
-        case found(Value)
+    /// A contact read on the caller's thread, or why it was not.
+    public enum ImmediateContact {
+        case found(ContactView)
         case unknown
         /// The contact's actor is applying a change at this moment: ask again with `contact`.
         case busy
@@ -434,7 +434,7 @@ public final class Engine: Sendable {
     /// A contact as of `now` without waiting for its actor, for callers that must not wait
     /// (the gateway's loop): the same answer as `contact` unless the actor is changing it.
     public func contactIfIdle(tenant id: String, _ reference: ContactReference, now: Timestamp) throws(EngineError)
-        -> ImmediateRead<ContactView>
+        -> ImmediateContact
     {
         let runtime = try tenant(id).runtime
         guard let actor = actor(runtime, reference) else { return .unknown }
