@@ -90,6 +90,12 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         #expect(upTo.lastSequence == 10_050 && upTo.eventsReplayed == 10_049)
         // Progress ends where the replay stopped, inside the second slice.
         #expect(partialReports.withLock { $0 } == [10_000, 10_050])
+        // Exactly the first 10,049 events are applied (sequence 1 created the tenant): event
+        // 10,048 was u48's 101st, u49 had 100 by then.
+        for (user, count) in [("u48", 101), ("u49", 100), ("u0", 101)] {
+            let view = try #require(try await partial.contact(tenant: "t", .userId(user), now: start))
+            #expect(view.eventCounts.first { $0.event == "track:E" }?.total == count, "\(user)")
+        }
     }
 
     @Test func concurrentAppendsGetGapFreeUniqueSequences() async throws {
