@@ -636,7 +636,14 @@ public final class Engine: Sendable {
                 report.commandsReplayed += 1
             }
             if let pending = run { applying = await replay(pending, after: applying) }
-            progress?(report.lastSequence)
+            // Reported once what was read is applied, without waiting for that here.
+            if let progress {
+                let (before, sequence) = (applying, report.lastSequence)
+                applying = Task {
+                    await before?.value
+                    progress(sequence)
+                }
+            }
             reported = report.lastSequence
             guard records.count == slice, let last = records.last else { break }
             from = last.sequence + 1
