@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// One contact, live in memory. Owns its `ContactState` and applies commands to it one
-/// at a time, so no lock guards contact state; contacts of one tenant run in parallel.
+/// at a time; contacts of one tenant run in parallel. The only lock is for readers that
+/// must not wait for the actor (`stateIfIdle`): they copy the state between changes.
 actor ContactActor {
     /// An ingested batch, shared by reference by every contact it touches, so events are
     /// not copied on their way to their actors.
