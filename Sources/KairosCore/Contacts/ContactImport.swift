@@ -182,8 +182,9 @@ public struct ContactImportReader: Sendable {
                 do {
                     fields.append(try ContactImportReader.text(field, quoted: wasQuoted))
                 } catch {
-                    // The rest of the record belongs to the same bad row.
-                    skipRestOfRecord()
+                    // The rest of the record belongs to the same bad row; its fields are still
+                    // well formed, so a quoted line break in them does not end it.
+                    skipRestOfRecord(honoringQuotes: true)
                     throw error
                 }
                 field.removeAll(keepingCapacity: true)
@@ -214,13 +215,19 @@ public struct ContactImportReader: Sendable {
         return fields
     }
 
-    private mutating func skipRestOfRecord() {
+    /// Skips to the end of the record. With `honoringQuotes`, a line break inside quotes does
+    /// not end it (a doubled quote toggles twice); without, after a misplaced quote, the next
+    /// line break does: a stray quote must not swallow the rows after it.
+    private mutating func skipRestOfRecord(honoringQuotes: Bool = false) {
+        var quoted = false
         while offset < bytes.count {
             let byte = bytes[offset]
             offset += 1
-            if byte == UInt8(ascii: "\n") {
+            if byte == UInt8(ascii: "\"") && honoringQuotes {
+                quoted.toggle()
+            } else if byte == UInt8(ascii: "\n") {
                 line += 1
-                return
+                if !quoted { return }
             }
         }
     }
