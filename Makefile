@@ -1,7 +1,7 @@
 # Kairos — common tasks. `make help` lists them.
 
 # Debian packages the build needs (checked, and installed when missing, by `make deps`).
-DEBIAN_PACKAGES := pkg-config libsqlite3-dev zlib1g-dev libuv1-dev libhttp-parser-dev libsimdjson-dev python3-venv netcat-openbsd
+DEBIAN_PACKAGES := pkg-config libsqlite3-dev zlib1g-dev libuv1-dev libhttp-parser-dev libsimdjson-dev libmimalloc-dev python3-venv netcat-openbsd
 # The toolchain's usual place on our machines; an existing `swift` on PATH wins.
 export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift

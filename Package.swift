@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "kairos-snapshot", targets: ["kairos-snapshot"]),
         .executable(name: "kairos-load", targets: ["kairos-load"]),
         .library(name: "KairosGateway", targets: ["KairosGateway"]),
+        .library(name: "KairosMemory", targets: ["KairosMemory"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -72,6 +73,9 @@ let package = Package(
             dependencies: ["KairosCore", "KairosEngine", "CSQLite"],
             swiftSettings: strictSettings
         ),
+        // Debian's libmimalloc-dev: linked into the executables, it serves every `malloc` of the process.
+        .systemLibrary(name: "CMimalloc", providers: [.apt(["libmimalloc-dev"])]),
+        .target(name: "KairosMemory", dependencies: ["CMimalloc"], swiftSettings: strictSettings),
         // Command-line pieces shared by `kairos` and the tools.
         .target(
             name: "KairosCLI",
@@ -79,6 +83,7 @@ let package = Package(
                 "KairosCore",
                 "KairosEngine",
                 "KairosStore",
+                "KairosMemory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -91,6 +96,7 @@ let package = Package(
                 "KairosStore",
                 "KairosCLI",
                 "KairosGateway",
+                "KairosMemory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -123,6 +129,7 @@ let package = Package(
             dependencies: [
                 "KairosLoad",
                 "KairosGateway",
+                "KairosMemory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/kairos-load",

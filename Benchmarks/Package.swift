@@ -30,6 +30,7 @@ let package = Package(
                 .product(name: "KairosEngine", package: "Kairos"),
                 .product(name: "KairosStore", package: "Kairos"),
                 .product(name: "KairosGateway", package: "Kairos"),
+                .product(name: "KairosMemory", package: "Kairos"),
             ],
             path: "Benchmarks/kairos-measure"
         ),

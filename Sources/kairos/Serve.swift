@@ -4,6 +4,7 @@ import KairosCLI
 import KairosCore
 import KairosEngine
 import KairosGateway
+import KairosMemory
 import KairosStore
 
 extension Kairos {
@@ -134,6 +135,7 @@ extension Kairos {
                     return [
                         "version": .string(Kairos.configuration.version), "uptimeSeconds": .number(Date().timeIntervalSince(launched).rounded()),
                         "recoverySeconds": .number(recoverySeconds), "durability": .string(durabilityName),
+                        "memoryAllocator": .string(MemoryAllocator.description),
                         "tenants": .number(Double(engine.tenantIds.count)), "pendingTimers": .number(Double(engine.pendingTimers)),
                         "journalBytes": .number(Double(journalBytes)),
                         "snapshots": .array(snapshots.map { ["path": .string($0.path), "sequence": .number(Double($0.sequence)), "bytes": .number(Double($0.size))] }),

@@ -82,6 +82,13 @@ import FoundationNetworking
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
+    func get(_ port: Int, _ path: String, bearer: String) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.setValue("Bearer " + bearer, forHTTPHeaderField: "authorization")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
     @Test func firstStartDemoKeyShutdownAndRestart() async throws {
         let dataDir = NSTemporaryDirectory() + "kairos-serve-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
@@ -95,6 +102,11 @@ import FoundationNetworking
         #expect(status == 200, "\(body)")
         (status, body) = try await post(port, "/v1/track", key: key, #"{"userId": "ana", "event": "Signed Up", "messageId": "m2"}"#)
         #expect(status == 200, "\(body)")
+        // The server's malloc is mimalloc's (linked into the executable), not the C library's.
+        let operatorKey = try String(contentsOfFile: dataDir + "/operator-key", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        (status, body) = try await get(port, "/v1/admin/status", bearer: operatorKey)
+        #expect(status == 200 && body.contains(#""memoryAllocator":"mimalloc "#), "\(body)")
         #expect(try await first.stop() == 0, "\(first.stderr)")
         #expect(first.stderr.contains("SIGTERM received"))
         #expect(first.stderr.contains("wrote snapshot"))

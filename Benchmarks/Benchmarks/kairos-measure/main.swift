@@ -6,6 +6,7 @@ import Foundation
 import KairosCore
 import KairosEngine
 import KairosGateway
+import KairosMemory
 import KairosStore
 
 func seconds(_ duration: Duration) -> Double {
@@ -24,6 +25,7 @@ final class ManagedAtomicFlag: @unchecked Sendable {
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+print("allocator: \(MemoryAllocator.description)")
 switch arguments.first ?? "help" {
 case "ingest":
     let feeders = arguments.count > 1 ? Int(arguments[1]) ?? 4 : 4
