@@ -83,7 +83,9 @@ public struct LoadTest: Sendable {
                 }
             }.start()
         }
+        let cpuBefore = HostCPUSample.read()
         let measurements = try loadRunner.run(progress: progress)
+        let cpuAfter = HostCPUSample.read()
 
         var campaignReport: CampaignReport?
         if let contacts = scenario.campaignContacts {
@@ -136,7 +138,8 @@ public struct LoadTest: Sendable {
             scenario: scenario, runId: configuration.runId, target: "\(configuration.host):\(configuration.port)", mode: mode + streamMode,
             startedAt: startedAt, elapsedSeconds: measurements.elapsedSeconds, operations: operations,
             timeline: measurements.recorder.timeline.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) },
-            reconciliation: reconciliation, campaign: campaignReport, serverBefore: serverBefore, serverAfter: serverAfter, failures: failures)
+            reconciliation: reconciliation, campaign: campaignReport, serverBefore: serverBefore, serverAfter: serverAfter,
+            hostCPU: cpuBefore.flatMap { before in cpuAfter.map { HostCPUUsage(from: before, to: $0) } }, failures: failures)
     }
 
     private func counters(_ client: AdminClient, _ tenants: [TenantKeys]) throws -> [(accepted: Int, duplicates: Int)] {

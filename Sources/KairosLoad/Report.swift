@@ -58,6 +58,8 @@ public struct RunReport: Sendable, Codable {
     public var campaign: CampaignReport?
     public var serverBefore: JSONValue?
     public var serverAfter: JSONValue?
+    /// The machine's CPU time during the load (Linux), stolen time included.
+    public var hostCPU: HostCPUUsage?
     /// Why the run failed its checks (empty: passed).
     public var failures: [String]
 
@@ -121,6 +123,7 @@ public struct RunReport: Sendable, Codable {
             let sent = campaign.sentSeconds.map { String(format: "last batch acknowledged at %.2f s, ", $0) } ?? ""
             lines.append("campaign \(campaign.journey): \(campaign.enrolled)/\(campaign.contacts) contacts per tenant, \(sent)\(enrolled)")
         }
+        if let hostCPU { lines.append(hostCPU.summary) }
         lines.append(passed ? "checks passed" : "CHECKS FAILED: " + failures.joined(separator: "; "))
         return lines.joined(separator: "\n")
     }
@@ -167,6 +170,7 @@ public struct RunReport: Sendable, Codable {
             <table><tr><th>operation</th><th>ok</th><th>errors</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>
             \(rows)</table>
             <ul>\(checks)</ul>
+            \(hostCPU.map { "<p>\(escape($0.summary)).</p>" } ?? "")
             <h2>Latency distribution</h2>
             \(latencyChart(palette: palette))
             <h2>Throughput over time</h2>

@@ -49,6 +49,12 @@ struct HarnessTests {
         let closedGet = try #require(closedReport.operations.first { $0.operation == "get" })
         #expect(closedGet.max >= 900)
         #expect(closedGet.p90 < 100)
+        #if os(Linux)
+        // The report says how the machine's CPU time went during the run.
+        let host = try #require(closedReport.hostCPU)
+        #expect(host.busyPercent + host.idlePercent + host.stealPercent > 99)
+        #expect(closedReport.table().contains("host CPU during the run"))
+        #endif
     }
 
     /// A fake Kairos: acknowledges every ingest call, and its overview counts what it received
