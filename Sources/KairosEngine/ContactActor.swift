@@ -373,8 +373,8 @@ actor ContactActor {
         let email = state.traits.isEmpty ? nil : state.traits["email"]
         if email != indexedEmail {
             switch email {
-            case .string(let text)? where !text.isEmpty: tenant.emails.set([(id, text)])
-            case nil, .null?: tenant.emails.set([(id, nil)])
+            case .string(let text)? where !text.isEmpty: tenant.emails.set(contact: id, email: text)
+            case nil, .null?: tenant.emails.set(contact: id, email: nil)
             default: break  // not an address: the index keeps what it had, as for events
             }
             indexedEmail = email

@@ -12,25 +12,16 @@ final class ContactDirectory: Sendable {
     }
 
     private static let shardCount = 64
-    /// A Mutex in a box, so shards can live in an array.
-    private final class Shard<Value: Sendable>: Sendable {
-        let table: Mutex<Value>
-        init(_ value: Value) { table = Mutex(value) }
-        func withLock<Result>(_ body: (inout sending Value) throws -> sending Result) rethrows -> sending Result {
-            try table.withLock(body)
-        }
-    }
-
-    private let shards: [Shard<[IdentityKey: ContactActor]>]
-    private let byId: [Shard<[UInt64: ContactActor]>]
+    private let shards: [LockedShard<[IdentityKey: ContactActor]>]
+    private let byId: [LockedShard<[UInt64: ContactActor]>]
     private let nextId = Atomic<UInt64>(1)
     private let contactCount = Atomic<Int>(0)
     /// Held only while linking identities.
     private let linkLock = Mutex<Void>(())
 
     init() {
-        shards = (0..<Self.shardCount).map { _ in Shard([:]) }
-        byId = (0..<Self.shardCount).map { _ in Shard([:]) }
+        shards = (0..<Self.shardCount).map { _ in LockedShard([:]) }
+        byId = (0..<Self.shardCount).map { _ in LockedShard([:]) }
     }
 
     private func shard(_ key: IdentityKey) -> Int {

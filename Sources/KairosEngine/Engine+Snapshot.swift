@@ -353,12 +353,12 @@ extension Engine {
                 for part in decoded {
                     group.addTask {
                         var memberships: [String: [UInt64]] = [:]
-                        var emails: [(contact: UInt64, email: String?)] = []
+                        var emails: [(contact: UInt64, email: String)] = []
                         var actors: [(actor: ContactActor, keys: [ContactDirectory.IdentityKey])] = []
                         actors.reserveCapacity(part.count)
                         defer {
                             runtime.directory.restore(actors, nextId: nextId)
-                            runtime.emails.set(emails)
+                            runtime.emails.restore(emails)
                         }
                         for (state, keys) in part {
                             if case .string(let email)? = state.traits["email"], !email.isEmpty { emails.append((state.id, email)) }

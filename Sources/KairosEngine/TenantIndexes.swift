@@ -4,66 +4,122 @@ import Synchronization
 /// Contacts by their `email` trait (lowercased), kept as identify events set it, so admin reads
 /// and imports find a contact by email without a scan.
 final class EmailIndex: Sendable {
-    private struct Tables {
-        var byEmail: [String: UInt64] = [:]
-        var byContact: [UInt64: String] = [:]
+    /// Addresses and contacts live in separate shards (an address's shard by a hash of it, a
+    /// contact's by its id), each under its own lock: the lanes of a batch, an import or a
+    /// restore fill the index side by side. No operation holds two locks at once.
+    static let shardCount = 16
+
+    private let addresses = (0..<EmailIndex.shardCount).map { _ in LockedShard([String: UInt64]()) }
+    private let contacts = (0..<EmailIndex.shardCount).map { _ in LockedShard([UInt64: String]()) }
+
+    /// The lookup key of an address (lowercased) and its shard.
+    struct Key {
+        var text: String
+        var shard: Int
     }
 
-    private let tables = Mutex(Tables())
+    static func key(_ email: String) -> String { indexKey(email).text }
 
-    static func key(_ email: String) -> String {
+    static func indexKey(_ email: String) -> Key {
         // Most addresses are ASCII, and most of those lowercase already: no new string then.
+        // The shard comes from FNV-1a over the lowercase bytes, in the same pass.
         var hasUppercase = false
+        var hash: UInt32 = 2_166_136_261
         for byte in email.utf8 {
-            if byte >= 0x80 { return email.lowercased() }
-            if byte &- 65 < 26 { hasUppercase = true }
+            if byte >= 0x80 {
+                let lowercase = email.lowercased()
+                return Key(text: lowercase, shard: shard(ofLowercase: lowercase))
+            }
+            let isUppercase = byte &- 65 < 26
+            hasUppercase = hasUppercase || isUppercase
+            hash = (hash ^ UInt32(isUppercase ? byte | 0x20 : byte)) &* 16_777_619
         }
-        guard hasUppercase else { return email }
-        return String(decoding: email.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
+        let shard = Int(hash % UInt32(shardCount))
+        guard hasUppercase else { return Key(text: email, shard: shard) }
+        return Key(text: String(decoding: email.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self), shard: shard)
     }
 
-    /// Records what a batch set: each contact's new email (nil: the trait was cleared).
-    func set(_ changes: [(contact: UInt64, email: String?)]) {
-        guard !changes.isEmpty else { return }
-        tables.withLock { tables in
-            if changes.count > 1_000 {  // a restore's part: grow once
-                tables.byEmail.reserveCapacity(tables.byEmail.count + changes.count)
-                tables.byContact.reserveCapacity(tables.byContact.count + changes.count)
+    private static func shard(ofLowercase text: String) -> Int {
+        var hash: UInt32 = 2_166_136_261
+        for byte in text.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int(hash % UInt32(shardCount))
+    }
+
+    private static func contactShard(_ contact: UInt64) -> Int { Int(contact % UInt64(shardCount)) }
+
+    /// Records a contact's new email (nil: the trait was cleared).
+    func set(contact: UInt64, email: String?) {
+        let key = email.map(EmailIndex.indexKey)
+        let old = contacts[EmailIndex.contactShard(contact)].withLock { table in
+            key.map { table.updateValue($0.text, forKey: contact) } ?? table.removeValue(forKey: contact)
+        }
+        if let old, old != key?.text { release(EmailIndex.indexKey(old), from: contact) }
+        if let key { addresses[key.shard].withLock { $0[key.text] = contact } }
+    }
+
+    /// Adds a restored part's contacts (each once, none indexed yet), locking each shard once.
+    func restore(_ entries: [(contact: UInt64, email: String)]) {
+        guard !entries.isEmpty else { return }
+        let keys = entries.map { EmailIndex.indexKey($0.email) }
+        var byContactShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
+        var byAddressShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
+        for position in entries.indices {
+            byContactShard[EmailIndex.contactShard(entries[position].contact)].append(position)
+            byAddressShard[keys[position].shard].append(position)
+        }
+        for (shard, positions) in byContactShard.enumerated() where !positions.isEmpty {
+            contacts[shard].withLock { table in
+                table.reserveCapacity(table.count + positions.count)
+                for position in positions { table[entries[position].contact] = keys[position].text }
             }
-            for change in changes {
-                if let old = tables.byContact[change.contact], tables.byEmail[old] == change.contact {
-                    tables.byEmail.removeValue(forKey: old)
-                }
-                if let email = change.email {
-                    let key = EmailIndex.key(email)
-                    tables.byEmail[key] = change.contact
-                    tables.byContact[change.contact] = key
-                } else {
-                    tables.byContact.removeValue(forKey: change.contact)
-                }
+        }
+        for (shard, positions) in byAddressShard.enumerated() where !positions.isEmpty {
+            addresses[shard].withLock { table in
+                table.reserveCapacity(table.count + positions.count)
+                for position in positions { table[keys[position].text] = entries[position].contact }
             }
+        }
+    }
+
+    /// Forgets an address a contact no longer has, unless another contact took it meanwhile.
+    private func release(_ key: Key, from contact: UInt64) {
+        addresses[key.shard].withLock { table in
+            if table[key.text] == contact { table.removeValue(forKey: key.text) }
         }
     }
 
     /// A merged profile's email moves to the contact it merged into, unless that one has its own.
     func merge(from source: UInt64, into target: UInt64) {
-        tables.withLock { tables in
-            guard let email = tables.byContact.removeValue(forKey: source) else { return }
-            if tables.byContact[target] == nil {
-                tables.byContact[target] = email
-                tables.byEmail[email] = target
-            } else if tables.byEmail[email] == source {
-                tables.byEmail.removeValue(forKey: email)
+        guard let email = contacts[EmailIndex.contactShard(source)].withLock({ $0.removeValue(forKey: source) }) else { return }
+        let moved = contacts[EmailIndex.contactShard(target)].withLock { table in
+            guard table[target] == nil else { return false }
+            table[target] = email
+            return true
+        }
+        let key = EmailIndex.indexKey(email)
+        addresses[key.shard].withLock { table in
+            if moved {
+                table[key.text] = target
+            } else if table[key.text] == source {
+                table.removeValue(forKey: key.text)
             }
         }
     }
 
-    func contact(email: String) -> UInt64? { tables.withLock { $0.byEmail[EmailIndex.key(email)] } }
+    func contact(email: String) -> UInt64? {
+        let key = EmailIndex.indexKey(email)
+        return addresses[key.shard].withLock { $0[key.text] }
+    }
 
     /// Contacts whose email starts with `prefix` (lowercased), ascending by id after `cursor`.
     func search(prefix: String, after cursor: UInt64, limit: Int) -> [UInt64] {
         let key = EmailIndex.key(prefix)
-        let matches = tables.withLock { tables in tables.byEmail.compactMap { $0.key.hasPrefix(key) && $0.value > cursor ? $0.value : nil } }
+        var matches: [UInt64] = []
+        for shard in addresses {
+            shard.withLock { table in
+                for (address, contact) in table where contact > cursor && address.hasPrefix(key) { matches.append(contact) }
+            }
+        }
         return Array(matches.sorted().prefix(limit))
     }
 }

@@ -219,12 +219,66 @@ func demoEngine() async throws -> Engine {
 
     @Test func restoredPartsAndLaterChangesFindTheSameContacts() {
         let index = EmailIndex()
-        index.set((0..<5_000).map { (contact: UInt64($0), email: "User\($0)@Example.com") })
+        index.restore((0..<5_000).map { (contact: UInt64($0), email: "User\($0)@Example.com") })
         #expect(index.contact(email: "user42@example.com") == 42)
-        index.set([(contact: 42, email: "new@example.com"), (contact: 7, email: nil)])
+        index.set(contact: 42, email: "new@example.com")
+        index.set(contact: 7, email: nil)
         #expect(index.contact(email: "USER42@example.com") == nil)
         #expect(index.contact(email: "New@Example.com") == 42)
         #expect(index.contact(email: "user7@example.com") == nil)
         #expect(index.contact(email: "user4999@example.com") == 4_999)
+    }
+
+    @Test func anAddressAndItsLowercaseShareAShard() {
+        for address in ["Ana@Example.COM", "Élise@Exemple.fr", "ÅSA@EXAMPLE.SE", "plain@example.com"] {
+            let key = EmailIndex.indexKey(address)
+            #expect(key.text == address.lowercased())
+            #expect(EmailIndex.indexKey(key.text).shard == key.shard, "\(address)")
+            #expect((0..<EmailIndex.shardCount).contains(key.shard))
+        }
+        let shards = Set((0..<1_000).map { EmailIndex.indexKey("user\($0)@example.com").shard })
+        #expect(shards.count == EmailIndex.shardCount)
+    }
+
+    @Test func movesTakesAndMergesKeepOneOwnerPerAddress() {
+        let index = EmailIndex()
+        index.set(contact: 1, email: "Shared@Example.com")
+        index.set(contact: 2, email: "shared@example.com")  // another contact takes the address
+        #expect(index.contact(email: "shared@example.com") == 2)
+        index.set(contact: 1, email: nil)  // the first one clearing it leaves the second its owner
+        #expect(index.contact(email: "shared@example.com") == 2)
+        // A merged profile's address moves to the target when the target has none...
+        index.set(contact: 3, email: "anon@example.com")
+        index.merge(from: 3, into: 4)
+        #expect(index.contact(email: "anon@example.com") == 4)
+        index.set(contact: 4, email: "known@example.com")
+        #expect(index.contact(email: "anon@example.com") == nil)
+        // ...and is dropped when the target has its own.
+        index.set(contact: 5, email: "other@example.com")
+        index.merge(from: 5, into: 4)
+        #expect(index.contact(email: "other@example.com") == nil)
+        #expect(index.contact(email: "known@example.com") == 4)
+        #expect(index.search(prefix: "SH", after: 0, limit: 10) == [2])
+        #expect(index.search(prefix: "", after: 0, limit: 10) == [2, 4])
+    }
+
+    @Test func concurrentChangesOfDifferentContactsAllLand() async {
+        let index = EmailIndex()
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<4 {
+                group.addTask {
+                    for round in 0..<3 {
+                        for contact in stride(from: lane, to: 4_000, by: 4) {
+                            index.set(contact: UInt64(contact), email: "c\(contact)-r\(round)@example.com")
+                        }
+                    }
+                }
+            }
+        }
+        for contact in 0..<4_000 {
+            #expect(index.contact(email: "c\(contact)-r2@example.com") == UInt64(contact))
+            #expect(index.contact(email: "c\(contact)-r1@example.com") == nil)
+        }
+        #expect(index.search(prefix: "c", after: 0, limit: 10_000).count == 3_999)
     }
 }
