@@ -18,31 +18,23 @@ final class EmailIndex: Sendable {
         var shard: Int
     }
 
-    static func key(_ email: String) -> String { indexKey(email).text }
-
-    static func indexKey(_ email: String) -> Key {
+    static func key(_ email: String) -> String {
         // Most addresses are ASCII, and most of those lowercase already: no new string then.
-        // The shard comes from FNV-1a over the lowercase bytes, in the same pass.
         var hasUppercase = false
-        var hash: UInt32 = 2_166_136_261
         for byte in email.utf8 {
-            if byte >= 0x80 {
-                let lowercase = email.lowercased()
-                return Key(text: lowercase, shard: shard(ofLowercase: lowercase))
-            }
-            let isUppercase = byte &- 65 < 26
-            hasUppercase = hasUppercase || isUppercase
-            hash = (hash ^ UInt32(isUppercase ? byte | 0x20 : byte)) &* 16_777_619
+            if byte >= 0x80 { return email.lowercased() }
+            if byte &- 65 < 26 { hasUppercase = true }
         }
-        let shard = Int(hash % UInt32(shardCount))
-        guard hasUppercase else { return Key(text: email, shard: shard) }
-        return Key(text: String(decoding: email.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self), shard: shard)
+        guard hasUppercase else { return email }
+        return String(decoding: email.utf8.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
-    private static func shard(ofLowercase text: String) -> Int {
+    /// The key and its shard, by FNV-1a over the key's bytes.
+    static func indexKey(_ email: String) -> Key {
+        let text = key(email)
         var hash: UInt32 = 2_166_136_261
         for byte in text.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return Int(hash % UInt32(shardCount))
+        return Key(text: text, shard: Int(hash % UInt32(shardCount)))
     }
 
     private static func contactShard(_ contact: UInt64) -> Int { Int(contact % UInt64(shardCount)) }
