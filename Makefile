@@ -6,7 +6,7 @@ DEBIAN_PACKAGES := pkg-config libsqlite3-dev zlib1g-dev libuv1-dev libhttp-parse
 export PATH := $(PATH):/opt/swift/usr/bin
 SWIFT ?= swift
 
-.PHONY: help deps build test run demo bench clean
+.PHONY: help deps build test run demo bench measure clean
 
 help:
 	@echo "make run    - set up and run the Kairos server on its embedded defaults (the demo tenant, state in ./data)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test   - set up and run every test"
 	@echo "make build  - debug build"
 	@echo "make bench  - in-process benchmarks (Benchmarks/, ordo-one/benchmark)"
+	@echo "make measure ARGS=\"...\" - the same workloads in a plain release executable (kairos-measure --help)"
 	@echo "make deps   - install missing Debian packages"
 
 deps:
@@ -32,8 +33,17 @@ run: deps
 demo: deps
 	$(SWIFT) run -c release kairos demo --data-dir demo-data
 
+# SwiftPM keeps the Benchmarks package's build plan (description.json) when only a source
+# file of the Kairos package it depends on was added or removed, then fails on the old file
+# list: plan again every time (it takes a second).
 bench: deps
+	rm -f Benchmarks/.build/*/description.json
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# The same workloads in a plain release executable, e.g. make measure ARGS="restart /tmp/kairos-restart".
+measure: deps
+	rm -f Benchmarks/.build/*/description.json
+	cd Benchmarks && $(SWIFT) run -c release kairos-measure $(ARGS)
 
 clean:
 	rm -rf .build Benchmarks/.build
