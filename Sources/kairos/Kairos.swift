@@ -14,4 +14,6 @@ struct Kairos: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [Serve.self, Tenant.self, Demo.self, Import.self, Contact.self, SnapshotCommand.self, Validate.self]
     )
+
+    static func main() async { await runKairosCommandLine(Kairos.self) }
 }

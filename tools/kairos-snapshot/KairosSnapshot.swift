@@ -8,4 +8,6 @@ struct KairosSnapshot: AsyncParsableCommand {
         abstract: SnapshotCommand.abstract + " (Same as 'kairos snapshot'.)",
         subcommands: SnapshotCommand.subcommands
     )
+
+    static func main() async { await runKairosCommandLine(KairosSnapshot.self) }
 }

@@ -25,6 +25,7 @@ final class ManagedAtomicFlag: @unchecked Sendable {
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+MemoryAllocator.useLargePages()
 print("allocator: \(MemoryAllocator.description)")
 switch arguments.first ?? "help" {
 case "ingest":
