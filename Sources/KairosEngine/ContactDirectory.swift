@@ -129,6 +129,17 @@ final class ContactDirectory: Sendable {
     /// Puts back a contact from a snapshot under its keys.
     /// Restored contacts, whose actors already hold their keys: each shard is locked once for
     /// the whole part (a snapshot restores a million contacts in a few parts).
+    /// Makes room for `contacts` more contacts with `keys` identities between them before a
+    /// restore fills the directory, so its tables are not rehashed over and over as they grow.
+    func reserve(contacts: Int, keys: Int) {
+        let slack = Self.shardCount * 8
+        for shard in byId { shard.withLock { $0.reserveCapacity($0.count + contacts / Self.shardCount + contacts / slack) } }
+        for shard in shards { shard.withLock { $0.reserveCapacity($0.count + keys / Self.shardCount + keys / slack) } }
+    }
+
+    /// Where the next restored part starts walking the shards (see `EmailIndex.restore`).
+    private let restoreTurn = Atomic<Int>(0)
+
     func restore(_ contacts: [(actor: ContactActor, keys: [IdentityKey])], nextId next: UInt64) {
         var byShard = [[(IdentityKey, ContactActor)]](repeating: [], count: Self.shardCount)
         var idsByShard = [[ContactActor]](repeating: [], count: Self.shardCount)
@@ -136,7 +147,9 @@ final class ContactDirectory: Sendable {
             for key in keys { byShard[shard(key)].append((key, actor)) }
             idsByShard[idShard(actor.id)].append(actor)
         }
-        for index in 0..<Self.shardCount {
+        let first = restoreTurn.add(17, ordering: .relaxed).oldValue
+        for turn in 0..<Self.shardCount {
+            let index = (first + turn) % Self.shardCount
             if !byShard[index].isEmpty {
                 shards[index].withLock { table in for (key, actor) in byShard[index] { table[key] = actor } }
             }

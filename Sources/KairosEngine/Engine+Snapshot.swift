@@ -46,6 +46,13 @@ extension Engine {
     }
 
     /// Decodes one chunk of contacts with their identity keys.
+    /// The address the email index keeps for a restored contact: its `email` trait when a
+    /// non-empty string.
+    static func indexedEmail(_ state: ContactState) -> String? {
+        guard !state.traits.isEmpty, case .string(let email)? = state.traits["email"], !email.isEmpty else { return nil }
+        return email
+    }
+
     static func decodeChunk(_ bytes: [UInt8]) throws(CodecError) -> [(ContactState, [ContactDirectory.IdentityKey])] {
         var reader = BinaryReader(bytes)
         var contacts: [(ContactState, [ContactDirectory.IdentityKey])] = []
@@ -336,23 +343,40 @@ extension Engine {
                 let length = try reader.readCount(limit: 1 << 30)
                 chunks.append(try reader.readBytes(length))
             }
-            let decoded = try await withThrowingTaskGroup(of: (Int, [(ContactState, [ContactDirectory.IdentityKey])]).self) { group in
+            // Each part also counts its identities and addresses, so the indexes can be sized once.
+            typealias DecodedPart = (contacts: [(ContactState, [ContactDirectory.IdentityKey])], keys: Int, emails: Int)
+            let decodedParts = try await withThrowingTaskGroup(of: (Int, DecodedPart).self) { group in
                 for (index, chunk) in chunks.enumerated() {
-                    group.addTask { (index, try Engine.decodeChunk(chunk)) }
+                    group.addTask {
+                        let contacts = try Engine.decodeChunk(chunk)
+                        var keys = 0
+                        var emails = 0
+                        for (state, identities) in contacts {
+                            keys += identities.count
+                            if Engine.indexedEmail(state) != nil { emails += 1 }
+                        }
+                        return (index, (contacts, keys, emails))
+                    }
                 }
-                var parts = [[(ContactState, [ContactDirectory.IdentityKey])]](repeating: [], count: chunks.count)
-                for try await (index, contacts) in group { parts[index] = contacts }
+                var parts = [DecodedPart](repeating: ([], 0, 0), count: chunks.count)
+                for try await (index, part) in group { parts[index] = part }
                 return parts
             }
+            let decoded = decodedParts.map(\.contacts)
             // Rebuild actors, directory entries and timers chunk by chunk in parallel: the
-            // directory and the scheduler are safe to fill from several tasks.
+            // directory and the scheduler are safe to fill from several tasks. Their tables get
+            // their final size first.
+            let decodedCount = decoded.reduce(0) { $0 + $1.count }
+            runtime.directory.reserve(contacts: decodedCount, keys: decodedParts.reduce(0) { $0 + $1.keys })
+            runtime.emails.reserve(decodedParts.reduce(0) { $0 + $1.emails })
             // Hidden journey trigger segments are not listed (SegmentMembers ignores them).
             let segmentIds = definitions.segments.map(\.definition.id)
             let orderBySymbol = definitions.segmentOrderBySymbol
-            let memberships = await withTaskGroup(of: [String: [UInt64]].self) { group in
+            let memberships = await withTaskGroup(of: [[UInt64]].self) { group in
                 for part in decoded {
                     group.addTask {
-                        var memberships: [String: [UInt64]] = [:]
+                        // By the segment's position: an array index instead of a string's hash per membership.
+                        var memberships = [[UInt64]](repeating: [], count: segmentIds.count)
                         var emails: [(contact: UInt64, email: String)] = []
                         var actors: [(actor: ContactActor, keys: [ContactDirectory.IdentityKey])] = []
                         actors.reserveCapacity(part.count)
@@ -361,30 +385,37 @@ extension Engine {
                             runtime.emails.restore(emails)
                         }
                         for (state, keys) in part {
-                            if case .string(let email)? = state.traits["email"], !email.isEmpty { emails.append((state.id, email)) }
+                            if let email = Engine.indexedEmail(state) { emails.append((state.id, email)) }
                             let actor = ContactActor(restoring: state, keys: keys, tenant: runtime)
                             actors.append((actor, keys))
                             for membership in state.segments {
-                                if let order = orderBySymbol[membership.segment] {
-                                    memberships[segmentIds[order], default: []].append(state.id)
-                                }
+                                if let order = orderBySymbol[membership.segment] { memberships[order].append(state.id) }
                             }
                             if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
                         }
                         return memberships
                     }
                 }
-                var all: [String: [UInt64]] = [:]
+                var all = [[UInt64]](repeating: [], count: segmentIds.count)
                 for await part in group {
-                    for (segment, contacts) in part { all[segment, default: []] += contacts }
+                    for (order, contacts) in part.enumerated() where !contacts.isEmpty { all[order] += contacts }
                 }
                 return all
             }
-            contactCount += decoded.reduce(0) { $0 + $1.count }
-            guard decoded.reduce(0, { $0 + $1.count }) == expected else {
+            // Each segment's member set built at its final size, segments side by side.
+            let memberSets = await withTaskGroup(of: (String, Set<UInt64>).self) { group in
+                for (order, contacts) in memberships.enumerated() where !contacts.isEmpty {
+                    group.addTask { (segmentIds[order], Set(contacts)) }
+                }
+                var sets: [String: Set<UInt64>] = [:]
+                for await (segment, members) in group { sets[segment] = members }
+                return sets
+            }
+            contactCount += decodedCount
+            guard decodedCount == expected else {
                 throw CodecError(offset: reader.offset, message: "tenant '\(id)' should hold \(expected) contacts")
             }
-            runtime.members.add(memberships)
+            runtime.members.add(memberSets)
 
             var accounts: [String: AccountDirectory.Account] = [:]
             for _ in 0..<(try reader.readCount()) {

@@ -31,11 +31,15 @@ final class SegmentMembers: Sendable {
 
     func counts() -> [String: Int] { sets.withLock { $0.mapValues(\.count) } }
 
-    /// Adds many members at once (restoring a snapshot).
-    func add(_ members: [String: [UInt64]]) {
+    /// Adds many members at once (restoring a snapshot): sets built beforehand, outside the lock.
+    func add(_ members: [String: Set<UInt64>]) {
         sets.withLock { sets in
             for (segment, contacts) in members where !JourneyCatalog.isTriggerSegment(segment) {
-                sets[segment, default: []].formUnion(contacts)
+                if let existing = sets[segment], !existing.isEmpty {
+                    sets[segment]!.formUnion(contacts)
+                } else {
+                    sets[segment] = contacts
+                }
             }
         }
     }

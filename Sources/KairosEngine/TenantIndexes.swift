@@ -49,6 +49,18 @@ final class EmailIndex: Sendable {
         if let key { addresses[key.shard].withLock { $0[key.text] = contact } }
     }
 
+    /// Makes room for `count` more addresses before a restore fills the index, so its tables
+    /// are not rehashed over and over as they grow (a little slack: shards are not all equal).
+    func reserve(_ count: Int) {
+        let perShard = count / EmailIndex.shardCount + count / (EmailIndex.shardCount * 8)
+        for shard in addresses { shard.withLock { $0.reserveCapacity($0.count + perShard) } }
+        for shard in contacts { shard.withLock { $0.reserveCapacity($0.count + perShard) } }
+    }
+
+    /// Where the next restored part starts walking the shards: parts restored side by side
+    /// start at different shards instead of queuing on the same locks in the same order.
+    private let restoreTurn = Atomic<Int>(0)
+
     /// Adds a restored part's contacts (each once, none indexed yet), locking each shard once.
     func restore(_ entries: [(contact: UInt64, email: String)]) {
         guard !entries.isEmpty else { return }
@@ -59,16 +71,18 @@ final class EmailIndex: Sendable {
             byContactShard[EmailIndex.contactShard(entries[position].contact)].append(position)
             byAddressShard[keys[position].shard].append(position)
         }
-        for (shard, positions) in byContactShard.enumerated() where !positions.isEmpty {
-            contacts[shard].withLock { table in
-                table.reserveCapacity(table.count + positions.count)
-                for position in positions { table[entries[position].contact] = keys[position].text }
+        let first = restoreTurn.add(5, ordering: .relaxed).oldValue
+        for turn in 0..<EmailIndex.shardCount {
+            let shard = (first + turn) % EmailIndex.shardCount
+            if !byContactShard[shard].isEmpty {
+                contacts[shard].withLock { table in
+                    for position in byContactShard[shard] { table[entries[position].contact] = keys[position].text }
+                }
             }
-        }
-        for (shard, positions) in byAddressShard.enumerated() where !positions.isEmpty {
-            addresses[shard].withLock { table in
-                table.reserveCapacity(table.count + positions.count)
-                for position in positions { table[keys[position].text] = entries[position].contact }
+            if !byAddressShard[shard].isEmpty {
+                addresses[shard].withLock { table in
+                    for position in byAddressShard[shard] { table[keys[position].text] = entries[position].contact }
+                }
             }
         }
     }

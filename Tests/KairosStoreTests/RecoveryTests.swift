@@ -53,6 +53,29 @@ import Testing
         return views
     }
 
+    /// Every segment's members, and which contact each demo address finds, as text.
+    func indexes(_ engine: Engine, contacts: Int, at now: Timestamp) async throws -> String {
+        var lines: [String] = []
+        let stats = try await engine.stats(tenant: DemoTenant.id)
+        for segment in stats.segmentSizes.keys.sorted() {
+            var cursor: UInt64?
+            repeat {
+                let page = try await engine.segmentMembers(tenant: DemoTenant.id, segment: segment, after: cursor, limit: 1000)
+                lines += page.members.map { "\(segment) \($0.id) \($0.userId ?? "-") \($0.anonymousIds)" }
+                cursor = page.nextCursor
+            } while cursor != nil
+        }
+        for contact in 0..<contacts {
+            for domain in DemoTraffic.domains {
+                let email = "Person\(contact)@\(domain)"
+                if let view = try await engine.contact(tenant: DemoTenant.id, .email(email), now: now) {
+                    lines.append("\(email) \(view.id)")
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
     @Test func restartRebuildsExactlyTheAcknowledgedState() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path + "/journal.sqlite"
@@ -170,9 +193,11 @@ import Testing
         let live = Engine(journal: journal, decisionSeed: 1)
         var captured: EngineSnapshot?
         var viewsAtSnapshot: [String: ContactView] = [:]
+        var indexesAtSnapshot = ""
         let end = try await run(live, contacts: contacts, snapshotAt: 40) { engine in
             captured = try await engine.snapshot()
             viewsAtSnapshot = try await snapshot(engine, contacts: contacts, at: start + .hours(41))
+            indexesAtSnapshot = try await indexes(engine, contacts: contacts, at: start + .hours(41))
         }
         journal.close()
         let bytes = try #require(captured?.bytes)
@@ -183,6 +208,9 @@ import Testing
         let restored = try await atSnapshot.restore(snapshot: bytes)
         #expect(restored.contacts == captured?.contacts)
         #expect(try await snapshot(atSnapshot, contacts: contacts, at: start + .hours(41)) == viewsAtSnapshot)
+        // So are the indexes rebuilt beside the contacts: segment members and the email index.
+        #expect(indexesAtSnapshot.contains("@"))
+        #expect(try await indexes(atSnapshot, contacts: contacts, at: start + .hours(41)) == indexesAtSnapshot)
 
         // Snapshot + the journal after it = the end state; only the tail is replayed.
         let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
