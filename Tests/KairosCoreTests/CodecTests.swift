@@ -44,4 +44,21 @@ import Testing
         }
         #expect(throws: CodecError.self) { _ = try [Event].decode(bytes + [0]) }
     }
+
+    /// A list's count is checked against the bytes left before anything is reserved for it, so a
+    /// corrupt count cannot ask for a huge allocation.
+    @Test func listCountsLargerThanTheRestAreRefused() throws {
+        var writer = BinaryWriter()
+        writer.writeVarint(3)
+        writer.writeBytes([7, 8, 9])
+        var reader = BinaryReader(writer.bytes)
+        #expect(try reader.readElementCount() == 3)
+
+        var corrupt = BinaryWriter()
+        corrupt.writeVarint(1_000_000)
+        corrupt.writeBytes([7, 8, 9])
+        var corruptReader = BinaryReader(corrupt.bytes)
+        let error = #expect(throws: CodecError.self) { _ = try corruptReader.readElementCount() }
+        #expect(error?.message == "1000000 elements cannot fit in the 3 bytes left")
+    }
 }

@@ -136,6 +136,16 @@ public struct BinaryReader {
         return Int(count)
     }
 
+    /// The count of a list that follows, each element at least one byte: a larger count is
+    /// corrupt, so a caller may reserve room for the elements before reading them.
+    public mutating func readElementCount() throws(CodecError) -> Int {
+        let count = try readCount()
+        guard count <= bytes.count - offset else {
+            throw failure("\(count) elements cannot fit in the \(bytes.count - offset) bytes left")
+        }
+        return count
+    }
+
     public mutating func readString() throws(CodecError) -> String {
         let count = try readCount()
         guard offset + count <= bytes.count else { throw failure("string of \(count) bytes runs past the end") }

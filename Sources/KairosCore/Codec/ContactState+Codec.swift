@@ -116,8 +116,11 @@ extension ContactState {
         state.accountId = try reader.readOptionalString()
         state.firstSeen = try reader.readOptionalTimestamp()
         state.lastSeen = try reader.readOptionalTimestamp()
+        // Lists get their exact size before they are read: one allocation each, no slack.
+        let counterCount = try reader.readElementCount()
         var counters: [EventCounter] = []
-        for _ in 0..<(try reader.readCount()) {
+        counters.reserveCapacity(counterCount)
+        for _ in 0..<counterCount {
             var counter = EventCounter(symbol: try reader.readSymbol())
             counter.total = UInt32(truncatingIfNeeded: try reader.readVarint())
             counter.last = try reader.readSigned()
@@ -125,13 +128,19 @@ extension ContactState {
             counters.append(counter)
         }
         state.counters = CounterSet(sorted: counters)
-        for _ in 0..<(try reader.readCount()) {
+        let scoreCount = try reader.readElementCount()
+        state.scores.reserveCapacity(scoreCount)
+        for _ in 0..<scoreCount {
             var score = ModelScore(model: try reader.readSymbol(), referenceTime: try reader.readSigned())
-            for _ in 0..<(try reader.readCount()) {
+            let contributionCount = try reader.readElementCount()
+            score.contributions.reserveCapacity(contributionCount)
+            for _ in 0..<contributionCount {
                 score.contributions.append(
                     RuleContribution(rule: try reader.readSymbol(), points: try reader.readDouble(), decays: try reader.readByte() == 1))
             }
-            for _ in 0..<(try reader.readCount()) {
+            let capCount = try reader.readElementCount()
+            score.capUsage.reserveCapacity(capCount)
+            for _ in 0..<capCount {
                 score.capUsage.append(
                     CapUsage(rule: try reader.readSymbol(), period: try reader.readSigned(), count: Int32(truncatingIfNeeded: try reader.readSigned())))
             }
@@ -140,16 +149,22 @@ extension ContactState {
             score.grade = try reader.readOptionalString()
             state.scores.append(score)
         }
-        for _ in 0..<(try reader.readCount()) {
+        let historyCount = try reader.readElementCount()
+        state.scoreHistory.reserveCapacity(historyCount)
+        for _ in 0..<historyCount {
             state.scoreHistory.append(
                 ScoreChange(
                     rule: try reader.readSymbol(), event: try reader.readSymbol(), points: Float(try reader.readDouble()),
                     time: try reader.readSigned()))
         }
-        for _ in 0..<(try reader.readCount()) {
+        let segmentCount = try reader.readElementCount()
+        state.segments.reserveCapacity(segmentCount)
+        for _ in 0..<segmentCount {
             state.segments.append(SegmentMembership(segment: try reader.readSymbol(), since: try reader.readSigned()))
         }
-        for _ in 0..<(try reader.readCount()) {
+        let recentCount = try reader.readElementCount()
+        state.recent.reserveCapacity(recentCount)
+        for _ in 0..<recentCount {
             state.recent.append(RecentEvent(symbol: try reader.readSymbol(), time: try reader.readSigned()))
         }
         state.nextWake = try reader.readOptionalTimestamp()
@@ -198,14 +213,6 @@ extension ContactState {
         let wake = try reader.readSigned()
         state.journeyWake = wake == .max ? nil : wake
         return state
-    }
-}
-
-extension CounterSet {
-    /// Counters already sorted by symbol (as a snapshot stores them).
-    init(sorted counters: [EventCounter]) {
-        self.init()
-        for counter in counters { self.insertSorted(counter) }
     }
 }
 

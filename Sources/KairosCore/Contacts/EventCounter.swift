@@ -120,6 +120,17 @@ public struct CounterSet: Sendable, Hashable {
         counters[index].record(at: time, depth: depth)
     }
 
+    /// Counters already sorted by symbol (as a snapshot stores them): taken as they are when
+    /// strictly ascending, otherwise inserted one by one.
+    init(sorted counters: [EventCounter]) {
+        self.init()
+        if zip(counters, counters.dropFirst()).allSatisfy({ $0.symbol < $1.symbol }) {
+            self.counters = counters
+        } else {
+            for counter in counters { self.insertSorted(counter) }
+        }
+    }
+
     mutating func insertSorted(_ counter: EventCounter) {
         let (found, index) = index(of: counter.symbol)
         if found { counters[index] = counter } else { counters.insertCompactly(counter, at: index, limit: .max) }
