@@ -612,27 +612,31 @@ public final class Engine: Sendable {
                 if let cached, cached.id == record.tenant { tenant = cached.tenant } else { tenant = tenants.withLock { $0[record.tenant] } }
                 // Commands a snapshot already holds are skipped.
                 if let tenant, tenant.applied.value >= record.sequence { continue }
-                let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
-                // A `group` call changes an account that other contacts share: it replays alone.
-                if case .ingest(let events) = command, let tenant, !events.contains(where: { $0.type == .group }) {
+                if record.kind == JournalCommand.ingestKind, let tenant {
                     if let pending = run, !pending.admits(tenant, at: record.time) {
                         applying = await replay(pending, after: applying)
                         run = nil
                     }
                     if run == nil { run = ReplayRun(tenant: tenant, time: record.time) }
-                    run!.append(events, time: record.time, sequence: record.sequence)
-                    report.eventsReplayed += events.count
-                    if cached?.id != record.tenant { cached = (record.tenant, tenant) }
-                } else {
-                    if let pending = run { applying = await replay(pending, after: applying) }
-                    run = nil
-                    await applying?.value
-                    applying = nil
-                    // Anything else may create or delete tenants: look them up afresh.
-                    cached = nil
-                    report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
-                    tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
+                    // Decoded straight into the run; nil for a `group` call, which changes an
+                    // account other contacts share and so replays alone (below).
+                    if let count = try run!.appendDecoding(record.payload, time: record.time, sequence: record.sequence) {
+                        report.eventsReplayed += count
+                        report.commandsReplayed += 1
+                        if cached?.id != record.tenant { cached = (record.tenant, tenant) }
+                        continue
+                    }
                 }
+                // Anything else replays alone, after the run before it.
+                let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
+                if let pending = run, !pending.events.isEmpty { applying = await replay(pending, after: applying) }
+                run = nil
+                await applying?.value
+                applying = nil
+                // Anything else may create or delete tenants: look them up afresh.
+                cached = nil
+                report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
+                tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
                 report.commandsReplayed += 1
             }
             if let pending = run { applying = await replay(pending, after: applying) }
@@ -692,14 +696,28 @@ public final class Engine: Sendable {
             tenant.runtime === self.tenant.runtime && Self.bucket(time) == bucket && events.count < Self.maximumEvents
         }
 
-        /// Adds a command's events; its ids are claimed again at its own time, in journal order.
-        mutating func append(_ commandEvents: [Event], time: Timestamp, sequence: UInt64) {
-            _ = tenant.runtime.deduplicator.claim(commandEvents.map(\.messageId), now: time)
-            commandOfEvent += repeatElement(Int32(commands.count), count: commandEvents.count)
-            commands.append(events.count..<events.count + commandEvents.count)
-            events += commandEvents
-            times += repeatElement(time, count: commandEvents.count)
+        /// Decodes a journaled ingest command's events onto the end of the run; its ids are
+        /// claimed again at its own time, in journal order. Returns how many events it added, or
+        /// nil, leaving the run as it was, when one of them is a `group` call.
+        mutating func appendDecoding(_ payload: [UInt8], time: Timestamp, sequence: UInt64) throws(CodecError) -> Int? {
+            let start = events.count
+            do {
+                try [Event].decode(payload, appendingTo: &events)
+            } catch {
+                events.removeSubrange(start...)
+                throw error
+            }
+            let added = events[start...]
+            if added.contains(where: { $0.type == .group }) {
+                events.removeSubrange(start...)
+                return nil
+            }
+            _ = tenant.runtime.deduplicator.claim(added.map(\.messageId), now: time)
+            commandOfEvent += repeatElement(Int32(commands.count), count: added.count)
+            commands.append(start..<events.count)
+            times += repeatElement(time, count: added.count)
             lastSequence = sequence
+            return added.count
         }
     }
 

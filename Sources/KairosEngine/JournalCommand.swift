@@ -54,7 +54,7 @@ enum JournalCommand: Sendable {
         case .defineScoringModel: return 2
         case .defineSegment: return 3
         case .deleteDefinition: return 4
-        case .ingest: return 5
+        case .ingest: return JournalCommand.ingestKind
         case .timers: return 6
         case .definePlacement: return 7
         case .defineExperiment: return 8
@@ -132,6 +132,9 @@ enum JournalCommand: Sendable {
         }
     }
 
+    /// The record kind of `ingest`, whose events replay decodes straight into its runs.
+    static let ingestKind: UInt8 = 5
+
     static func decode(kind: UInt8, payload: [UInt8]) throws(CodecError) -> JournalCommand {
         var reader = BinaryReader(payload)
         let command: JournalCommand
@@ -145,7 +148,7 @@ enum JournalCommand: Sendable {
                 throw CodecError(offset: 0, message: "unknown definition kind '\(raw)'")
             }
             command = .deleteDefinition(definitionKind, id: try reader.readString())
-        case 5: return .ingest(try [Event].decode(payload))
+        case ingestKind: return .ingest(try [Event].decode(payload))
         case 6:
             let count = try reader.readCount()
             var firings: [TimerFiring] = []

@@ -85,14 +85,20 @@ extension [Event] {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(CodecError) -> [Event] {
-        var reader = BinaryReader(bytes)
-        let count = try reader.readCount()
         var events: [Event] = []
-        events.reserveCapacity(count)
+        try decode(bytes, appendingTo: &events)
+        return events
+    }
+
+    /// Decodes a batch straight onto the end of `events` (no array of its own to copy from).
+    /// On an error, `events` may hold some of the batch's events.
+    public static func decode(_ bytes: [UInt8], appendingTo events: inout [Event]) throws(CodecError) {
+        var reader = BinaryReader(bytes)
+        let count = try reader.readElementCount()
+        events.reserveCapacity(events.count + count)
         for _ in 0..<count { events.append(try Event.decode(from: &reader)) }
         guard reader.isAtEnd else {
             throw CodecError(offset: reader.offset, message: "\(bytes.count - reader.offset) bytes left after the last event")
         }
-        return events
     }
 }
