@@ -298,7 +298,7 @@ public final class Engine: Sendable {
 
         // One event (single calls, most replayed commands): no grouping, no lanes.
         if events.count == 1 && events[0].type != .group {
-            let link = resolve(events[0], in: runtime.directory, make: make)
+            let link = resolve(events, at: 0, in: runtime.directory, make: make)
             if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
             let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)], of: batch, now: now)
             return recordIngested(runtime, events: 1, effects: effects, now: now)
@@ -307,7 +307,7 @@ public final class Engine: Sendable {
         var accountChanges: [UInt64] = []
         var merging = false
         for index in events.indices {
-            let link = resolve(events[index], in: runtime.directory, make: make)
+            let link = resolve(events, at: index, in: runtime.directory, make: make)
             if events[index].type == .group, let groupId = events[index].groupId {
                 accountChanges += runtime.accounts.record(
                     groupId: groupId, traits: events[index].traits, contact: link.target.id)
@@ -383,18 +383,20 @@ public final class Engine: Sendable {
         return effects
     }
 
-    private func resolve(_ event: Event, in directory: ContactDirectory, make: (UInt64) -> ContactActor) -> ContactDirectory.Link {
-        switch event.type {
-        case .alias:
-            guard let userId = event.userId, let previousId = event.previousId else { break }
+    /// The contact `events[index]` goes to. The event is read field by field where it lies:
+    /// passing it whole made a copy (a reference count per string and dictionary) per event.
+    private func resolve(
+        _ events: [Event], at index: Int, in directory: ContactDirectory, make: (UInt64) -> ContactActor
+    ) -> ContactDirectory.Link {
+        let userId = events[index].userId
+        if events[index].type == .alias, let userId, let previousId = events[index].previousId {
             let source: ContactDirectory.IdentityKey =
                 directory.lookup(.user(previousId)) != nil ? .user(previousId) : .anonymous(previousId)
             return directory.link(userId: userId, source: source, sourceIsAlias: true, make: make)
-        default:
-            break
         }
-        if let userId = event.userId {
-            if let anonymousId = event.anonymousId {
+        let anonymousId = events[index].anonymousId
+        if let userId {
+            if let anonymousId {
                 // Fast path: both ids already lead to the same contact.
                 if let known = directory.lookup(.user(userId)), directory.lookup(.anonymous(anonymousId)) === known {
                     return ContactDirectory.Link(target: known)
@@ -403,7 +405,7 @@ public final class Engine: Sendable {
             }
             return ContactDirectory.Link(target: directory.resolve(.user(userId), make: make))
         }
-        return ContactDirectory.Link(target: directory.resolve(.anonymous(event.anonymousId ?? ""), make: make))
+        return ContactDirectory.Link(target: directory.resolve(.anonymous(anonymousId ?? ""), make: make))
     }
 
     // MARK: Reads
@@ -745,7 +747,7 @@ public final class Engine: Sendable {
             links.removeAll(keepingCapacity: true)
             var merging = false
             for index in range {
-                let link = resolve(events[index], in: runtime.directory, make: runtime.makeContact)
+                let link = resolve(events, at: index, in: runtime.directory, make: runtime.makeContact)
                 if let source = link.mergeSource {
                     runtime.emails.merge(from: source.id, into: link.target.id)
                     merging = true
