@@ -126,9 +126,6 @@ final class ContactDirectory: Sendable {
 
     var nextContactId: UInt64 { nextId.load(ordering: .relaxed) }
 
-    /// Puts back a contact from a snapshot under its keys.
-    /// Restored contacts, whose actors already hold their keys: each shard is locked once for
-    /// the whole part (a snapshot restores a million contacts in a few parts).
     /// Makes room for `contacts` more contacts with `keys` identities between them before a
     /// restore fills the directory, so its tables are not rehashed over and over as they grow.
     func reserve(contacts: Int, keys: Int) {
@@ -140,6 +137,8 @@ final class ContactDirectory: Sendable {
     /// Where the next restored part starts walking the shards (see `EmailIndex.restore`).
     private let restoreTurn = Atomic<Int>(0)
 
+    /// Puts back restored contacts, whose actors already hold their keys: each shard is locked
+    /// once for the whole part (a snapshot restores a million contacts in a few parts).
     func restore(_ contacts: [(actor: ContactActor, keys: [IdentityKey])], nextId next: UInt64) {
         var byShard = [[(IdentityKey, ContactActor)]](repeating: [], count: Self.shardCount)
         var idsByShard = [[ContactActor]](repeating: [], count: Self.shardCount)

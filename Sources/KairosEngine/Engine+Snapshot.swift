@@ -45,7 +45,6 @@ extension Engine {
         return writer.bytes
     }
 
-    /// Decodes one chunk of contacts with their identity keys.
     /// The address the email index keeps for a restored contact: its `email` trait when a
     /// non-empty string.
     static func indexedEmail(_ state: ContactState) -> String? {
@@ -53,6 +52,7 @@ extension Engine {
         return email
     }
 
+    /// Decodes one chunk of contacts with their identity keys.
     static func decodeChunk(_ bytes: [UInt8]) throws(CodecError) -> [(ContactState, [ContactDirectory.IdentityKey])] {
         var reader = BinaryReader(bytes)
         var contacts: [(ContactState, [ContactDirectory.IdentityKey])] = []

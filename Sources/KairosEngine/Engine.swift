@@ -629,7 +629,7 @@ public final class Engine: Sendable {
                         continue
                     }
                 }
-                // Anything else replays alone, after the run before it.
+                // Other commands, and group calls, replay alone after the run before them.
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
                 if let pending = run, !pending.events.isEmpty { applying = await replay(pending, after: applying) }
                 run = nil
@@ -703,12 +703,8 @@ public final class Engine: Sendable {
         /// nil, leaving the run as it was, when one of them is a `group` call.
         mutating func appendDecoding(_ payload: [UInt8], time: Timestamp, sequence: UInt64) throws(CodecError) -> Int? {
             let start = events.count
-            do {
-                try [Event].decode(payload, appendingTo: &events)
-            } catch {
-                events.removeSubrange(start...)
-                throw error
-            }
+            // An error ends the recovery, so what it leaves in the run does not matter.
+            try [Event].decode(payload, appendingTo: &events)
             let added = events[start...]
             if added.contains(where: { $0.type == .group }) {
                 events.removeSubrange(start...)
