@@ -111,6 +111,13 @@ import FoundationNetworking
         if ProcessInfo.processInfo.environment["MIMALLOC_LARGE_OS_PAGES"] == nil {
             #expect(body.contains(#", 2 MiB pages""#), "\(body)")
         }
+        // Every field docs/openapi.yaml describes for a served status, and no other.
+        let statusFields = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+        #expect(
+            Set(statusFields?.keys ?? [:].keys) == [
+                "version", "uptimeSeconds", "recoverySeconds", "durability", "memoryAllocator", "tenants", "pendingTimers",
+                "journalBytes", "snapshots",
+            ], "\(body)")
         #expect(try await first.stop() == 0, "\(first.stderr)")
         #expect(first.stderr.contains("SIGTERM received"))
         #expect(first.stderr.contains("wrote snapshot"))
