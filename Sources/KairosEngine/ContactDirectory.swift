@@ -127,15 +127,13 @@ final class ContactDirectory: Sendable {
     var nextContactId: UInt64 { nextId.load(ordering: .relaxed) }
 
     /// Makes room for `contacts` more contacts with `keys` identities between them before a
-    /// restore fills the directory, so its tables are not rehashed over and over as they grow.
+    /// restore fills the directory.
     func reserve(contacts: Int, keys: Int) {
-        let slack = Self.shardCount * 8
-        for shard in byId { shard.withLock { $0.reserveCapacity($0.count + contacts / Self.shardCount + contacts / slack) } }
-        for shard in shards { shard.withLock { $0.reserveCapacity($0.count + keys / Self.shardCount + keys / slack) } }
+        byId.reserveShares(of: contacts)
+        shards.reserveShares(of: keys)
     }
 
-    /// Where the next restored part starts walking the shards (see `EmailIndex.restore`).
-    private let restoreTurn = Atomic<Int>(0)
+    private let restoreOrder = StaggeredShardOrder()
 
     /// Puts back restored contacts, whose actors already hold their keys: each shard is locked
     /// once for the whole part (a snapshot restores a million contacts in a few parts).
@@ -146,9 +144,7 @@ final class ContactDirectory: Sendable {
             for key in keys { byShard[shard(key)].append((key, actor)) }
             idsByShard[idShard(actor.id)].append(actor)
         }
-        let first = restoreTurn.add(17, ordering: .relaxed).oldValue
-        for turn in 0..<Self.shardCount {
-            let index = (first + turn) % Self.shardCount
+        for index in restoreOrder.nextOrder(shardCount: Self.shardCount) {
             if !byShard[index].isEmpty {
                 shards[index].withLock { table in for (key, actor) in byShard[index] { table[key] = actor } }
             }

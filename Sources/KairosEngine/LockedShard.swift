@@ -10,3 +10,25 @@ final class LockedShard<Value: Sendable>: Sendable {
         try table.withLock(body)
     }
 }
+
+extension Array {
+    /// Makes room in each shard's table for its share of `count` more entries (with a little
+    /// slack: shards are not all equal), so a restore does not rehash the tables as they grow.
+    func reserveShares<Key: Hashable & Sendable, Value: Sendable>(of count: Int) where Element == LockedShard<[Key: Value]> {
+        guard !isEmpty else { return }
+        let share = count / self.count + count / (self.count * 8)
+        for shard in self { shard.withLock { $0.reserveCapacity($0.count + share) } }
+    }
+}
+
+/// Hands each restored part the order in which to lock a table's shards: each part starts a few
+/// shards after the one before, so parts restored side by side do not queue on the same locks.
+final class StaggeredShardOrder: Sendable {
+    private let next = Atomic<Int>(0)
+
+    func nextOrder(shardCount: Int) -> [Int] {
+        // 5 shares no factor with the power-of-two shard counts: every start is reached.
+        let first = next.add(5, ordering: .relaxed).oldValue
+        return (0..<shardCount).map { (first + $0) % shardCount }
+    }
+}

@@ -49,17 +49,13 @@ final class EmailIndex: Sendable {
         if let key { addresses[key.shard].withLock { $0[key.text] = contact } }
     }
 
-    /// Makes room for `count` more addresses before a restore fills the index, so its tables
-    /// are not rehashed over and over as they grow (a little slack: shards are not all equal).
+    /// Makes room for `count` more addresses before a restore fills the index.
     func reserve(_ count: Int) {
-        let perShard = count / EmailIndex.shardCount + count / (EmailIndex.shardCount * 8)
-        for shard in addresses { shard.withLock { $0.reserveCapacity($0.count + perShard) } }
-        for shard in contacts { shard.withLock { $0.reserveCapacity($0.count + perShard) } }
+        addresses.reserveShares(of: count)
+        contacts.reserveShares(of: count)
     }
 
-    /// Where the next restored part starts walking the shards: parts restored side by side
-    /// start at different shards instead of queuing on the same locks in the same order.
-    private let restoreTurn = Atomic<Int>(0)
+    private let restoreOrder = StaggeredShardOrder()
 
     /// Adds a restored part's contacts (each once, none indexed yet), locking each shard once.
     func restore(_ entries: [(contact: UInt64, email: String)]) {
@@ -71,9 +67,7 @@ final class EmailIndex: Sendable {
             byContactShard[EmailIndex.contactShard(entries[position].contact)].append(position)
             byAddressShard[keys[position].shard].append(position)
         }
-        let first = restoreTurn.add(5, ordering: .relaxed).oldValue
-        for turn in 0..<EmailIndex.shardCount {
-            let shard = (first + turn) % EmailIndex.shardCount
+        for shard in restoreOrder.nextOrder(shardCount: EmailIndex.shardCount) {
             if !byContactShard[shard].isEmpty {
                 contacts[shard].withLock { table in
                     for position in byContactShard[shard] { table[entries[position].contact] = keys[position].text }
