@@ -95,7 +95,9 @@ extension [Event] {
     public static func decode(_ bytes: [UInt8], appendingTo events: inout [Event]) throws(CodecError) {
         var reader = BinaryReader(bytes)
         let count = try reader.readElementCount()
-        events.reserveCapacity(events.count + count)
+        // Grown by doubling: replay appends one command's events at a time, and an exact
+        // reservation per command would copy the whole array every few commands.
+        if events.capacity - events.count < count { events.reserveCapacity(Swift.max(events.count + count, events.capacity * 2)) }
         for _ in 0..<count { events.append(try Event.decode(from: &reader)) }
         guard reader.isAtEnd else {
             throw CodecError(offset: reader.offset, message: "\(bytes.count - reader.offset) bytes left after the last event")

@@ -12,8 +12,13 @@ extension ContactState: PredicateSubject {
     /// A model's score now, from the per-evaluation cache when it is filled.
     func currentScore(_ number: Int) -> Double {
         guard let context else { return 0 }
-        if number < context.scores.count { return context.scores[number] }
-        return score(model: number, definitions: context.definitions, now: context.now)
+        guard context.cachesScores else { return score(model: number, definitions: context.definitions, now: context.now) }
+        if context.scores.isEmpty { context.scores.append(contentsOf: repeatElement(.nan, count: context.definitions.models.count)) }
+        let cached = context.scores[number]
+        if !cached.isNaN { return cached }
+        let value = score(model: number, definitions: context.definitions, now: context.now)
+        context.scores[number] = value
+        return value
     }
 
     public func score(model: String) -> Double? {
@@ -399,12 +404,13 @@ extension ContactState {
     mutating func evaluateSegments(_ c: EvaluationContext, _ candidates: [Int], effects: inout [Effect]) {
         guard !candidates.isEmpty else { return }
         let definitions = c.definitions
-        // Scores do not change while segments are evaluated: compute each model's once.
-        if !definitions.segmentsByScoreModel.isEmpty {
-            let now = c.now
-            c.scores = definitions.models.indices.map { score(model: $0, definitions: definitions, now: now) }
+        // Scores do not change while segments are evaluated: each model's is computed once, when
+        // a condition first asks for it.
+        c.cachesScores = true
+        defer {
+            c.cachesScores = false
+            c.scores.removeAll(keepingCapacity: true)
         }
-        defer { c.scores.removeAll(keepingCapacity: true) }
         var pending = candidates.sorted()
         var position = 0
         var last = -1

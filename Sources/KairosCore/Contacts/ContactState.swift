@@ -32,6 +32,18 @@ public struct ModelScore: Sendable, Hashable {
         return pow2(-Double(elapsed) / Double(halfLife.milliseconds))
     }
 
+    /// The points of `rule` (or of every rule) at `now`, read in place.
+    @inline(__always) static func sum(of score: UnsafePointer<ModelScore>, rule: UInt32?, at now: Timestamp, halfLife: TimeSpan?) -> Double {
+        let factor = decayFactor(elapsed: now.milliseconds - score.pointee.referenceTime, halfLife: halfLife)
+        return score.pointee.contributions.withUnsafeBufferPointer { items in
+            var sum = 0.0
+            for item in items where rule == nil || item.rule == rule {
+                sum += item.decays ? item.points * factor : item.points
+            }
+            return sum
+        }
+    }
+
     public func total(at now: Timestamp, halfLife: TimeSpan?) -> Double {
         let factor = ModelScore.decayFactor(elapsed: now.milliseconds - referenceTime, halfLife: halfLife)
         var sum = 0.0
@@ -118,8 +130,10 @@ public final class EvaluationContext: @unchecked Sendable {
     public let journeys: JourneyCatalog
     /// Traits that journey steps changed during this command (they can trigger journeys too).
     var traitsChangedBySteps: [String] = []
-    /// Each model's score at `now`, filled while segments are evaluated.
+    /// Each model's score at `now` (NaN: not computed yet), kept while segments are
+    /// evaluated (scores do not change meanwhile); only models a condition asks for are computed.
     var scores: [Double] = []
+    var cachesScores = false
 
     public init(
         now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil,
@@ -204,13 +218,14 @@ public struct ContactState: Sendable {
         return (false, low)
     }
 
-    /// `scores[index].total(…)` without copying the element (an unsafe buffer borrows it).
+    /// `scores[index].total(…)` without copying the element: a subscript read (even of an
+    /// unsafe buffer) copies the whole `ModelScore`, retaining its arrays and strings.
     @inline(__always) func scoreTotal(_ index: Int, at now: Timestamp, halfLife: TimeSpan?) -> Double {
-        scores.withUnsafeBufferPointer { $0[index].total(at: now, halfLife: halfLife) }
+        scores.withUnsafeBufferPointer { ModelScore.sum(of: $0.baseAddress! + index, rule: nil, at: now, halfLife: halfLife) }
     }
 
     @inline(__always) func scorePoints(_ index: Int, of rule: UInt32, at now: Timestamp, halfLife: TimeSpan?) -> Double {
-        scores.withUnsafeBufferPointer { $0[index].points(of: rule, at: now, halfLife: halfLife) }
+        scores.withUnsafeBufferPointer { ModelScore.sum(of: $0.baseAddress! + index, rule: rule, at: now, halfLife: halfLife) }
     }
 
     func scoreIndex(of symbol: UInt32) -> Int? {
