@@ -159,7 +159,12 @@ actor ContactActor {
             let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
             let evaluation = context(
                 commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys)
-            changing { $0.apply(batch.events[index], counterSymbol: batch.counterSymbols[index], context: evaluation, effects: &effects) }
+            // Read in place: the batch outlives the call and its events never change.
+            batch.events.withUnsafeBufferPointer { events in
+                changing {
+                    $0.apply(eventAt: events.baseAddress! + index, counterSymbol: batch.counterSymbols[index], context: evaluation, effects: &effects)
+                }
+            }
             position += 1
         }
         finish(effects)

@@ -75,6 +75,10 @@ extension Predicate {
     func matches(_ event: Event) -> Bool {
         evaluate(EventSubject(properties: event.properties, eventContext: event.context))
     }
+
+    func matches(_ event: UnsafePointer<Event>) -> Bool {
+        evaluate(EventSubject(properties: event.pointee.properties, eventContext: event.pointee.context))
+    }
 }
 
 // MARK: - Applying commands
@@ -86,11 +90,20 @@ extension ContactState {
     public mutating func apply(
         _ event: Event, counterSymbol: UInt32, context: EvaluationContext, effects: inout [Effect]
     ) {
+        withUnsafePointer(to: event) { apply(eventAt: $0, counterSymbol: counterSymbol, context: context, effects: &effects) }
+    }
+
+    /// `apply(_:…)` for an event read where it lies (a shared batch). Passing an element of an
+    /// array makes a copy of it, a reference count for each of its strings and objects, and
+    /// the hot path applies millions of events.
+    public mutating func apply(
+        eventAt event: UnsafePointer<Event>, counterSymbol: UInt32, context: EvaluationContext, effects: inout [Effect]
+    ) {
         self.context = context
         defer { self.context = nil }
         let definitions = context.definitions
         let now = context.now
-        let time = min(event.time, now)
+        let time = min(event.pointee.time, now)
         let effectsStart = effects.count
         // A new contact is evaluated against every segment once: conditions such as
         // "trait X is not Y" hold for it without any change that would index them.
@@ -102,13 +115,13 @@ extension ContactState {
 
         // Identity and traits.
         var changedTraits: [String] = []
-        if let eventUserId = event.userId, userId == nil, event.type != .alias { userId = eventUserId }
-        if let anonymousId = event.anonymousId, !anonymousIds.contains(anonymousId) {
+        if let eventUserId = event.pointee.userId, userId == nil, event.pointee.type != .alias { userId = eventUserId }
+        if let anonymousId = event.pointee.anonymousId, !anonymousIds.contains(anonymousId) {
             anonymousIds.append(anonymousId)
         }
-        if event.type == .identify {
-            if traits.isEmpty { traits = [String: JSONValue](minimumCapacity: event.traits.count) }
-            for (key, value) in event.traits {
+        if event.pointee.type == .identify {
+            if traits.isEmpty { traits = [String: JSONValue](minimumCapacity: event.pointee.traits.count) }
+            for (key, value) in event.pointee.traits {
                 if value.isNull {
                     if traits.removeValue(forKey: key) != nil { changedTraits.append(key) }
                 } else if traits[key] != value {
@@ -120,17 +133,17 @@ extension ContactState {
             if changedTraits.count > 1 { changedTraits.sort() }
         }
         var accountChanged = false
-        if event.type == .group, let groupId = event.groupId {
+        if event.pointee.type == .group, let groupId = event.pointee.groupId {
             // A new account, or new traits for this contact's own account (the other members
             // are told by the engine; the sender learns it here).
-            if accountId != groupId || !event.traits.isEmpty { accountChanged = true }
+            if accountId != groupId || !event.pointee.traits.isEmpty { accountChanged = true }
             accountId = groupId
         }
 
         // Counters: the plain one for this event's name, then filtered and wildcard ones.
         counters.record(counterSymbol, at: time.milliseconds, depth: definitions.depth(of: counterSymbol))
         let entry = definitions.indexEntry(of: counterSymbol)
-        let wildcard = definitions.wildcardIndex[event.type.ordinal]
+        let wildcard = definitions.wildcardIndex[event.pointee.type.ordinal]
         var changedModels: [Int] = []
         var windowedCounterChanged = false
         if let entry { applyIndexEntry(context, entry, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
@@ -165,7 +178,7 @@ extension ContactState {
         if !wakeMayMove { wakeMayMove = changedModels.contains { definitions.decayingModels.contains($0) } }
         if wakeMayMove { updateNextWake(context) }
         if !context.catalog.isEmpty { applyFeedback(event, time: time, catalog: context.catalog, effects: &effects) }
-        if case .string(let zone)? = event.context["timezone"], zone != timeZone { timeZone = zone }
+        if case .string(let zone)? = event.pointee.context["timezone"], zone != timeZone { timeZone = zone }
         if !context.journeys.isEmpty || !journeyRuns.isEmpty {
             runJourneys(
                 context, event: event, counterSymbol: counterSymbol, changedTraits: changedTraits, effectsFrom: effectsStart,
@@ -175,7 +188,7 @@ extension ContactState {
 
     /// Updates the filtered counters and awards the event rules of one index entry.
     private mutating func applyIndexEntry(
-        _ c: EvaluationContext, _ indexEntry: TenantDefinitions.EventIndexEntry, _ event: Event, _ counterSymbol: UInt32, _ time: Timestamp,
+        _ c: EvaluationContext, _ indexEntry: TenantDefinitions.EventIndexEntry, _ event: UnsafePointer<Event>, _ counterSymbol: UInt32, _ time: Timestamp,
         _ changedModels: inout [Int], _ windowedCounterChanged: inout Bool
     ) {
         let definitions = c.definitions

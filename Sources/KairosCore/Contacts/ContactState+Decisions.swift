@@ -64,11 +64,11 @@ extension ContactState {
 
     /// Attributes a track event to decisions and experiments: views and clicks by
     /// `decision_id`, goal and reward events by name within their windows.
-    mutating func applyFeedback(_ event: Event, time: Timestamp, catalog: DecisionCatalog, effects: inout [Effect]) {
-        guard event.type == .track, let name = event.name, !assignments.isEmpty || !decisions.isEmpty else { return }
+    mutating func applyFeedback(_ event: UnsafePointer<Event>, time: Timestamp, catalog: DecisionCatalog, effects: inout [Effect]) {
+        guard event.pointee.type == .track, let name = event.pointee.name, !assignments.isEmpty || !decisions.isEmpty else { return }
         let at = time.milliseconds
         if name == FeedbackEvent.viewed || name == FeedbackEvent.clicked {
-            guard case .string(let text)? = event.properties["decision_id"], let id = DecisionIdentifier.parse(text),
+            guard case .string(let text)? = event.pointee.properties["decision_id"], let id = DecisionIdentifier.parse(text),
                 let index = decisions.lastIndex(where: { $0.id == id })
             else { return }
             if name == FeedbackEvent.viewed {

@@ -49,7 +49,7 @@ extension ContactState {
     /// event, then journeys this command triggers, then exit criteria and goals. `effectsFrom`
     /// marks where this command's effects start (segment and lifecycle changes trigger journeys).
     mutating func runJourneys(
-        _ c: EvaluationContext, event: Event?, counterSymbol: UInt32, changedTraits: [String], effectsFrom start: Int,
+        _ c: EvaluationContext, event: UnsafePointer<Event>?, counterSymbol: UInt32, changedTraits: [String], effectsFrom start: Int,
         effects: inout [Effect]
     ) {
         let catalog = c.journeys
@@ -95,14 +95,14 @@ extension ContactState {
     // MARK: Triggers and entry
 
     private mutating func startTriggered(
-        _ c: EvaluationContext, event: Event?, counterSymbol: UInt32, traits: [String], scan: Range<Int>, effects: inout [Effect]
+        _ c: EvaluationContext, event: UnsafePointer<Event>?, counterSymbol: UInt32, traits: [String], scan: Range<Int>, effects: inout [Effect]
     ) {
         let catalog = c.journeys
         guard !catalog.isEmpty else { return }
         var candidates: [(journey: CompiledJourney, key: String?)] = []
         if let event {
             let named = catalog.eventTriggers[counterSymbol] ?? []
-            let typed = catalog.typeTriggers[event.type.ordinal]
+            let typed = catalog.typeTriggers[event.pointee.type.ordinal]
             for journey in named + typed {
                 // Only journeys whose `where` matches, with the run's key from the event.
                 guard case .event(_, _, let filter, let keyPath) = journey.definition.trigger else { continue }
@@ -111,7 +111,7 @@ extension ContactState {
                     candidates.append((journey, nil))
                     continue
                 }
-                guard let value = event.properties.value(atPath: keyPath), let key = value.journeyKeyText else { continue }
+                guard let value = event.pointee.properties.value(atPath: keyPath), let key = value.journeyKeyText else { continue }
                 candidates.append((journey, key))
             }
         }
@@ -248,17 +248,17 @@ extension ContactState {
         }
     }
 
-    private mutating func resumeRunsWaiting(for event: Event, _ c: EvaluationContext, effects: inout [Effect]) {
+    private mutating func resumeRunsWaiting(for event: UnsafePointer<Event>, _ c: EvaluationContext, effects: inout [Effect]) {
         let catalog = c.journeys
         var matched: [JourneyRun] = []
         for run in journeyRuns where run.phase == .waiting && catalog.isActive(run.journey) {
             guard let journey = catalog.version(run.journey, Int(run.version)),
                 case .waitForEvent(let type, let name, let filter, let matchKey, _, _, _) = journey.steps[Int(run.node)],
-                event.type == type, name == nil || event.name == name
+                event.pointee.type == type, name == nil || event.pointee.name == name
             else { continue }
             if let filter, !filter.matches(event) { continue }
             if let matchKey {
-                guard let value = event.properties.value(atPath: matchKey), value.journeyKeyText == run.key else { continue }
+                guard let value = event.pointee.properties.value(atPath: matchKey), value.journeyKeyText == run.key else { continue }
             }
             matched.append(run)
         }
