@@ -705,17 +705,23 @@ public final class Engine: Sendable {
             let start = events.count
             // An error ends the recovery, so what it leaves in the run does not matter.
             try [Event].decode(payload, appendingTo: &events)
-            let added = events[start...]
-            if added.contains(where: { $0.type == .group }) {
-                events.removeSubrange(start...)
-                return nil
+            // Fields read in place: a closure or key path over the events copied each one.
+            var messageIds: [String?] = []
+            messageIds.reserveCapacity(events.count - start)
+            for index in start..<events.count {
+                if events[index].type == .group {
+                    events.removeSubrange(start...)
+                    return nil
+                }
+                messageIds.append(events[index].messageId)
             }
-            _ = tenant.runtime.deduplicator.claim(added.map(\.messageId), now: time)
-            commandOfEvent += repeatElement(Int32(commands.count), count: added.count)
+            _ = tenant.runtime.deduplicator.claim(messageIds, now: time)
+            let added = events.count - start
+            commandOfEvent += repeatElement(Int32(commands.count), count: added)
             commands.append(start..<events.count)
-            times += repeatElement(time, count: added.count)
+            times += repeatElement(time, count: added)
             lastSequence = sequence
-            return added.count
+            return added
         }
     }
 

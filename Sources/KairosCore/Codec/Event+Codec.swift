@@ -38,11 +38,16 @@ extension Event {
         writer.write(context)
     }
 
-    /// Reads an event written by `encode(into:)`.
-    public static func decode(from reader: inout BinaryReader) throws(CodecError) -> Event {
+    /// An event with no fields set, decoded into where it lies (`read(from:)`).
+    fileprivate static let blank = Event(type: .track, time: Timestamp(milliseconds: 0))
+
+    /// Reads an event written by `encode(into:)` over this one. Decoding in place: a decoded
+    /// event returned and then appended was copied on the way (a reference count per string
+    /// and object), however the function was written.
+    fileprivate mutating func read(from reader: inout BinaryReader) throws(CodecError) {
         let version = try reader.readByte()
-        guard version == codecVersion else {
-            throw CodecError(offset: reader.offset - 1, message: "event format version \(version) is not supported (expected \(codecVersion))")
+        guard version == Event.codecVersion else {
+            throw CodecError(offset: reader.offset - 1, message: "event format version \(version) is not supported (expected \(Event.codecVersion))")
         }
         let ordinal = Int(try reader.readByte())
         guard ordinal < EventType.allCases.count else {
@@ -55,23 +60,20 @@ extension Event {
         func date(_ field: Field) throws(CodecError) -> Timestamp? {
             present & field.rawValue != 0 ? try reader.readTimestamp() : nil
         }
-        let messageId = try text(.messageId)
-        let userId = try text(.userId)
-        let anonymousId = try text(.anonymousId)
-        let previousId = try text(.previousId)
-        let groupId = try text(.groupId)
-        let name = try text(.name)
-        let timestamp = try date(.timestamp)
-        let sentAt = try date(.sentAt)
-        let receivedAt = try date(.receivedAt)
-        let time = try reader.readTimestamp()
-        let properties = try reader.readObject()
-        let traits = try reader.readObject()
-        let context = try reader.readObject()
-        return Event(
-            type: EventType.allCases[ordinal], messageId: messageId, userId: userId, anonymousId: anonymousId,
-            previousId: previousId, groupId: groupId, name: name, properties: properties, traits: traits,
-            context: context, timestamp: timestamp, sentAt: sentAt, receivedAt: receivedAt, time: time)
+        type = EventType.allCases[ordinal]
+        messageId = try text(.messageId)
+        userId = try text(.userId)
+        anonymousId = try text(.anonymousId)
+        previousId = try text(.previousId)
+        groupId = try text(.groupId)
+        name = try text(.name)
+        timestamp = try date(.timestamp)
+        sentAt = try date(.sentAt)
+        receivedAt = try date(.receivedAt)
+        time = try reader.readTimestamp()
+        properties = try reader.readObject()
+        traits = try reader.readObject()
+        context = try reader.readObject()
     }
 }
 
@@ -91,14 +93,17 @@ extension [Event] {
     }
 
     /// Decodes a batch straight onto the end of `events` (no array of its own to copy from).
-    /// On an error, `events` may hold some of the batch's events.
+    /// On an error, `events` may hold some of the batch's events, the last one partly read.
     public static func decode(_ bytes: [UInt8], appendingTo events: inout [Event]) throws(CodecError) {
         var reader = BinaryReader(bytes)
         let count = try reader.readElementCount()
         // Grown by doubling: replay appends one command's events at a time, and an exact
         // reservation per command would copy the whole array every few commands.
         if events.capacity - events.count < count { events.reserveCapacity(Swift.max(events.count + count, events.capacity * 2)) }
-        for _ in 0..<count { events.append(try Event.decode(from: &reader)) }
+        for _ in 0..<count {
+            events.append(Event.blank)
+            try events[events.count - 1].read(from: &reader)
+        }
         guard reader.isAtEnd else {
             throw CodecError(offset: reader.offset, message: "\(bytes.count - reader.offset) bytes left after the last event")
         }
