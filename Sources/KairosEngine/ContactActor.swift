@@ -70,8 +70,10 @@ actor ContactActor {
     private var forward: ContactActor?
     /// The due time of the scheduler entry this contact is waiting for (`.max`: none).
     private var scheduledWake: Int64 = .max
-    /// The `email` trait as the tenant's email index last heard of it from this contact.
+    /// The `email` trait as the tenant's email index last heard of it from this contact, and
+    /// the traits' version it was read from (most commands do not change traits).
     private var indexedEmail: JSONValue?
+    private var indexedTraitsVersion: UInt32 = 0
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
     /// The state as a running snapshot must see it: kept when a command changes the contact
@@ -94,6 +96,7 @@ actor ContactActor {
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
         // The restore fills the index from the restored states.
         self.indexedEmail = state.traits.isEmpty ? nil : state.traits["email"]
+        self.indexedTraitsVersion = state.traitsVersion
         identity.withLock { $0.keys = keys }
     }
 
@@ -375,14 +378,17 @@ actor ContactActor {
     /// the tenant's email index in step with the `email` trait, whatever changed it (an event, a
     /// journey's update step, a merge).
     private func finish(_ effects: [Effect]) {
-        let email = state.traits.isEmpty ? nil : state.traits["email"]
-        if email != indexedEmail {
-            switch email {
-            case .string(let text)? where !text.isEmpty: tenant.emails.set(contact: id, email: text)
-            case nil, .null?: tenant.emails.set(contact: id, email: nil)
-            default: break  // not an address: the index keeps what it had, as for events
+        if state.traitsVersion != indexedTraitsVersion {
+            indexedTraitsVersion = state.traitsVersion
+            let email = state.traits.isEmpty ? nil : state.traits["email"]
+            if email != indexedEmail {
+                switch email {
+                case .string(let text)? where !text.isEmpty: tenant.emails.set(contact: id, email: text)
+                case nil, .null?: tenant.emails.set(contact: id, email: nil)
+                default: break  // not an address: the index keeps what it had, as for events
+                }
+                indexedEmail = email
             }
-            indexedEmail = email
         }
         if !effects.isEmpty {
             tenant.members.apply(effects)

@@ -129,6 +129,7 @@ extension ContactState {
         }
         effects.append(Effect(contact: id, userId: userId, time: now, kind: .merged(into: target)))
         self = ContactState(id: id)
+        traitsVersion = state.traitsVersion &+ 1  // the traits changed (they are gone)
         return state
     }
 }

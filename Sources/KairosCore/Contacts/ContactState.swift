@@ -156,7 +156,12 @@ public struct ContactState: Sendable {
     public let id: UInt64
     public var userId: String?
     public var anonymousIds: [String]
-    public var traits: [String: JSONValue] = [:]
+    public var traits: [String: JSONValue] = [:] {
+        // Changed in place (the observer does not read the old value), so no copy is made.
+        didSet { traitsVersion &+= 1 }
+    }
+    /// Moves whenever `traits` changes, so a reader can tell cheaply that they did not.
+    public internal(set) var traitsVersion: UInt32 = 0
     public var accountId: String?
     public var firstSeen: Timestamp?
     public var lastSeen: Timestamp?
