@@ -249,7 +249,7 @@ public final class Engine: Sendable {
     func ingestAdmitted(tenant id: String, events: [Event], now: Timestamp) async throws(EngineError) -> IngestReport {
         let tenant = try tenant(id)
         let runtime = tenant.runtime
-        let fresh = runtime.deduplicator.claim(events.map(\.messageId), now: now)
+        let fresh = runtime.deduplicator.claim(events.messageIds(), now: now)
         let results = fresh.map { $0 ? IngestResult.applied : IngestResult.duplicate }
         let accepted = fresh.allSatisfy { $0 } ? events : zip(events, fresh).filter(\.1).map(\.0)
         guard !accepted.isEmpty else {
@@ -665,7 +665,7 @@ public final class Engine: Sendable {
     /// Ingested events as they were accepted: their ids claimed again (so resends after the
     /// restart are recognised), then applied at their journaled time.
     private func replayIngest(_ tenant: Tenant, _ events: [Event], time: Timestamp) async {
-        _ = tenant.runtime.deduplicator.claim(events.map(\.messageId), now: time)
+        _ = tenant.runtime.deduplicator.claim(events.messageIds(), now: time)
         _ = await applyIngest(tenant.runtime, events, now: time)
     }
 
@@ -705,17 +705,12 @@ public final class Engine: Sendable {
             let start = events.count
             // An error ends the recovery, so what it leaves in the run does not matter.
             try [Event].decode(payload, appendingTo: &events)
-            // Fields read in place: a closure or key path over the events copied each one.
-            var messageIds: [String?] = []
-            messageIds.reserveCapacity(events.count - start)
-            for index in start..<events.count {
-                if events[index].type == .group {
-                    events.removeSubrange(start...)
-                    return nil
-                }
-                messageIds.append(events[index].messageId)
+            // Read in place: a closure or key path over the events copied each one.
+            for index in start..<events.count where events[index].type == .group {
+                events.removeSubrange(start...)
+                return nil
             }
-            _ = tenant.runtime.deduplicator.claim(messageIds, now: time)
+            _ = tenant.runtime.deduplicator.claim(events.messageIds(in: start..<events.count), now: time)
             let added = events.count - start
             commandOfEvent += repeatElement(Int32(commands.count), count: added)
             commands.append(start..<events.count)

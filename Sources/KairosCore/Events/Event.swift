@@ -110,3 +110,15 @@ public struct Event: Sendable, Hashable {
         Event(type: .alias, messageId: messageId, userId: userId, previousId: previousId, time: time)
     }
 }
+
+extension [Event] {
+    /// The events' `messageId`s, read in place: `map(\.messageId)` copied every event (a
+    /// reference count per string and object) to read one field.
+    public func messageIds(in range: Range<Int>? = nil) -> [String?] {
+        let range = range ?? indices
+        var ids: [String?] = []
+        ids.reserveCapacity(range.count)
+        for index in range { ids.append(self[index].messageId) }
+        return ids
+    }
+}
