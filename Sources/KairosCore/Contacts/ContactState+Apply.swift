@@ -72,10 +72,6 @@ struct EventSubject: PredicateSubject {
 }
 
 extension Predicate {
-    func matches(_ event: Event) -> Bool {
-        evaluate(EventSubject(properties: event.properties, eventContext: event.context))
-    }
-
     func matches(_ event: UnsafePointer<Event>) -> Bool {
         evaluate(EventSubject(properties: event.pointee.properties, eventContext: event.pointee.context))
     }

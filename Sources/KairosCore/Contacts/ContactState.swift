@@ -44,18 +44,8 @@ public struct ModelScore: Sendable, Hashable {
         }
     }
 
-    public func total(at now: Timestamp, halfLife: TimeSpan?) -> Double {
-        let factor = ModelScore.decayFactor(elapsed: now.milliseconds - referenceTime, halfLife: halfLife)
-        var sum = 0.0
-        for item in contributions { sum += item.decays ? item.points * factor : item.points }
-        return sum
-    }
-
     public func points(of rule: UInt32, at now: Timestamp, halfLife: TimeSpan?) -> Double {
-        let factor = ModelScore.decayFactor(elapsed: now.milliseconds - referenceTime, halfLife: halfLife)
-        var sum = 0.0
-        for item in contributions where item.rule == rule { sum += item.decays ? item.points * factor : item.points }
-        return sum
+        withUnsafePointer(to: self) { ModelScore.sum(of: $0, rule: rule, at: now, halfLife: halfLife) }
     }
 
     /// Folds the decay since the reference time into the stored amounts.
@@ -223,7 +213,7 @@ public struct ContactState: Sendable {
         return (false, low)
     }
 
-    /// `scores[index].total(…)` without copying the element: a subscript read (even of an
+    /// The score of `scores[index]` now, read in place: a subscript read (even of an
     /// unsafe buffer) copies the whole `ModelScore`, retaining its arrays and strings.
     @inline(__always) func scoreTotal(_ index: Int, at now: Timestamp, halfLife: TimeSpan?) -> Double {
         scores.withUnsafeBufferPointer { ModelScore.sum(of: $0.baseAddress! + index, rule: nil, at: now, halfLife: halfLife) }
