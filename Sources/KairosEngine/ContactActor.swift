@@ -33,6 +33,11 @@ actor ContactActor {
             self.journeys = journeys
             self.times = times
         }
+
+        /// A context for one lane of the batch to reuse, command after command (`apply(_:of:now:reusing:)`).
+        func laneContext(now: Timestamp) -> EvaluationContext {
+            EvaluationContext(now: now, definitions: definitions, catalog: catalog, journeys: journeys)
+        }
     }
 
     /// One event of a batch on its way to this contact.
@@ -140,13 +145,15 @@ actor ContactActor {
         return Timestamp(milliseconds: latestNow)
     }
 
-    func apply(_ items: [Item], of batch: Batch, now: Timestamp) async -> [Effect] {
+    /// Applies `items` of `batch` in order. `lane`, made by `batch.laneContext`, is reused for
+    /// each command instead of a new context; the caller uses it for one call at a time.
+    func apply(_ items: [Item], of batch: Batch, now: Timestamp, reusing lane: EvaluationContext? = nil) async -> [Effect] {
         preserveForSnapshot()
         var effects: [Effect] = []
         var position = 0
         while position < items.count {
             if let forward {
-                effects += await forward.apply(Array(items[position...]), of: batch, now: now)
+                effects += await forward.apply(Array(items[position...]), of: batch, now: now, reusing: lane)
                 return effects
             }
             let commandNow = effectiveNow(batch.times.isEmpty ? now : batch.times[items[position].index])
@@ -160,8 +167,14 @@ actor ContactActor {
             // A group call moves the contact to its account before the event is evaluated.
             let index = items[position].index
             let accountId = batch.events[index].type == .group ? batch.events[index].groupId : state.accountId
-            let evaluation = context(
-                commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys)
+            let evaluation: EvaluationContext
+            if let lane {
+                lane.prepare(now: commandNow, accountTraits: accountTraits(accountId, definitions: batch.definitions))
+                evaluation = lane
+            } else {
+                evaluation = context(
+                    commandNow, accountId: accountId, definitions: batch.definitions, catalog: batch.catalog, journeys: batch.journeys)
+            }
             // Read in place: the batch outlives the call and its events never change.
             batch.events.withUnsafeBufferPointer { events in
                 changing {
@@ -365,13 +378,15 @@ actor ContactActor {
     private func context(
         _ now: Timestamp, accountId: String?, definitions: TenantDefinitions, catalog: DecisionCatalog, journeys: JourneyCatalog
     ) -> EvaluationContext {
-        var account: [String: JSONValue]?
-        if let accountId,
-            !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty
-        {
-            account = tenant.accounts.traits(of: accountId)
-        }
-        return EvaluationContext(now: now, definitions: definitions, accountTraits: account, catalog: catalog, journeys: journeys)
+        EvaluationContext(
+            now: now, definitions: definitions, accountTraits: accountTraits(accountId, definitions: definitions), catalog: catalog,
+            journeys: journeys)
+    }
+
+    /// The account's traits, when some definition reads them.
+    private func accountTraits(_ accountId: String?, definitions: TenantDefinitions) -> [String: JSONValue]? {
+        guard let accountId, !definitions.accountSegments.isEmpty || !definitions.accountTraitRuleModels.isEmpty else { return nil }
+        return tenant.accounts.traits(of: accountId)
     }
 
     /// Publishes membership changes, keeps exactly one scheduler entry for the next wake-up and

@@ -336,15 +336,18 @@ public final class Engine: Sendable {
     private func applyGroups(
         _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int
     ) async -> [Effect] {
-        await inLanes(groups, lanes: lanes) { contact, items in await contact.apply(items, of: batch, now: now) }
+        await inLanes(groups, of: batch, now: now, lanes: lanes) { contact, items, lane in
+            await contact.apply(items, of: batch, now: now, reusing: lane)
+        }
     }
 
     /// Runs `apply` for each contact's group, contacts in up to `lanes` lanes: a few lanes per
-    /// batch, not a task per contact (a child task costs more than applying an event). Returns
-    /// what the calls returned, one lane after another.
+    /// batch, not a task per contact (a child task costs more than applying an event). Each
+    /// lane has one evaluation context of `batch` for its calls. Returns what the calls
+    /// returned, one lane after another.
     private func inLanes<Part: Sendable>(
-        _ groups: [(ContactActor, [ContactActor.Item])], lanes: Int,
-        _ apply: @escaping @Sendable (ContactActor, [ContactActor.Item]) async -> [Part]
+        _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int,
+        _ apply: @escaping @Sendable (ContactActor, [ContactActor.Item], EvaluationContext) async -> [Part]
     ) async -> [Part] {
         // Lanes yield every few contacts: hops between idle actors never give the thread up, and
         // a batch of a thousand events would otherwise hold a worker for milliseconds while
@@ -352,9 +355,10 @@ public final class Engine: Sendable {
         let lanes = min(groups.count, lanes)
         if lanes <= 1 {
             var parts: [Part] = []
+            let context = batch.laneContext(now: now)
             for (position, (contact, items)) in groups.enumerated() {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                parts += await apply(contact, items)
+                parts += await apply(contact, items, context)
             }
             return parts
         }
@@ -362,9 +366,10 @@ public final class Engine: Sendable {
             for lane in 0..<lanes {
                 group.addTask {
                     var parts: [Part] = []
+                    let context = batch.laneContext(now: now)
                     for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                        parts += await apply(groups[index].0, groups[index].1)
+                        parts += await apply(groups[index].0, groups[index].1, context)
                     }
                     return parts
                 }
@@ -665,7 +670,7 @@ public final class Engine: Sendable {
     /// Ingested events as they were accepted: their ids claimed again (so resends after the
     /// restart are recognised), then applied at their journaled time.
     private func replayIngest(_ tenant: Tenant, _ events: [Event], time: Timestamp) async {
-        _ = tenant.runtime.deduplicator.claim(events.messageIds(), now: time)
+        tenant.runtime.deduplicator.reclaim(messageIdsOf: events, in: events.indices, now: time)
         _ = await applyIngest(tenant.runtime, events, now: time)
     }
 
@@ -710,7 +715,7 @@ public final class Engine: Sendable {
                 events.removeSubrange(start...)
                 return nil
             }
-            _ = tenant.runtime.deduplicator.claim(events.messageIds(in: start..<events.count), now: time)
+            tenant.runtime.deduplicator.reclaim(messageIdsOf: events, in: start..<events.count, now: time)
             let added = events.count - start
             commandOfEvent += repeatElement(Int32(commands.count), count: added)
             commands.append(start..<events.count)
@@ -794,7 +799,9 @@ public final class Engine: Sendable {
     private func applyReplayed(
         _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, run: ReplayRun, lanes: Int
     ) async -> [(command: Int, effects: [Effect])] {
-        @Sendable func apply(_ contact: ContactActor, _ items: [ContactActor.Item]) async -> [(command: Int, effects: [Effect])] {
+        @Sendable func apply(
+            _ contact: ContactActor, _ items: [ContactActor.Item], lane: EvaluationContext
+        ) async -> [(command: Int, effects: [Effect])] {
             var chunks: [(command: Int, effects: [Effect])] = []
             var start = 0
             while start < items.count {
@@ -802,12 +809,12 @@ public final class Engine: Sendable {
                 var end = start + 1
                 while end < items.count && run.command(of: items[end].index) == command { end += 1 }
                 let chunk = start == 0 && end == items.count ? items : Array(items[start..<end])
-                chunks.append((command, await contact.apply(chunk, of: batch, now: batch.times[items[start].index])))
+                chunks.append((command, await contact.apply(chunk, of: batch, now: batch.times[items[start].index], reusing: lane)))
                 start = end
             }
             return chunks
         }
-        return await inLanes(groups, lanes: lanes, apply)
+        return await inLanes(groups, of: batch, now: run.times[0], lanes: lanes, apply)
     }
 
     /// Applies one journaled command. A command that failed when it was first applied fails

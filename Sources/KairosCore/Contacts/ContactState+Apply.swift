@@ -159,7 +159,7 @@ extension ContactState {
         for model in changedModels { refreshStageAndGrade(context, model: model, effects: &effects) }
 
         // Segments that this event can affect.
-        var candidates: [Int] = []
+        var candidates = context.takeCandidates()
         if isFirstEvent { candidates.append(contentsOf: definitions.segments.indices) }
         candidates.append(contentsOf: entry?.segments ?? [])
         candidates.append(contentsOf: wildcard?.segments ?? [])
@@ -167,7 +167,8 @@ extension ContactState {
         for key in changedTraits { candidates.append(contentsOf: definitions.segmentsByTrait[key] ?? []) }
         if accountChanged { candidates.append(contentsOf: definitions.accountSegments) }
         for model in changedModels { candidates.append(contentsOf: definitions.segmentsByModelNumber[model]) }
-        evaluateSegments(context, candidates, effects: &effects)
+        evaluateSegments(context, sorting: &candidates, effects: &effects)
+        context.returnCandidates(candidates)
         // The next wake-up moves only when something it is computed from moved.
         var wakeMayMove = isFirstEvent || windowedCounterChanged || (definitions.depth(of: counterSymbol)) > 0
         if !wakeMayMove && definitions.seenIsTimeDependent { wakeMayMove = true }
@@ -412,6 +413,14 @@ extension ContactState {
     /// Evaluates the given segments (by order) and, in turn, the segments that use any that changed.
     mutating func evaluateSegments(_ c: EvaluationContext, _ candidates: [Int], effects: inout [Effect]) {
         guard !candidates.isEmpty else { return }
+        var pending = candidates
+        evaluateSegments(c, sorting: &pending, effects: &effects)
+    }
+
+    /// Evaluates the segments in `pending` (orders, repeats allowed) in evaluation order,
+    /// sorting it in place; dependents of a segment that changed join it.
+    mutating func evaluateSegments(_ c: EvaluationContext, sorting pending: inout [Int], effects: inout [Effect]) {
+        guard !pending.isEmpty else { return }
         let definitions = c.definitions
         // Scores do not change while segments are evaluated: each model's is computed once, when
         // a condition first asks for it.
@@ -420,7 +429,7 @@ extension ContactState {
             c.cachesScores = false
             c.scores.removeAll(keepingCapacity: true)
         }
-        var pending = candidates.sorted()
+        pending.sort()
         var position = 0
         var last = -1
         let unmanaged = definitions.segmentsUnmanaged

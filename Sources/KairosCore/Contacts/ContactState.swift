@@ -107,14 +107,16 @@ public struct RecentEvent: Sendable, Hashable {
 
 /// What an evaluation needs besides the contact itself; set for the length of one command.
 ///
-/// A class so the hot path passes one reference instead of copying four fields.
-/// `@unchecked Sendable`: an instance is created for one command, used inside that
-/// command's actor turn only, and dropped (`ContactState.context` is nil again) before
-/// the state can leave the actor.
+/// A class so the hot path passes one reference instead of copying four fields. One instance
+/// can serve command after command (`prepare(now:accountTraits:)`), as a lane of a batch does:
+/// creating one per command cost an allocation and a reference count on each shared definition.
+/// `@unchecked Sendable`: an instance is used by one command at a time, inside that command's
+/// actor turn only, and dropped (`ContactState.context` is nil again) before the state can
+/// leave the actor.
 public final class EvaluationContext: @unchecked Sendable {
-    public let now: Timestamp
+    public private(set) var now: Timestamp
     public let definitions: TenantDefinitions
-    public let accountTraits: [String: JSONValue]?
+    public private(set) var accountTraits: [String: JSONValue]?
     /// Placements and experiments, for attributing feedback events.
     public let catalog: DecisionCatalog
     public let journeys: JourneyCatalog
@@ -124,6 +126,8 @@ public final class EvaluationContext: @unchecked Sendable {
     /// evaluated (scores do not change meanwhile); only models a condition asks for are computed.
     var scores: [Double] = []
     var cachesScores = false
+    /// Room for the segments an event may move, kept between commands (see `takeCandidates`).
+    private var candidates: [Int] = []
 
     public init(
         now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil,
@@ -134,6 +138,28 @@ public final class EvaluationContext: @unchecked Sendable {
         self.accountTraits = accountTraits
         self.catalog = catalog
         self.journeys = journeys
+    }
+
+    /// Readies the context for the next command, with what it held before forgotten.
+    public func prepare(now: Timestamp, accountTraits: [String: JSONValue]?) {
+        self.now = now
+        self.accountTraits = accountTraits
+        if !traitsChangedBySteps.isEmpty { traitsChangedBySteps.removeAll(keepingCapacity: true) }
+        scores.removeAll(keepingCapacity: true)
+        cachesScores = false
+    }
+
+    /// An empty array with the capacity an earlier command left; give it back with
+    /// `returnCandidates`. An evaluation nested inside another gets a new one.
+    func takeCandidates() -> [Int] {
+        var taken: [Int] = []
+        swap(&taken, &candidates)
+        return taken
+    }
+
+    func returnCandidates(_ used: [Int]) {
+        candidates = used
+        candidates.removeAll(keepingCapacity: true)
     }
 }
 

@@ -114,11 +114,10 @@ public struct Event: Sendable, Hashable {
 extension [Event] {
     /// The events' `messageId`s, read in place: `map(\.messageId)` copied every event (a
     /// reference count per string and object) to read one field.
-    public func messageIds(in range: Range<Int>? = nil) -> [String?] {
-        let range = range ?? indices
+    public func messageIds() -> [String?] {
         var ids: [String?] = []
-        ids.reserveCapacity(range.count)
-        for index in range { ids.append(self[index].messageId) }
+        ids.reserveCapacity(count)
+        for index in indices { ids.append(self[index].messageId) }
         return ids
     }
 }
