@@ -147,13 +147,14 @@ actor ContactActor {
 
     /// Applies `items` of `batch` in order. `lane`, made by `batch.laneContext`, is reused for
     /// each command instead of a new context; the caller uses it for one call at a time.
-    func apply(_ items: [Item], of batch: Batch, now: Timestamp, reusing lane: EvaluationContext? = nil) async -> [Effect] {
+    /// A slice, so a caller passing part of a contact's items copies nothing.
+    func apply(_ items: ArraySlice<Item>, of batch: Batch, now: Timestamp, reusing lane: EvaluationContext? = nil) async -> [Effect] {
         preserveForSnapshot()
         var effects: [Effect] = []
-        var position = 0
-        while position < items.count {
+        var position = items.startIndex
+        while position < items.endIndex {
             if let forward {
-                effects += await forward.apply(Array(items[position...]), of: batch, now: now, reusing: lane)
+                effects += await forward.apply(items[position...], of: batch, now: now, reusing: lane)
                 return effects
             }
             let commandNow = effectiveNow(batch.times.isEmpty ? now : batch.times[items[position].index])

@@ -300,7 +300,7 @@ public final class Engine: Sendable {
         if events.count == 1 && events[0].type != .group {
             let link = resolve(events, at: 0, in: runtime.directory, make: make)
             if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
-            let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)], of: batch, now: now)
+            let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)][...], of: batch, now: now)
             return recordIngested(runtime, events: 1, effects: effects, now: now)
         }
         var groups = ContactGroups()
@@ -336,18 +336,18 @@ public final class Engine: Sendable {
     private func applyGroups(
         _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int
     ) async -> [Effect] {
-        await inLanes(groups, of: batch, now: now, lanes: lanes) { contact, items, lane in
-            await contact.apply(items, of: batch, now: now, reusing: lane)
+        await inLanes(groups, of: batch, now: now, lanes: lanes) { contact, items, lane, effects in
+            effects += await contact.apply(items[...], of: batch, now: now, reusing: lane)
         }
     }
 
     /// Runs `apply` for each contact's group, contacts in up to `lanes` lanes: a few lanes per
     /// batch, not a task per contact (a child task costs more than applying an event). Each
-    /// lane has one evaluation context of `batch` for its calls. Returns what the calls
-    /// returned, one lane after another.
+    /// lane has one evaluation context of `batch` for its calls, and one array the calls add
+    /// their parts to. Returns the parts, one lane after another.
     private func inLanes<Part: Sendable>(
         _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int,
-        _ apply: @escaping @Sendable (ContactActor, [ContactActor.Item], EvaluationContext) async -> [Part]
+        _ apply: @escaping @Sendable (ContactActor, [ContactActor.Item], EvaluationContext, inout [Part]) async -> Void
     ) async -> [Part] {
         // Lanes yield every few contacts: hops between idle actors never give the thread up, and
         // a batch of a thousand events would otherwise hold a worker for milliseconds while
@@ -358,7 +358,7 @@ public final class Engine: Sendable {
             let context = batch.laneContext(now: now)
             for (position, (contact, items)) in groups.enumerated() {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                parts += await apply(contact, items, context)
+                await apply(contact, items, context, &parts)
             }
             return parts
         }
@@ -369,7 +369,7 @@ public final class Engine: Sendable {
                     let context = batch.laneContext(now: now)
                     for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                        parts += await apply(groups[index].0, groups[index].1, context)
+                        await apply(groups[index].0, groups[index].1, context, &parts)
                     }
                     return parts
                 }
@@ -800,19 +800,17 @@ public final class Engine: Sendable {
         _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, run: ReplayRun, lanes: Int
     ) async -> [(command: Int, effects: [Effect])] {
         @Sendable func apply(
-            _ contact: ContactActor, _ items: [ContactActor.Item], lane: EvaluationContext
-        ) async -> [(command: Int, effects: [Effect])] {
-            var chunks: [(command: Int, effects: [Effect])] = []
+            _ contact: ContactActor, _ items: [ContactActor.Item], lane: EvaluationContext,
+            into chunks: inout [(command: Int, effects: [Effect])]
+        ) async {
             var start = 0
             while start < items.count {
                 let command = run.command(of: items[start].index)
                 var end = start + 1
                 while end < items.count && run.command(of: items[end].index) == command { end += 1 }
-                let chunk = start == 0 && end == items.count ? items : Array(items[start..<end])
-                chunks.append((command, await contact.apply(chunk, of: batch, now: batch.times[items[start].index], reusing: lane)))
+                chunks.append((command, await contact.apply(items[start..<end], of: batch, now: batch.times[items[start].index], reusing: lane)))
                 start = end
             }
-            return chunks
         }
         return await inLanes(groups, of: batch, now: run.times[0], lanes: lanes, apply)
     }

@@ -168,7 +168,7 @@ extension ContactState {
         if accountChanged { candidates.append(contentsOf: definitions.accountSegments) }
         for model in changedModels { candidates.append(contentsOf: definitions.segmentsByModelNumber[model]) }
         evaluateSegments(context, sorting: &candidates, effects: &effects)
-        context.returnCandidates(candidates)
+        context.returnCandidates(&candidates)
         // The next wake-up moves only when something it is computed from moved.
         var wakeMayMove = isFirstEvent || windowedCounterChanged || (definitions.depth(of: counterSymbol)) > 0
         if !wakeMayMove && definitions.seenIsTimeDependent { wakeMayMove = true }

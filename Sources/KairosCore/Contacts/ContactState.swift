@@ -157,9 +157,10 @@ public final class EvaluationContext: @unchecked Sendable {
         return taken
     }
 
-    func returnCandidates(_ used: [Int]) {
-        candidates = used
-        candidates.removeAll(keepingCapacity: true)
+    func returnCandidates(_ used: inout [Int]) {
+        // Emptied while only the caller holds it, so no copy is made.
+        used.removeAll(keepingCapacity: true)
+        swap(&used, &candidates)
     }
 }
 
