@@ -4,15 +4,24 @@ import Synchronization
 
 /// One libuv loop on its own thread. Every `uv_*` call on its handles happens on that thread;
 /// other threads (engine tasks completing a request) hand it work with `execute`, which wakes
-/// the loop through a `uv_async_t`. The C interop of the gateway stays in this file and in
+/// the loop through an eventfd it polls. The C interop of the gateway stays in this file and in
 /// `HTTPServer.swift`; nothing outside them sees a libuv pointer.
+///
+/// Not a `uv_async_t`: in libuv 1.44 (Debian 12) the loop busy-waits in `uv__async_io` until
+/// the sending thread has returned from its `write` to the wake-up descriptor. On a busy
+/// machine that thread is often preempted right there (by the loop it just woke), so the loop
+/// spun, then yielded, while requests waited: a quarter of the loop thread's time under a
+/// heavy event stream.
 final class EventLoop: @unchecked Sendable {
     // @unchecked: the uv pointers are touched only on the loop thread (after `start`); the
     // queue of work from other threads is behind a mutex.
     let loop: UnsafeMutablePointer<uv_loop_t>
-    private let wakeUp: UnsafeMutablePointer<uv_async_t>
+    private let wakeUp: UnsafeMutablePointer<uv_poll_t>
+    private let wakeDescriptor: Int32
     private let tick: UnsafeMutablePointer<uv_timer_t>
-    private let queue = Mutex<[@Sendable () -> Void]>([])
+    /// Work from other threads, and whether the loop has been signalled for it and not yet
+    /// found the queue empty (so one signal serves many `execute` calls).
+    private let queue = Mutex<(work: [@Sendable () -> Void], signalled: Bool)>(([], false))
     private var thread: Thread?
     /// The loop thread's id, set when it starts.
     private let loopThread = Mutex<pthread_t?>(nil)
@@ -25,19 +34,23 @@ final class EventLoop: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         loop = .allocate(capacity: 1)
         uv_loop_init(loop)
+        wakeDescriptor = kairos_wake_create()
+        precondition(wakeDescriptor >= 0, "eventfd: \(String(cString: strerror(errno)))")
         wakeUp = .allocate(capacity: 1)
         tick = .allocate(capacity: 1)
-        uv_async_init(loop, wakeUp) { handle in
+        uv_poll_init(loop, wakeUp, wakeDescriptor)
+        wakeUp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_poll_start(wakeUp, Int32(UV_READABLE.rawValue)) { handle, _, _ in
             guard let handle, let data = handle.pointee.data else { return }
             Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().drain()
         }
-        wakeUp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_timer_init(loop, tick)
         tick.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
     deinit {
         uv_loop_close(loop)
+        close(wakeDescriptor)
         loop.deallocate()
         wakeUp.deallocate()
         tick.deallocate()
@@ -51,15 +64,24 @@ final class EventLoop: @unchecked Sendable {
 
     /// Runs `work` on the loop thread, soon. Safe from any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
-        queue.withLock { $0.append(work) }
-        uv_async_send(wakeUp)
+        let signal = queue.withLock { queue in
+            queue.work.append(work)
+            defer { queue.signalled = true }
+            return !queue.signalled
+        }
+        if signal { kairos_wake_signal(wakeDescriptor) }
     }
 
+    /// Runs what other threads handed over until the queue is empty; only then may the next
+    /// `execute` signal again, so nothing queued is left without a wake-up.
     private func drain() {
+        kairos_wake_clear(wakeDescriptor)
         while true {
             let work = queue.withLock { queue -> [@Sendable () -> Void] in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
+                let taken = queue.work
+                queue.work = []
+                if taken.isEmpty { queue.signalled = false }
+                return taken
             }
             if work.isEmpty { return }
             for item in work { item() }
@@ -93,6 +115,7 @@ final class EventLoop: @unchecked Sendable {
         execute { [self] in
             uv_timer_stop(tick)
             uv_close(UnsafeMutableRawPointer(tick).assumingMemoryBound(to: uv_handle_t.self), nil)
+            uv_poll_stop(wakeUp)
             uv_close(UnsafeMutableRawPointer(wakeUp).assumingMemoryBound(to: uv_handle_t.self), nil)
         }
     }
