@@ -86,12 +86,17 @@ struct AdminAPI: Sendable {
         return .failure(HTTPResponseError(.error(401, "invalid_key", "the key is not valid (unknown, revoked or expired)")))
     }
 
+    /// Compares every byte whatever differs first, without copying either key.
     private func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        var difference: UInt8 = 0
-        for index in left.indices { difference |= left[index] ^ right[index] }
-        return difference == 0
+        var (a, b) = (a, b)
+        return a.withUTF8 { left in
+            b.withUTF8 { right in
+                guard left.count == right.count else { return false }
+                var difference: UInt8 = 0
+                for index in left.indices { difference |= left[index] ^ right[index] }
+                return difference == 0
+            }
+        }
     }
 
     /// Whether a request goes to a route that takes its body as it is (not JSON).
