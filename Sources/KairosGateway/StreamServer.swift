@@ -133,8 +133,8 @@ final class StreamServer {
     /// Whether a connection may hold frames back: not while shutting down.
     var mayHold: Bool { accepting }
 
-    /// Submits `connection`'s frames within `StreamConnection.maximumHoldMilliseconds`, unless it fills a
-    /// batch first (`release`).
+    /// Submits `connection`'s frames within `StreamConnection.maximumHoldMilliseconds`, unless
+    /// it fills a batch first (`release`).
     func hold(_ connection: StreamConnection) {
         holding[ObjectIdentifier(connection)] = connection
         let timer: UnsafeMutablePointer<uv_timer_t>
@@ -305,11 +305,10 @@ final class StreamConnection {
         return true
     }
 
-    /// Submits the pending frames when nothing is in flight (one batch at a time keeps acks in order).
-    /// Hands the pending frames to the engine as one batch. A few frames wait (up to
-    /// `maximumHoldMilliseconds`) for more unless `force`d: frames trickling in one by one, as the ack of the
-    /// previous batch comes back, made batches of a handful and the batches' fixed cost a
-    /// quarter of the stream's.
+    /// Submits the pending frames as one batch when nothing is in flight (one batch at a time
+    /// keeps acks in order). Fewer than `fullBatchFrames` wait up to `maximumHoldMilliseconds`
+    /// for more unless `force`d: frames trickling in as the previous ack goes out made batches
+    /// of a handful, and the batches' fixed cost a quarter of the stream's.
     func submit(force: Bool = false) {
         guard !inFlight, !pending.isEmpty, let tenant, let frameDecoder, !closing else { return }
         if !force && pending.count < Self.fullBatchFrames && !closeWhenDone && server.mayHold {
