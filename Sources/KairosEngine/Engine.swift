@@ -64,6 +64,9 @@ public final class Engine: Sendable {
 
     /// Parallel lanes one ingested batch is spread over (one per core here).
     static let lanesPerBatch = 2
+    /// Contacts a live batch needs before it is worth more than one lane: below this, the
+    /// lanes' child tasks and the thread they wake cost more than they save.
+    static let contactsForLanes = 48
     /// Contacts a lane applies before it lets other waiting work run (about 0.3 ms of events).
     static let contactsBetweenYields = 32
 
@@ -322,7 +325,8 @@ public final class Engine: Sendable {
         // A merge in the batch hands one contact's state to another: the merged profile's own
         // events must meet the merge in the same order every time (replay must rebuild exactly
         // the same state), so such batches apply in one lane. Merges are rare.
-        var effects = await applyGroups(groups.groups, of: batch, now: now, lanes: merging ? 1 : Self.lanesPerBatch)
+        let lanes = merging || groups.groups.count < Self.contactsForLanes ? 1 : Self.lanesPerBatch
+        var effects = await applyGroups(groups.groups, of: batch, now: now, lanes: lanes)
         // Other contacts of an account whose traits changed.
         for contactId in Set(accountChanges).sorted() {
             if let contact = runtime.directory.lookup(id: contactId) {
