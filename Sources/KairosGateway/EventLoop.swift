@@ -66,8 +66,9 @@ final class EventLoop: @unchecked Sendable {
     func execute(_ work: @escaping @Sendable () -> Void) {
         let signal = queue.withLock { queue in
             queue.work.append(work)
-            defer { queue.signalled = true }
-            return !queue.signalled
+            let alreadySignalled = queue.signalled
+            queue.signalled = true
+            return !alreadySignalled
         }
         if signal { kairos_wake_signal(wakeDescriptor) }
     }
