@@ -59,7 +59,7 @@ let package = Package(
         ),
         .target(
             name: "KairosGateway",
-            dependencies: ["KairosCore", "KairosEngine", "KairosStore", "CLibUV", "CHTTPParser", "CZlib", "CSimdJSON"],
+            dependencies: ["KairosCore", "KairosEngine", "KairosStore", "CLibUV", "CHTTPParser", "CZlib", "CSimdJSON", "CScheduling"],
             swiftSettings: strictSettings
         ),
         // Debian's libsqlite3-dev; only KairosStore imports it.
@@ -113,6 +113,8 @@ let package = Package(
         ),
         // Thin C wrappers over epoll and timerfd for the load harness's client loop.
         .target(name: "CEpoll"),
+        // Real-time scheduling for the gateway's loop thread and the load client's threads.
+        .target(name: "CScheduling"),
         // The load harness: traffic, the open-loop client, reconciliation and reports.
         .target(
             name: "KairosLoad",
@@ -120,6 +122,7 @@ let package = Package(
                 "KairosCore",
                 "KairosEngine",
                 "CEpoll",
+                "CScheduling",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strictSettings
@@ -154,7 +157,7 @@ let package = Package(
         // The gateway over real sockets on the loopback address.
         .testTarget(
             name: "KairosGatewayTests",
-            dependencies: ["KairosCore", "KairosEngine", "KairosGateway"],
+            dependencies: ["KairosCore", "KairosEngine", "KairosGateway", "CScheduling"],
             swiftSettings: strictSettings
         ),
         // The load harness against fake and real servers on the loopback address.

@@ -1,4 +1,5 @@
 import CLibUV
+import CScheduling
 import Foundation
 import Synchronization
 
@@ -26,6 +27,8 @@ final class EventLoop: @unchecked Sendable {
     /// The loop thread's id, set when it starts.
     private let loopThread = Mutex<pthread_t?>(nil)
     private let finished = Mutex<Bool>(false)
+    /// How the loop thread is scheduled, known once it has started.
+    private let startedScheduling = Mutex<LoopScheduling?>(nil)
     /// Called on the loop thread about once a second (timeouts).
     var onTick: (() -> Void)?
 
@@ -90,11 +93,18 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Starts the loop on a new thread; `setUp` runs on it first (bind listeners there).
-    func start(name: String, setUp: @escaping @Sendable () -> Void) {
+    func start(name: String, priority: LoopPriority = .normal, setUp: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
             loopThread.withLock { $0 = pthread_self() }
             // The kernel's name, so `top -H` and perf show which thread is the loop.
             kairos_name_this_thread(String(name.prefix(15)))
+            var scheduling = LoopScheduling(priority: .normal, refusal: nil)
+            if priority == .realtime {
+                let code = kairos_thread_make_realtime(1)
+                scheduling = code == 0 ? LoopScheduling(priority: .realtime, refusal: nil)
+                    : LoopScheduling(priority: .normal, refusal: "real-time scheduling refused: \(String(cString: strerror(code)))")
+            }
+            startedScheduling.withLock { $0 = scheduling }
             setUp()
             uv_timer_start(tick, { timer in
                 guard let timer, let data = timer.pointee.data else { return }
@@ -123,11 +133,32 @@ final class EventLoop: @unchecked Sendable {
 
     var isFinished: Bool { finished.withLock { $0 } }
 
+    /// How the loop thread is scheduled (nil until it has started).
+    var scheduling: LoopScheduling? { startedScheduling.withLock { $0 } }
+
     /// Waits (polling) until the loop thread has returned.
     func waitUntilFinished(timeout: Duration = .seconds(10)) async {
         let deadline = ContinuousClock.now + timeout
         while !isFinished && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
     }
+}
+
+/// How the gateway's loop thread asks to be scheduled.
+public enum LoopPriority: String, Sendable, CaseIterable {
+    /// SCHED_FIFO at the lowest real-time priority: the loop runs the moment it has work (a
+    /// read, a decision, an ack) instead of waiting for a CPU behind threads applying ingest,
+    /// whose turns on a busy machine last milliseconds. Threads the loop starts do not inherit
+    /// it. Needs CAP_SYS_NICE (root has it) or an RLIMIT_RTPRIO; without, the loop runs normally.
+    case realtime
+    /// The normal (fair) scheduler, like every other thread of the process.
+    case normal
+}
+
+/// How the loop thread runs, and why not at real-time priority when that was asked for.
+public struct LoopScheduling: Sendable, Equatable {
+    public var priority: LoopPriority
+    /// Why real-time scheduling was refused (nil when granted or not asked for).
+    public var refusal: String?
 }
 
 /// A libuv error code as text (`address already in use`).

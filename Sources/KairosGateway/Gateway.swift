@@ -22,6 +22,8 @@ public struct GatewayConfiguration: Sendable {
     public var maximumImportBytes = 256 * 1024 * 1024
     /// The operator key: creates and lists tenants, server status and snapshots (nil: no operator routes).
     public var operatorKey: String?
+    /// How the loop thread asks to be scheduled (`Gateway.loopScheduling` says what it got).
+    public var loopPriority = LoopPriority.normal
 
     public init() {}
 }
@@ -66,7 +68,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     public func start() async throws(GatewayError) {
         let configuration = self.configuration
         let reference = LoopBound(self)
-        loop.start(name: "kairos-gateway") {
+        loop.start(name: "kairos-gateway", priority: configuration.loopPriority) {
             let gateway = reference.value
             let server = HTTPServer(loop: gateway.loop, limits: configuration.limits, handler: gateway)
             gateway.server = server
@@ -105,6 +107,9 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(2))
         }
     }
+
+    /// How the loop thread is scheduled (known once `start` has returned).
+    public var loopScheduling: LoopScheduling { loop.scheduling ?? LoopScheduling(priority: .normal, refusal: nil) }
 
     /// The HTTP port actually bound.
     public var httpPort: Int { started.withLock { $0.port } ?? 0 }

@@ -1,4 +1,5 @@
 import CEpoll
+import CScheduling
 import Foundation
 import KairosEngine
 import Synchronization
@@ -18,6 +19,10 @@ public struct RunConfiguration: Sendable {
     public var maxRequests: Int?
     /// How long to wait for answers still outstanding when the run ends.
     public var drainSeconds = 5.0
+    /// Open-loop runs ask for real-time priority for the client's threads, so that their own
+    /// waits for a CPU on a busy machine are not counted as the server's latency. Closed-loop
+    /// runs measure throughput and never ask.
+    public var realtimeClient = true
 
     public init(scenario: Scenario, tenants: [TenantKeys], runId: String) {
         self.scenario = scenario
@@ -43,6 +48,8 @@ public struct RunMeasurements: Sendable {
     public var elapsedSeconds: Double
     /// When the last campaign batch was acknowledged (seconds from the start), if there was a campaign.
     public var campaignSentSeconds: Double?
+    /// How the client's threads were scheduled, as a line for the report.
+    public var clientScheduling: String
     public var acknowledgedEvents: [Int] { recorder.acknowledgedEvents }
     public var inDoubtEvents: [Int] { recorder.inDoubtEvents }
 }
@@ -96,10 +103,16 @@ public final class LoadRunner: Sendable {
             }
         }
         let results = Mutex<[Result<Recorder, LoadError>]>([])
+        let refusal = Mutex<String?>(nil)
+        let realtime = configuration.realtimeClient && configuration.openLoop
         let group = DispatchGroup()
         for plan in plans where !plan.isEmpty {
             group.enter()
             let thread = Thread { [self] in
+                if realtime {
+                    let code = kairos_thread_make_realtime(1)
+                    if code != 0 { refusal.withLock { $0 = String(cString: strerror(code)) } }
+                }
                 let worker = Worker(
                     runner: self, plans: plan, popularity: popularity, start: start, end: end, campaign: campaign)
                 let result = Result { () throws(LoadError) in try worker.run() }
@@ -125,9 +138,16 @@ public final class LoadRunner: Sendable {
             }
         }
         let finished = campaignFinished.load(ordering: .relaxed)
+        let scheduling =
+            switch (realtime, refusal.withLock { $0 }) {
+            case (false, _): "client threads at normal priority"
+            case (true, nil): "client threads at real-time priority (SCHED_FIFO 1)"
+            case (true, let reason?):
+                "client threads at normal priority: real-time refused (\(reason)), so their own waits for a CPU count as latency"
+            }
         return RunMeasurements(
             recorder: merged, elapsedSeconds: Double(kairos_monotonic_ns() - start) / 1e9,
-            campaignSentSeconds: finished > 0 ? Double(finished - start) / 1e9 : nil)
+            campaignSentSeconds: finished > 0 ? Double(finished - start) / 1e9 : nil, clientScheduling: scheduling)
     }
 
     /// Seconds since the run started.

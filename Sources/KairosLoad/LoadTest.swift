@@ -139,7 +139,8 @@ public struct LoadTest: Sendable {
             startedAt: startedAt, elapsedSeconds: measurements.elapsedSeconds, operations: operations,
             timeline: measurements.recorder.timeline.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) },
             reconciliation: reconciliation, campaign: campaignReport, serverBefore: serverBefore, serverAfter: serverAfter,
-            hostCPU: cpuBefore.flatMap { before in cpuAfter.map { HostCPUUsage(from: before, to: $0) } }, failures: failures)
+            hostCPU: cpuBefore.flatMap { before in cpuAfter.map { HostCPUUsage(from: before, to: $0) } },
+            clientScheduling: measurements.clientScheduling, failures: failures)
     }
 
     private func counters(_ client: AdminClient, _ tenants: [TenantKeys]) throws -> [(accepted: Int, duplicates: Int)] {

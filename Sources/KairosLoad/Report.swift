@@ -60,6 +60,8 @@ public struct RunReport: Sendable, Codable {
     public var serverAfter: JSONValue?
     /// The machine's CPU time during the load (Linux), stolen time included.
     public var hostCPU: HostCPUUsage?
+    /// How the client's threads were scheduled.
+    public var clientScheduling: String?
     /// Why the run failed its checks (empty: passed).
     public var failures: [String]
 
@@ -124,6 +126,7 @@ public struct RunReport: Sendable, Codable {
             lines.append("campaign \(campaign.journey): \(campaign.enrolled)/\(campaign.contacts) contacts per tenant, \(sent)\(enrolled)")
         }
         if let hostCPU { lines.append(hostCPU.summary) }
+        if let clientScheduling { lines.append(clientScheduling) }
         lines.append(passed ? "checks passed" : "CHECKS FAILED: " + failures.joined(separator: "; "))
         return lines.joined(separator: "\n")
     }
@@ -171,6 +174,7 @@ public struct RunReport: Sendable, Codable {
             \(rows)</table>
             <ul>\(checks)</ul>
             \(hostCPU.map { "<p>\(escape($0.summary)).</p>" } ?? "")
+            \(clientScheduling.map { "<p>\(escape($0)).</p>" } ?? "")
             <h2>Latency distribution</h2>
             \(latencyChart(palette: palette))
             <h2>Throughput over time</h2>

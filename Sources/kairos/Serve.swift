@@ -6,6 +6,7 @@ import KairosEngine
 import KairosGateway
 import KairosMemory
 import KairosStore
+import Synchronization
 
 extension Kairos {
     struct Serve: AsyncParsableCommand {
@@ -24,7 +25,7 @@ extension Kairos {
 
                 Every option can also come from the environment: KAIROS_HOST, KAIROS_PORT, \
                 KAIROS_STREAM_PORT, KAIROS_DATA_DIR, KAIROS_DURABILITY, KAIROS_SNAPSHOT_DIR, KAIROS_SNAPSHOT_SECONDS, \
-                KAIROS_CORS_ORIGINS, KAIROS_MAX_CONNECTIONS, KAIROS_LOG_LEVEL.
+                KAIROS_CORS_ORIGINS, KAIROS_MAX_CONNECTIONS, KAIROS_LOOP_PRIORITY, KAIROS_LOG_LEVEL.
 
                 SIGTERM or SIGINT: stop accepting, answer the requests in flight, write a final \
                 snapshot, exit 0.
@@ -74,6 +75,15 @@ extension Kairos {
                 """)
         var operatorKey = ProcessInfo.processInfo.environment["KAIROS_OPERATOR_KEY"] ?? ""
 
+        @Option(
+            help: """
+                realtime: the gateway's loop thread (reads, decisions, acks) runs under SCHED_FIFO, so on a busy \
+                machine it does not wait behind the threads applying ingest; needs root, CAP_SYS_NICE or an \
+                RLIMIT_RTPRIO, else the loop runs normally and the log says why. normal: the fair scheduler \
+                (KAIROS_LOOP_PRIORITY).
+                """)
+        var loopPriority = LoopPriority(rawValue: ProcessInfo.processInfo.environment["KAIROS_LOOP_PRIORITY"] ?? "") ?? .realtime
+
         @Option(help: "info or debug (KAIROS_LOG_LEVEL).")
         var logLevel = ProcessInfo.processInfo.environment["KAIROS_LOG_LEVEL"] ?? "info"
 
@@ -114,10 +124,12 @@ extension Kairos {
             configuration.limits.maximumConnections = maxConnections
             configuration.limits.idleTimeout = .seconds(idleTimeout)
             configuration.limits.requestTimeout = .seconds(requestTimeout)
+            configuration.loopPriority = loopPriority
             configuration.operatorKey = try operatorKey.isEmpty ? Serve.storedOperatorKey(dataDir: dataDir) : operatorKey
             let recoverySeconds = Double(recovery.components.seconds) + Double(recovery.components.attoseconds) / 1e18
             let durabilityName = durability.rawValue
             let launched = Date()
+            let startedLoop = StartedLoop()
             let operations = ServerOperations(
                 takeSnapshot: {
                     let written = try await storage.writeSnapshot(engine, journal: journal, quiet: true)
@@ -136,6 +148,7 @@ extension Kairos {
                         "version": .string(Kairos.configuration.version), "uptimeSeconds": .number(Date().timeIntervalSince(launched).rounded()),
                         "recoverySeconds": .number(recoverySeconds), "durability": .string(durabilityName),
                         "memoryAllocator": .string(MemoryAllocator.description),
+                        "loopPriority": .string((startedLoop.scheduling.withLock { $0 }?.priority ?? .normal).rawValue),
                         "tenants": .number(Double(engine.tenantIds.count)), "pendingTimers": .number(Double(engine.pendingTimers)),
                         "journalBytes": .number(Double(journalBytes)),
                         "snapshots": .array(snapshots.map { ["path": .string($0.path), "sequence": .number(Double($0.sequence)), "bytes": .number(Double($0.size))] }),
@@ -143,11 +156,18 @@ extension Kairos {
                 })
             let gateway = Gateway(engine: engine, configuration: configuration, clock: clock, operations: operations)
             try await gateway.start()
+            startedLoop.scheduling.withLock { $0 = gateway.loopScheduling }
             gateway.setReady(true)
             let address = "http://\(host):\(gateway.httpPort)"
             let streamText = gateway.streamPort.map { ", event stream on \(host):\($0)" } ?? ""
             printError("kairos: listening on \(address)\(streamText) (\(engine.tenantIds.count) tenants, ready in \(seconds(since: started)))")
             if operatorKey.isEmpty { printError("kairos: operator key in \(dataDir)/operator-key") }
+            let scheduling = gateway.loopScheduling
+            if let refusal = scheduling.refusal {
+                printError("kairos: gateway loop at normal priority, \(refusal) (needs root, CAP_SYS_NICE or an RLIMIT_RTPRIO)")
+            } else if scheduling.priority == .realtime {
+                printError("kairos: gateway loop at real-time priority (SCHED_FIFO 1)")
+            }
             if let demoKey, let demoSecretKey {
                 printDemoInstructions(address: address, streamPort: gateway.streamPort, key: demoKey, secretKey: demoSecretKey)
             }
@@ -282,3 +302,10 @@ extension Kairos {
         }
     }
 }
+
+/// How the gateway's loop thread runs, for the status answer: known once the gateway has started.
+private final class StartedLoop: Sendable {
+    let scheduling = Mutex<LoopScheduling?>(nil)
+}
+
+extension LoopPriority: ExpressibleByArgument {}

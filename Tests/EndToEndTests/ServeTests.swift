@@ -115,11 +115,19 @@ import FoundationNetworking
         let statusFields = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
         #expect(
             Set(statusFields?.keys ?? [:].keys) == [
-                "version", "uptimeSeconds", "recoverySeconds", "durability", "memoryAllocator", "tenants", "pendingTimers",
-                "journalBytes", "snapshots",
+                "version", "uptimeSeconds", "recoverySeconds", "durability", "memoryAllocator", "loopPriority", "tenants",
+                "pendingTimers", "journalBytes", "snapshots",
             ], "\(body)")
         #expect(try await first.stop() == 0, "\(first.stderr)")
         #expect(first.stderr.contains("SIGTERM received"))
+        // The loop asks for real-time priority by default; root gets it, others are told why not.
+        if geteuid() == 0 {
+            #expect(statusFields?["loopPriority"] as? String == "realtime", "\(body)")
+            #expect(first.stderr.contains("gateway loop at real-time priority"), "\(first.stderr)")
+        } else {
+            #expect(statusFields?["loopPriority"] as? String == "normal", "\(body)")
+            #expect(first.stderr.contains("gateway loop at normal priority, real-time scheduling refused"), "\(first.stderr)")
+        }
         #expect(first.stderr.contains("wrote snapshot"))
 
         // The restart recovers the tenant, the contact and the key; no new key is printed.

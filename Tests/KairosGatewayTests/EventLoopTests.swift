@@ -1,3 +1,4 @@
+import CScheduling
 import Dispatch
 import Foundation
 import Synchronization
@@ -51,5 +52,50 @@ import Testing
         loop.stop()
         await loop.waitUntilFinished()
         #expect(loop.isFinished)
+    }
+
+    /// A loop at real-time priority (when the system grants it) must not hand that priority to
+    /// threads started from it: libdispatch grows its pool from whichever thread enqueues work,
+    /// and a real-time worker applying ingest would take a whole CPU from everything else.
+    @Test func aRealtimeLoopDoesNotPassItsPriorityToThreadsItStarts() async throws {
+        let loop = EventLoop()
+        loop.start(name: "test-rt-loop", priority: .realtime) {}
+        #expect(await eventually { loop.scheduling != nil })
+        let scheduling = try #require(loop.scheduling)
+        let observed = Mutex<(loop: Int32, started: Int32)?>(nil)
+        loop.execute {
+            let own = kairos_thread_is_realtime()
+            let thread = Thread {
+                let started = kairos_thread_is_realtime()
+                observed.withLock { $0 = (own, started) }
+            }
+            thread.start()
+        }
+        #expect(await eventually { observed.withLock { $0 } != nil })
+        let (onLoop, onStarted) = try #require(observed.withLock { $0 })
+        if scheduling.priority == .realtime {
+            #expect(scheduling.refusal == nil)
+            #expect(onLoop == 1)
+        } else {
+            // Not root and no CAP_SYS_NICE: refused, said why, and the loop runs normally.
+            #expect(scheduling.refusal?.isEmpty == false)
+            #expect(onLoop == 0)
+        }
+        #expect(onStarted == 0)
+        loop.stop()
+        await loop.waitUntilFinished()
+    }
+
+    @Test func aNormalLoopStaysNormal() async throws {
+        let loop = EventLoop()
+        loop.start(name: "test-loop") {}
+        #expect(await eventually { loop.scheduling != nil })
+        #expect(loop.scheduling == LoopScheduling(priority: .normal, refusal: nil))
+        let onLoop = Mutex<Int32?>(nil)
+        loop.execute { onLoop.withLock { $0 = kairos_thread_is_realtime() } }
+        #expect(await eventually { onLoop.withLock { $0 } != nil })
+        #expect(onLoop.withLock { $0 } == 0)
+        loop.stop()
+        await loop.waitUntilFinished()
     }
 }

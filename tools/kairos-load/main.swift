@@ -88,6 +88,14 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Write an HTML report with latency and throughput charts to this file.")
     var html: String?
 
+    @Flag(
+        help: """
+            Keep the client's threads at normal priority. By default an open-loop run asks for real-time priority \
+            (SCHED_FIFO; root or CAP_SYS_NICE) so that the client's own waits for a CPU are not counted as the \
+            server's latency; the report says what it got.
+            """)
+    var normalPriority = false
+
     @Flag(help: "No live progress line.")
     var quiet = false
 
@@ -117,6 +125,7 @@ struct Run: AsyncParsableCommand {
         configuration.streamPort = streamPort
         configuration.threads = threads
         configuration.maxRequests = maxRequests
+        configuration.realtimeClient = !normalPriority
         let tenants: LoadTest.Tenants
         if let writeKey {
             tenants = .existing([TenantKeys(id: "given", writeKey: writeKey, secretKey: secretKey)], operatorKey: key.isEmpty ? nil : key)
