@@ -114,6 +114,37 @@ struct TrafficGenerator {
         contact < knownCount ? #""userId":"u\#(contact)""# : #""anonymousId":"a-\#(contact)""#
     }
 
+    /// `identity(contact)` written straight into `out` (no string in between).
+    private func appendIdentity(_ contact: Int, to out: inout [UInt8]) {
+        out += contact < knownCount ? #""userId":"u"#.utf8 : #""anonymousId":"a-"#.utf8
+        TrafficGenerator.appendDecimal(contact, to: &out)
+        out.append(34)
+    }
+
+    /// The next message id (`nextMessageId()`), written straight into `out`; without
+    /// `advancing`, the last one again.
+    private mutating func appendMessageId(to out: inout [UInt8], advancing: Bool = true) {
+        if advancing { counter += 1 }
+        out += source.utf8
+        out.append(45)
+        TrafficGenerator.appendDecimal(counter, to: &out)
+    }
+
+    /// A non-negative integer in decimal, without a `String` in between.
+    static func appendDecimal(_ value: some BinaryInteger, to out: inout [UInt8]) {
+        var value = UInt64(value)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, filled from the end
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var index = 20
+            repeat {
+                index -= 1
+                buffer[index] = 48 + UInt8(value % 10)
+                value /= 10
+            } while value > 0
+            out.append(contentsOf: buffer[index..<20])
+        }
+    }
+
     private mutating func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
 
     /// One Segment message (without the outer request), as JSON text.
@@ -125,20 +156,20 @@ struct TrafficGenerator {
 
     /// Appends one Segment message as JSON, piece by piece: interpolating a dozen pieces into
     /// one string grew it a dozen times, and frames are generated at tens of thousands a second.
-    private mutating func message(_ operation: Operation, contact: Int, into out: inout [UInt8]) {
-        let id = identity(contact)
-        let messageId = nextMessageId()
+    /// Without `opening`, the message's own "{" is left out (a stream frame has written it).
+    private mutating func message(_ operation: Operation, contact: Int, into out: inout [UInt8], opening: Bool = true) {
+        if opening { out.append(123) }
         switch operation {
         case .identify:
             // An anonymous visitor signs up (a merge), or a known one updates traits.
-            let user = "u\(contact)"
             let domain = pick(["gmail.com", "acme.com", "globex.io", "initech.com", "hooli.com"])
             let size = pick([8, 40, 120, 600, 2400])
             let title = pick(["Engineer", "VP Marketing", "Director of Sales", "CTO", "Marketing Manager", "Founder"])
-            out += #"{"type":"identify","userId":""#.utf8; out += user.utf8; out += #"","anonymousId":"a-"#.utf8
-            out += String(contact).utf8; out += #"","messageId":""#.utf8; out += messageId.utf8
-            out += #"","traits":{"email":""#.utf8; out += user.utf8; out += "@".utf8; out += domain.utf8
-            out += #"","company_size":"#.utf8; out += String(size).utf8; out += #","title":""#.utf8; out += title.utf8
+            out += #""type":"identify","userId":"u"#.utf8; TrafficGenerator.appendDecimal(contact, to: &out)
+            out += #"","anonymousId":"a-"#.utf8; TrafficGenerator.appendDecimal(contact, to: &out)
+            out += #"","messageId":""#.utf8; appendMessageId(to: &out)
+            out += #"","traits":{"email":"u"#.utf8; TrafficGenerator.appendDecimal(contact, to: &out); out += "@".utf8; out += domain.utf8
+            out += #"","company_size":"#.utf8; TrafficGenerator.appendDecimal(size, to: &out); out += #","title":""#.utf8; out += title.utf8
             out += #"","industry":"Software"}}"#.utf8
         case .track:
             var target = random.unit() * 100
@@ -150,12 +181,13 @@ struct TrafficGenerator {
                     break
                 }
             }
-            out += #"{"type":"track","#.utf8; out += id.utf8; out += #","event":""#.utf8; out += name.utf8
-            out += #"","messageId":""#.utf8; out += messageId.utf8; out += #"","properties":"#.utf8
+            out += #""type":"track","#.utf8; appendIdentity(contact, to: &out); out += #","event":""#.utf8; out += name.utf8
+            out += #"","messageId":""#.utf8; appendMessageId(to: &out); out += #"","properties":"#.utf8
             switch name {
             case "Order Completed":
                 let revenue = Double(random.next() % 50_000) / 100 + 9
-                out += #"{"order_id":""#.utf8; out += messageId.utf8; out += #"","revenue":"#.utf8; out += String(revenue).utf8
+                out += #"{"order_id":""#.utf8; appendMessageId(to: &out, advancing: false); out += #"","revenue":"#.utf8
+                out += String(revenue).utf8
                 out += #","currency":"USD"}"#.utf8
             case "Form Submitted": out += #"{"form":"contact-sales"}"#.utf8
             case "Email Link Clicked": out += #"{"campaign":"weekly-digest","link":"https://example.com/pricing"}"#.utf8
@@ -165,8 +197,8 @@ struct TrafficGenerator {
         default:
             let path = pick(TrafficGenerator.paths)
             let (utmSource, medium, campaign) = pick(TrafficGenerator.campaigns)
-            out += #"{"type":"page","#.utf8; out += id.utf8; out += #","name":""#.utf8; out += path.utf8
-            out += #"","messageId":""#.utf8; out += messageId.utf8; out += #"","properties":{"path":""#.utf8; out += path.utf8
+            out += #""type":"page","#.utf8; appendIdentity(contact, to: &out); out += #","name":""#.utf8; out += path.utf8
+            out += #"","messageId":""#.utf8; appendMessageId(to: &out); out += #"","properties":{"path":""#.utf8; out += path.utf8
             out += #"","url":"https://site.example.com"#.utf8; out += path.utf8; out += "?utm_source=".utf8; out += utmSource.utf8
             out += "&utm_medium=".utf8; out += medium.utf8; out += "&utm_campaign=".utf8; out += campaign.utf8
             out += #""},"context":{"campaign":{"source":""#.utf8; out += utmSource.utf8; out += #"","medium":""#.utf8
@@ -241,11 +273,9 @@ struct TrafficGenerator {
         let contact = popularity.sample(&random)
         let kind: Operation = random.unit() < 0.6 ? .page : .track
         out += #"{"seq":"#.utf8
-        out += String(seq).utf8
-        out += ",".utf8
-        let messageStart = out.count
-        message(kind, contact: contact, into: &out)
-        out.remove(at: messageStart)  // the message's own "{"
+        TrafficGenerator.appendDecimal(seq, to: &out)
+        out.append(44)
+        message(kind, contact: contact, into: &out, opening: false)
         out.append(10)
     }
 }
