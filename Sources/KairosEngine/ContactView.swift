@@ -109,23 +109,51 @@ public struct ContactView: Sendable, Codable, Hashable {
     public func isMember(of segment: String) -> Bool { segments.contains { $0.segment == segment } }
 }
 
+/// Symbol names as a contact's answer shows them.
+struct ContactNames {
+    let symbols: SymbolTable
+
+    func name(_ symbol: UInt32) -> String { symbols.name(of: symbol) ?? "#\(symbol)" }
+
+    /// Rule symbols are "rule:MODEL/RULE" or "journey-rule:STEP"; split by UTF-8 index, as
+    /// answers name many of them.
+    func ruleName(_ symbol: UInt32) -> (model: String, rule: String) {
+        let full = name(symbol)
+        if full.hasPrefix("journey-rule:") { return ("", "journey:" + full.dropFirst("journey-rule:".count)) }
+        let text = full.utf8.dropFirst("rule:".count)
+        guard let slash = text.firstIndex(of: 47) else { return (String(Substring(text)), String(Substring(text))) }
+        return (String(Substring(text[..<slash])), String(Substring(text[text.index(after: slash)...])))
+    }
+}
+
 extension ContactView {
     init(
         state: ContactState, definitions: TenantDefinitions, symbols: SymbolTable, account: [String: JSONValue]?, now: Timestamp,
         journeys: JourneyCatalog = .empty
     ) {
-        func name(_ symbol: UInt32) -> String { symbols.name(of: symbol) ?? "#\(symbol)" }
-        // Rule symbols are "rule:MODEL/RULE" or "journey-rule:STEP"; split by UTF-8 index, as
-        // answers name many of them.
-        func ruleName(_ symbol: UInt32) -> (model: String, rule: String) {
-            let full = name(symbol)
-            if full.hasPrefix("journey-rule:") { return ("", "journey:" + full.dropFirst("journey-rule:".count)) }
-            let text = full.utf8.dropFirst("rule:".count)
-            guard let slash = text.firstIndex(of: 47) else { return (String(Substring(text)), String(Substring(text))) }
-            return (String(Substring(text[..<slash])), String(Substring(text[text.index(after: slash)...])))
-        }
+        let names = ContactNames(symbols: symbols)
+        self.id = state.id
+        self.userId = state.userId
+        self.anonymousIds = state.anonymousIds
+        self.traits = state.traits
+        self.accountId = state.accountId
+        self.accountTraits = account
+        self.firstSeen = state.firstSeen
+        self.lastSeen = state.lastSeen
+        self.scores = ContactView.scores(state, definitions, names, now)
+        self.scoreHistory = state.scoreHistory.map { ContactView.historyEntry($0, state, definitions, names) }
+        self.segments = state.segments.compactMap { ContactView.membership($0, definitions) }
+        self.recentEvents = state.recent.reversed().map { Activity(event: names.name($0.symbol), time: Timestamp(milliseconds: $0.time)) }
+        self.eventCounts = ContactView.eventCounts(state, names)
+        self.nextWake = state.nextWake
+        self.experiments = state.assignments.map(ContactView.assignment)
+        self.decisions = state.decisions.reversed().map(ContactView.decision)
+        self.journeys = ContactView.enrollments(state, names, journeys)
+    }
 
+    static func scores(_ state: ContactState, _ definitions: TenantDefinitions, _ names: ContactNames, _ now: Timestamp) -> [Score] {
         var scores: [Score] = []
+        scores.reserveCapacity(definitions.models.count)
         for (number, model) in definitions.models.enumerated() {
             let total = state.score(model: number, definitions: definitions, now: now)
             let stored = state.scores.first { $0.model == definitions.modelSymbols[number] }
@@ -139,8 +167,8 @@ extension ContactView {
                 if let group = rule.group { groups[group, default: 0] += points }
             }
             // Points that journey steps gave or took.
-            for contribution in stored?.contributions ?? [] where name(contribution.rule).hasPrefix("journey-rule:") {
-                let step = "journey:" + name(contribution.rule).dropFirst("journey-rule:".count)
+            for contribution in stored?.contributions ?? [] where names.name(contribution.rule).hasPrefix("journey-rule:") {
+                let step = "journey:" + names.name(contribution.rule).dropFirst("journey-rule:".count)
                 let points = stored!.points(of: contribution.rule, at: now, halfLife: model.halfLife)
                 guard points != 0, !rules.contains(where: { $0.rule == step }) else { continue }
                 rules.append(RulePoints(rule: step, name: "Journey step \(step.dropFirst("journey:".count))", group: nil, points: points))
@@ -154,56 +182,53 @@ extension ContactView {
                         groups[group.id].map { GroupPoints(group: group.id, points: $0, limit: group.limit) }
                     }))
         }
+        return scores
+    }
 
-        self.id = state.id
-        self.userId = state.userId
-        self.anonymousIds = state.anonymousIds
-        self.traits = state.traits
-        self.accountId = state.accountId
-        self.accountTraits = account
-        self.firstSeen = state.firstSeen
-        self.lastSeen = state.lastSeen
-        self.scores = scores
-        self.scoreHistory = state.scoreHistory.map { change in
-            let (model, rule) = ruleName(change.rule)
-            let modelName = model.isEmpty
-                ? (definitions.models.indices.first { number in
-                    state.scores.first { $0.model == definitions.modelSymbols[number] }?.contributions.contains { $0.rule == change.rule } ?? false
-                }.map { definitions.models[$0].id } ?? "")
-                : model
-            return ScoreHistoryEntry(
-                model: modelName, rule: rule, event: change.event == 0 ? nil : name(change.event),
-                points: Double(change.points), time: Timestamp(milliseconds: change.time))
+    static func historyEntry(_ change: ScoreChange, _ state: ContactState, _ definitions: TenantDefinitions, _ names: ContactNames) -> ScoreHistoryEntry {
+        let (model, rule) = names.ruleName(change.rule)
+        let modelName = model.isEmpty
+            ? (definitions.models.indices.first { number in
+                state.scores.first { $0.model == definitions.modelSymbols[number] }?.contributions.contains { $0.rule == change.rule } ?? false
+            }.map { definitions.models[$0].id } ?? "")
+            : model
+        return ScoreHistoryEntry(
+            model: modelName, rule: rule, event: change.event == 0 ? nil : names.name(change.event),
+            points: Double(change.points), time: Timestamp(milliseconds: change.time))
+    }
+
+    static func membership(_ membership: SegmentMembership, _ definitions: TenantDefinitions) -> Membership? {
+        definitions.listedSegment(membership.segment).map {
+            Membership(segment: $0.id, name: $0.name, since: Timestamp(milliseconds: membership.since))
         }
-        self.segments = state.segments.compactMap { membership in
-            definitions.listedSegment(membership.segment).map {
-                Membership(segment: $0.id, name: $0.name, since: Timestamp(milliseconds: membership.since))
-            }
-        }
-        self.recentEvents = state.recent.reversed().map {
-            Activity(event: name($0.symbol), time: Timestamp(milliseconds: $0.time))
-        }
-        self.eventCounts = state.counters.counters.compactMap { counter -> EventCount? in
-            let key = name(counter.symbol)
+    }
+
+    static func eventCounts(_ state: ContactState, _ names: ContactNames) -> [EventCount] {
+        state.counters.counters.compactMap { counter -> EventCount? in
+            let key = names.name(counter.symbol)
             guard !key.utf8.contains(124) else { return nil }  // filtered counters ("|") are internal
             return EventCount(
                 event: key, total: Int(counter.total),
                 last: counter.last == .min ? nil : Timestamp(milliseconds: counter.last))
         }.sorted { $0.event < $1.event }
-        self.nextWake = state.nextWake
-        self.experiments = state.assignments.map {
-            Assignment(
-                experiment: $0.experiment, variantIndex: $0.variant, exposedAt: Timestamp(milliseconds: $0.exposedAt),
-                convertedAt: $0.convertedAt.map { Timestamp(milliseconds: $0) })
-        }
-        self.decisions = state.decisions.reversed().map {
-            Decision(
-                decisionId: DecisionIdentifier.format($0.id), placement: $0.placement, variant: $0.variant,
-                experiment: $0.experiment, optimized: $0.optimized, time: Timestamp(milliseconds: $0.time), viewed: $0.viewed,
-                rewarded: $0.rewarded)
-        }
-        self.journeys = state.journeyRuns.map { run in
-            let journeyId = String(name(run.journey).dropFirst("journey:".count))
+    }
+
+    static func assignment(_ assignment: ExperimentAssignment) -> Assignment {
+        Assignment(
+            experiment: assignment.experiment, variantIndex: assignment.variant, exposedAt: Timestamp(milliseconds: assignment.exposedAt),
+            convertedAt: assignment.convertedAt.map { Timestamp(milliseconds: $0) })
+    }
+
+    static func decision(_ decision: ServedDecision) -> Decision {
+        Decision(
+            decisionId: DecisionIdentifier.format(decision.id), placement: decision.placement, variant: decision.variant,
+            experiment: decision.experiment, optimized: decision.optimized, time: Timestamp(milliseconds: decision.time),
+            viewed: decision.viewed, rewarded: decision.rewarded)
+    }
+
+    static func enrollments(_ state: ContactState, _ names: ContactNames, _ journeys: JourneyCatalog) -> [JourneyEnrollment] {
+        state.journeyRuns.map { run in
+            let journeyId = String(names.name(run.journey).dropFirst("journey:".count))
             let compiled = journeys.version(run.journey, Int(run.version))
             let stateName: String
             switch run.phase {

@@ -453,6 +453,29 @@ public final class Engine: Sendable {
         return .found(view(of: state, runtime: runtime, now: now))
     }
 
+    /// A contact's answer to the admin API, JSON as `ContactView.jsonBytes()` writes it, without
+    /// waiting for its actor: `contactIfIdle` for the gateway's hottest read, written straight
+    /// from the state instead of through a view.
+    public enum ImmediateContactJSON {
+        case found([UInt8])
+        case unknown
+        /// The contact's actor is applying a change at this moment: ask again with `contact`.
+        case busy
+    }
+
+    public func contactJSONIfIdle(tenant id: String, _ reference: ContactReference, now: Timestamp) throws(EngineError)
+        -> ImmediateContactJSON
+    {
+        let runtime = try tenant(id).runtime
+        guard let actor = actor(runtime, reference) else { return .unknown }
+        guard let state = actor.stateIfIdle() else { return .busy }
+        let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
+        return .found(
+            ContactView.jsonBytes(
+                state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(), account: account, now: now,
+                journeys: runtime.journeys))
+    }
+
     private func view(of state: ContactState, runtime: TenantRuntime, now: Timestamp) -> ContactView {
         let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
         return ContactView(

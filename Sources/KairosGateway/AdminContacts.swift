@@ -36,7 +36,7 @@ extension AdminAPI {
         AdminRoute("POST", "contacts/import", .tenant) { api, call in try await api.importContacts(call) },
         AdminRoute(
             "GET", "contacts", .tenant,
-            immediate: { api, call in try AdminAPI.contactViewIfIdle(api, call).map { .jsonBytes(200, $0.jsonBytes()) } }
+            immediate: { api, call in try AdminAPI.contactJSONIfIdle(api, call).map { .jsonBytes(200, $0) } }
         ) { api, call in .jsonBytes(200, try await AdminAPI.contactView(api, call).jsonBytes()) },
         AdminRoute("PATCH", "contacts", .tenant) { api, call in
             let object = try AdminAPI.object(call.body)
@@ -86,6 +86,14 @@ extension AdminAPI {
     static func contactViewIfIdle(_ api: AdminAPI, _ call: AdminCall) throws -> ContactView? {
         switch try api.engine.contactIfIdle(tenant: call.tenant, try reference(call.query), now: call.now) {
         case .found(let view): return view
+        case .unknown: throw HTTPResponseError(.error(404, "not_found", "no such contact"))
+        case .busy: return nil
+        }
+    }
+
+    static func contactJSONIfIdle(_ api: AdminAPI, _ call: AdminCall) throws -> [UInt8]? {
+        switch try api.engine.contactJSONIfIdle(tenant: call.tenant, try reference(call.query), now: call.now) {
+        case .found(let bytes): return bytes
         case .unknown: throw HTTPResponseError(.error(404, "not_found", "no such contact"))
         case .busy: return nil
         }

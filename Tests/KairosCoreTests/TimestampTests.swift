@@ -21,6 +21,9 @@ import Testing
             let time = Timestamp(milliseconds: milliseconds)
             #expect(time.iso8601.utf8.count == 24)
             #expect(Timestamp(iso8601: time.iso8601) == time, "\(milliseconds) → \(time.iso8601)")
+            var quoted: [UInt8] = [1]
+            time.appendQuotedISO8601(to: &quoted)
+            #expect(quoted == [1, 34] + Array(time.iso8601.utf8) + [34])
         }
         #expect(Timestamp(milliseconds: 1_779_000_000_007).iso8601 == "2026-05-17T06:40:00.007Z")
     }

@@ -24,6 +24,15 @@ import Testing
             }
             #expect(immediate == waited)
             #expect(immediate.jsonBytes() == waited.jsonBytes())
+            guard case .found(let json) = try engine.contactJSONIfIdle(tenant: "demo", reference, now: now) else {
+                Issue.record("an idle contact's JSON was not written at once by \(reference)")
+                continue
+            }
+            #expect(json == waited.jsonBytes())
+        }
+        guard case .unknown = try engine.contactJSONIfIdle(tenant: "demo", .userId("nobody"), now: now) else {
+            Issue.record("an unknown contact's JSON was written")
+            return
         }
         guard case .unknown = try engine.contactIfIdle(tenant: "demo", .userId("nobody"), now: now) else {
             Issue.record("an unknown contact was found")

@@ -272,6 +272,59 @@ case "json":
     for _ in 0..<count { _ = decoder.decode(value, receivedAt: Workload.start) }
     let decode = seconds(ContinuousClock.now - started) / Double(count) * 1e6
     print(String(format: "json: %d-byte Segment event into JSONValue: simdjson %.2f µs, Foundation %.2f µs; Segment validation into an Event %.2f µs", body.count, simd, foundation, decode))
+case "contact-read":
+    // A contact read as the gateway answers it on its loop: the view at `now`, then its JSON.
+    // The contact has the history a popular visitor has after the load harness's stream: the
+    // demo tenant's definitions, 400 page views and tracked events over a few hours, an identify.
+    let engine = Engine(decisionSeed: 1)
+    let start = Workload.start
+    try await DemoTenant.install(into: engine, now: start)
+    let tracked = ["Pricing Viewed", "Form Submitted", "Email Link Clicked", "Order Completed", "Signed Up", "Demo Requested", "Webinar Attended"]
+    let paths = ["/", "/blog/launch", "/docs/getting-started", "/pricing", "/pricing/enterprise", "/features", "/customers"]
+    var events: [Event] = [.identify(userId: "u1", traits: ["email": "u1@acme.com", "company_size": 120, "title": "CTO"], at: start)]
+    for index in 1...400 {
+        let time = start + .seconds(Int64(index) * 30)
+        events.append(
+            index % 5 < 3
+                ? .page(paths[index % paths.count], userId: "u1", properties: ["path": .string(paths[index % paths.count]), "url": "https://site.example.com/?utm_source=google"], at: time)
+                : .track(tracked[index % tracked.count], userId: "u1", properties: ["revenue": 42.5, "currency": "USD"], at: time))
+    }
+    for chunk in stride(from: 0, to: events.count, by: 50) {
+        let part = Array(events[chunk..<min(chunk + 50, events.count)])
+        _ = try await engine.ingest(tenant: DemoTenant.id, events: part, now: part.last!.timestamp ?? start)
+    }
+    let now = start + .hours(4)
+    guard case .found(let sample) = try engine.contactIfIdle(tenant: DemoTenant.id, .userId("u1"), now: now) else { fatalError("no contact") }
+    print("contact-read: the contact's answer is \(sample.jsonBytes().count) bytes (\(sample.scoreHistory.count) score changes, \(sample.recentEvents.count) recent events, \(sample.eventCounts.count) event counts)")
+    let reads = 50_000
+    for round in 1...3 {
+        var bytes = 0
+        var started = ContinuousClock.now
+        var views: [ContactView] = []
+        views.reserveCapacity(reads)
+        for _ in 0..<reads {
+            if case .found(let view) = try engine.contactIfIdle(tenant: DemoTenant.id, .userId("u1"), now: now) { views.append(view) }
+        }
+        let viewTime = seconds(ContinuousClock.now - started) / Double(reads) * 1e6
+        started = ContinuousClock.now
+        for view in views { bytes &+= view.jsonBytes().count }
+        let jsonTime = seconds(ContinuousClock.now - started) / Double(reads) * 1e6
+        views = []
+        started = ContinuousClock.now
+        for _ in 0..<reads {
+            if case .found(let view) = try engine.contactIfIdle(tenant: DemoTenant.id, .userId("u1"), now: now) { bytes &+= view.jsonBytes().count }
+        }
+        let both = seconds(ContinuousClock.now - started) / Double(reads) * 1e6
+        started = ContinuousClock.now
+        for _ in 0..<reads {
+            if case .found(let json) = try engine.contactJSONIfIdle(tenant: DemoTenant.id, .userId("u1"), now: now) { bytes &+= json.count }
+        }
+        let direct = seconds(ContinuousClock.now - started) / Double(reads) * 1e6
+        print(
+            String(
+                format: "contact-read %d: view %.2f µs, its JSON %.2f µs, both in turn %.2f µs; JSON straight from the state %.2f µs per read (%d bytes written)",
+                round, viewTime, jsonTime, both, direct, bytes))
+    }
 case "stream":
     // Events durable per second through the gateway on loopback, with the journal (`fast` by
     // default): a client thread pushes Segment messages as fast as the server takes them and
@@ -439,5 +492,5 @@ case "restart":
     print(String(format: "restart: %d commands (%d events) replayed in %.2f s", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded)))
     print(String(format: "restart: ready in %.2f s", seconds(ready - started)))
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS]")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | contact-read | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS]")
 }

@@ -70,7 +70,7 @@ extension JSONValue {
         writeString(utf8: Array(text.utf8), into: &output)
     }
 
-    static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) {
+    @usableFromInline static func writeString(utf8 bytes: UnsafeBufferPointer<UInt8>, into output: inout [UInt8]) {
         output.append(34)
         var runStart = 0
         for index in 0..<bytes.count {

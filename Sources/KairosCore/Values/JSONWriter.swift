@@ -6,6 +6,7 @@
 public struct JSONWriter {
     @usableFromInline var output: [UInt8] = []
     @usableFromInline var needsComma = false
+    @usableFromInline var dates = Timestamp.DateMemo()
 
     public var bytes: [UInt8] { output }
 
@@ -41,6 +42,12 @@ public struct JSONWriter {
         JSONValue.writeString(value, into: &output)
     }
 
+    /// A string given as its UTF-8 bytes (escaped as needed).
+    @inlinable public mutating func string(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        separate()
+        JSONValue.writeString(utf8: bytes, into: &output)
+    }
+
     @inlinable public mutating func number(_ value: Double) {
         separate()
         JSONValue.writeNumber(value, into: &output)
@@ -63,57 +70,60 @@ public struct JSONWriter {
 
     // MARK: Object fields
 
-    /// The key of the next value, inside `object`.
-    @inlinable public mutating func key(_ name: String) {
+    /// The key of the next value, inside `object`. Keys are literals of the answer's shape,
+    /// written as they are: no escaping (a key needing it would be a bug in the writer's caller).
+    @inlinable public mutating func key(_ name: StaticString) {
         separate()
-        JSONValue.writeString(name, into: &output)
+        output.append(34)
+        output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        output.append(34)
         output.append(58)
         needsComma = false
     }
 
-    @inlinable public mutating func field(_ name: String, _ value: String?) {
+    @inlinable public mutating func field(_ name: StaticString, _ value: String?) {
         guard let value else { return }
         key(name)
         string(value)
     }
 
-    @inlinable public mutating func field(_ name: String, _ value: Double?) {
+    @inlinable public mutating func field(_ name: StaticString, _ value: Double?) {
         guard let value else { return }
         key(name)
         number(value)
     }
 
-    @inlinable public mutating func field(_ name: String, integer value: Int64?) {
+    @inlinable public mutating func field(_ name: StaticString, integer value: Int64?) {
         guard let value else { return }
         key(name)
         integer(value)
     }
 
-    @inlinable public mutating func field(_ name: String, _ value: Bool) {
+    @inlinable public mutating func field(_ name: StaticString, _ value: Bool) {
         key(name)
         bool(value)
     }
 
-    @inlinable public mutating func field(_ name: String, _ value: Timestamp?) {
+    @inlinable public mutating func field(_ name: StaticString, _ value: Timestamp?) {
         guard let value else { return }
         key(name)
-        value.appendQuotedISO8601(to: &output)
+        value.appendQuotedISO8601(to: &output, memo: &dates)
         needsComma = true
     }
 
-    @inlinable public mutating func field(_ name: String, _ value: JSONValue?) {
+    @inlinable public mutating func field(_ name: StaticString, _ value: JSONValue?) {
         guard let value else { return }
         key(name)
         self.value(value)
     }
 
-    @inlinable public mutating func field(_ name: String, object fields: [String: JSONValue]?) {
+    @inlinable public mutating func field(_ name: StaticString, object fields: [String: JSONValue]?) {
         guard let fields else { return }
         key(name)
         value(.object(fields))
     }
 
-    @inlinable public mutating func field<Items: Sequence>(_ name: String, array items: Items, _ each: (inout JSONWriter, Items.Element) -> Void) {
+    @inlinable public mutating func field<Items: Sequence>(_ name: StaticString, array items: Items, _ each: (inout JSONWriter, Items.Element) -> Void) {
         key(name)
         array(items, each)
     }
