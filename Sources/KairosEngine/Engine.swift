@@ -435,8 +435,8 @@ public final class Engine: Sendable {
     }
 
     /// A contact read on the caller's thread, or why it was not.
-    public enum ImmediateContact {
-        case found(ContactView)
+    public enum Immediate<Answer> {
+        case found(Answer)
         case unknown
         /// The contact's actor is applying a change at this moment: ask again with `contact`.
         case busy
@@ -445,35 +445,30 @@ public final class Engine: Sendable {
     /// A contact as of `now` without waiting for its actor, for callers that must not wait
     /// (the gateway's loop): the same answer as `contact` unless the actor is changing it.
     public func contactIfIdle(tenant id: String, _ reference: ContactReference, now: Timestamp) throws(EngineError)
-        -> ImmediateContact
+        -> Immediate<ContactView>
     {
-        let runtime = try tenant(id).runtime
-        guard let actor = actor(runtime, reference) else { return .unknown }
-        guard let state = actor.stateIfIdle() else { return .busy }
-        return .found(view(of: state, runtime: runtime, now: now))
+        try ifIdle(tenant: id, reference) { state, runtime in view(of: state, runtime: runtime, now: now) }
     }
 
-    /// A contact's answer to the admin API, JSON as `ContactView.jsonBytes()` writes it, without
-    /// waiting for its actor: `contactIfIdle` for the gateway's hottest read, written straight
-    /// from the state instead of through a view.
-    public enum ImmediateContactJSON {
-        case found([UInt8])
-        case unknown
-        /// The contact's actor is applying a change at this moment: ask again with `contact`.
-        case busy
-    }
-
+    /// `contactIfIdle`'s answer as the admin API's JSON (the bytes of `ContactView.jsonBytes()`),
+    /// written straight from the state instead of through a view: the gateway's hottest read.
     public func contactJSONIfIdle(tenant id: String, _ reference: ContactReference, now: Timestamp) throws(EngineError)
-        -> ImmediateContactJSON
+        -> Immediate<[UInt8]>
     {
+        try ifIdle(tenant: id, reference) { state, runtime in
+            ContactView.jsonBytes(
+                state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(),
+                account: state.accountId.flatMap { runtime.accounts.traits(of: $0) }, now: now, journeys: runtime.journeys)
+        }
+    }
+
+    private func ifIdle<Answer>(
+        tenant id: String, _ reference: ContactReference, _ answer: (ContactState, TenantRuntime) -> Answer
+    ) throws(EngineError) -> Immediate<Answer> {
         let runtime = try tenant(id).runtime
         guard let actor = actor(runtime, reference) else { return .unknown }
         guard let state = actor.stateIfIdle() else { return .busy }
-        let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
-        return .found(
-            ContactView.jsonBytes(
-                state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(), account: account, now: now,
-                journeys: runtime.journeys))
+        return .found(answer(state, runtime))
     }
 
     private func view(of state: ContactState, runtime: TenantRuntime, now: Timestamp) -> ContactView {
