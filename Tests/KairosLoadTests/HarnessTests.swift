@@ -55,6 +55,13 @@ struct HarnessTests {
         #expect(host.busyPercent + host.idlePercent + host.stealPercent > 99)
         #expect(closedReport.table().contains("host CPU during the run"))
         #endif
+        // Open loop asks for real-time priority for the client's threads (granted to root),
+        // closed loop never does; each report says which.
+        let expectedOpen =
+            geteuid() == 0 ? "client threads at real-time priority" : "client threads at normal priority: real-time refused"
+        #expect(report.clientScheduling?.hasPrefix(expectedOpen) == true, "\(report.clientScheduling ?? "nil")")
+        #expect(report.table().contains(expectedOpen))
+        #expect(closedReport.clientScheduling == "client threads at normal priority")
     }
 
     /// A fake Kairos: acknowledges every ingest call, and its overview counts what it received
