@@ -88,6 +88,15 @@ extension Kairos {
         var logLevel = ProcessInfo.processInfo.environment["KAIROS_LOG_LEVEL"] ?? "info"
 
         func validate() throws {
+            // A misspelt value in the environment is an error, not the default.
+            let environment = ProcessInfo.processInfo.environment
+            for (name, allowed) in [
+                ("KAIROS_DURABILITY", DurabilityMode.allCases.map(\.rawValue)), ("KAIROS_LOOP_PRIORITY", LoopPriority.allCases.map(\.rawValue)),
+            ] {
+                if let value = environment[name], !value.isEmpty, !allowed.contains(value) {
+                    throw ValidationError("\(name) must be \(allowed.joined(separator: " or ")), not '\(value)'")
+                }
+            }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
             guard (-1...65535).contains(streamPort) else { throw ValidationError("--stream-port must be 0–65535, or -1 for none") }
             guard snapshotSeconds >= 0, maxConnections > 0, idleTimeout > 0, requestTimeout > 0 else {

@@ -72,6 +72,30 @@ import FoundationNetworking
         }
     }
 
+    /// A misspelt setting in the environment stops the start with a message naming it.
+    @Test func aMisspeltEnvironmentSettingIsRefused() async throws {
+        for (name, value, message) in [
+            ("KAIROS_LOOP_PRIORITY", "rt", "KAIROS_LOOP_PRIORITY must be realtime or normal, not 'rt'"),
+            ("KAIROS_DURABILITY", "safe", "KAIROS_DURABILITY must be strict or fast, not 'safe'"),
+        ] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try kairosExecutable())
+            process.arguments = ["serve", "--data-dir", NSTemporaryDirectory() + "kairos-unused-\(UUID().uuidString)", "--port", "0"]
+            process.environment = ProcessInfo.processInfo.environment.merging([name: value]) { $1 }
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let stderr = try await blocking { () -> String in
+                let data = errors.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return String(decoding: data, as: UTF8.self)
+            }
+            #expect(process.terminationStatus != 0)
+            #expect(stderr.contains(message), "\(stderr)")
+        }
+    }
+
     func post(_ port: Int, _ path: String, key: String, _ body: String) async throws -> (Int, String) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = "POST"
