@@ -100,9 +100,15 @@ final class EventLoop: @unchecked Sendable {
             kairos_name_this_thread(String(name.prefix(15)))
             var scheduling = LoopScheduling(priority: .normal, refusal: nil)
             if priority == .realtime {
-                let code = kairos_thread_make_realtime(1)
-                scheduling = code == 0 ? LoopScheduling(priority: .realtime, refusal: nil)
-                    : LoopScheduling(priority: .normal, refusal: "real-time scheduling refused: \(String(cString: strerror(code)))")
+                if kairos_usable_cpus() < 2 {
+                    // Alone on one CPU, a real-time loop that spins for a moment on a lock a normal
+                    // thread holds (allocators do) would keep that thread off the CPU it needs.
+                    scheduling = LoopScheduling(priority: .normal, refusal: "real-time scheduling not used: the process may run on one CPU only")
+                } else {
+                    let code = kairos_thread_make_realtime(1)
+                    scheduling = code == 0 ? LoopScheduling(priority: .realtime, refusal: nil)
+                        : LoopScheduling(priority: .normal, refusal: "real-time scheduling refused: \(String(cString: strerror(code)))")
+                }
             }
             startedScheduling.withLock { $0 = scheduling }
             setUp()
@@ -148,7 +154,8 @@ public enum LoopPriority: String, Sendable, CaseIterable {
     /// SCHED_FIFO at the lowest real-time priority: the loop runs the moment it has work (a
     /// read, a decision, an ack) instead of waiting for a CPU behind threads applying ingest,
     /// whose turns on a busy machine last milliseconds. Threads the loop starts do not inherit
-    /// it. Needs CAP_SYS_NICE (root has it) or an RLIMIT_RTPRIO; without, the loop runs normally.
+    /// it. Needs CAP_SYS_NICE (root has it) or an RLIMIT_RTPRIO, and at least two CPUs; without,
+    /// the loop runs normally.
     case realtime
     /// The normal (fair) scheduler, like every other thread of the process.
     case normal

@@ -104,7 +104,9 @@ public final class LoadRunner: Sendable {
         }
         let results = Mutex<[Result<Recorder, LoadError>]>([])
         let refusal = Mutex<String?>(nil)
-        let realtime = configuration.realtimeClient && configuration.openLoop
+        // Not on one CPU: a real-time thread spinning for a moment on a lock held by a normal
+        // one (allocators do) would keep that thread off the only CPU.
+        let realtime = configuration.realtimeClient && configuration.openLoop && kairos_usable_cpus() >= 2
         let group = DispatchGroup()
         for plan in plans where !plan.isEmpty {
             group.enter()

@@ -13,4 +13,7 @@ int kairos_thread_make_realtime(int priority);
 /// 1 when the calling thread runs under a real-time policy, else 0.
 int kairos_thread_is_realtime(void);
 
+/// How many CPUs the calling thread may run on (its affinity mask), at least 1.
+int kairos_usable_cpus(void);
+
 #endif
