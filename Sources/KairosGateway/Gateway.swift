@@ -669,8 +669,10 @@ extension Gateway: StreamHandler {
         let loop = self.loop
         let callback = LoopBound(ClosureBox1<(StreamFrameDecoder.Batch, String?)> { done($0.0, $0.1) })
         let now = clock.now()
-        // Background priority: a stream is bulk work, and requests waiting on an answer go first.
-        Task(priority: .background) {
+        // A stream is bulk work: requests waiting on an answer go first. With the loop at
+        // real-time priority they do anyway, and the stream competes with other processes at
+        // normal priority; otherwise it runs at background priority (nice 10 on Linux).
+        Task(priority: loop.scheduling?.priority == .realtime ? .medium : .background) {
             var batch = await decoder.decode(frames, receivedAt: now)
             var failure: String?
             if !batch.events.isEmpty {
