@@ -78,30 +78,27 @@ extension ContactView {
         _ change: ScoreChange, _ state: ContactState, _ definitions: TenantDefinitions, _ names: ContactNames,
         into writer: inout JSONWriter
     ) {
-        var full = names.name(change.rule)
-        let isJourneyRule = full.hasPrefix("journey-rule:")
-        let written = full.withUTF8 { bytes -> Bool in
-            guard bytes.count > 5, !isJourneyRule else { return false }
-            let text = UnsafeBufferPointer(rebasing: bytes[5...])
-            let slash = text.firstIndex(of: 47)
-            let model = slash.map { UnsafeBufferPointer(rebasing: text[..<$0]) } ?? text
-            let rule = slash.map { UnsafeBufferPointer(rebasing: text[($0 + 1)...]) } ?? text
-            guard !model.isEmpty else { return false }
-            writer.object { json in
-                json.key("model")
-                json.string(utf8: model)
-                json.key("rule")
-                json.string(utf8: rule)
-                if change.event != 0 {
-                    json.key("event")
-                    json.string(names.name(change.event))
+        let full = names.name(change.rule)
+        if !full.hasPrefix("journey-rule:") {
+            let written = names.withRuleParts(full) { model, rule -> Bool in
+                guard !model.isEmpty else { return false }
+                writer.object { json in
+                    json.key("model")
+                    json.string(utf8: model)
+                    json.key("rule")
+                    json.string(utf8: rule)
+                    if change.event != 0 {
+                        json.key("event")
+                        json.string(names.name(change.event))
+                    }
+                    json.field("points", Double(change.points))
+                    json.field("time", Timestamp(milliseconds: change.time))
                 }
-                json.field("points", Double(change.points))
-                json.field("time", Timestamp(milliseconds: change.time))
+                return true
             }
-            return true
+            if written { return }
         }
-        if !written { historyEntry(change, state, definitions, names).write(into: &writer) }
+        historyEntry(change, state, definitions, names).write(into: &writer)
     }
 }
 

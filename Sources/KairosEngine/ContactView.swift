@@ -120,9 +120,22 @@ struct ContactNames {
     func ruleName(_ symbol: UInt32) -> (model: String, rule: String) {
         let full = name(symbol)
         if full.hasPrefix("journey-rule:") { return ("", "journey:" + full.dropFirst("journey-rule:".count)) }
-        let text = full.utf8.dropFirst("rule:".count)
-        guard let slash = text.firstIndex(of: 47) else { return (String(Substring(text)), String(Substring(text))) }
-        return (String(Substring(text[..<slash])), String(Substring(text[text.index(after: slash)...])))
+        return withRuleParts(full) { model, rule in
+            (String(decoding: model, as: UTF8.self), String(decoding: rule, as: UTF8.self))
+        }
+    }
+
+    /// The MODEL and RULE bytes of a scoring rule's name ("rule:MODEL/RULE"; both the text after
+    /// "rule:" when it has no slash), without making strings of them.
+    @inline(__always) func withRuleParts<Result>(
+        _ name: String, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Result
+    ) -> Result {
+        var name = name
+        return name.withUTF8 { bytes in
+            let text = UnsafeBufferPointer(rebasing: bytes[min(5, bytes.count)...])
+            guard let slash = text.firstIndex(of: 47) else { return body(text, text) }
+            return body(UnsafeBufferPointer(rebasing: text[..<slash]), UnsafeBufferPointer(rebasing: text[(slash + 1)...]))
+        }
     }
 }
 

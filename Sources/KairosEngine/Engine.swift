@@ -458,7 +458,7 @@ public final class Engine: Sendable {
         try ifIdle(tenant: id, reference) { state, runtime in
             ContactView.jsonBytes(
                 state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(),
-                account: state.accountId.flatMap { runtime.accounts.traits(of: $0) }, now: now, journeys: runtime.journeys)
+                account: accountTraits(of: state, runtime), now: now, journeys: runtime.journeys)
         }
     }
 
@@ -472,10 +472,14 @@ public final class Engine: Sendable {
     }
 
     private func view(of state: ContactState, runtime: TenantRuntime, now: Timestamp) -> ContactView {
-        let account = state.accountId.flatMap { runtime.accounts.traits(of: $0) }
-        return ContactView(
-            state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(), account: account, now: now,
-            journeys: runtime.journeys)
+        ContactView(
+            state: state, definitions: runtime.definitions, symbols: runtime.symbolNames(), account: accountTraits(of: state, runtime),
+            now: now, journeys: runtime.journeys)
+    }
+
+    /// The traits of the contact's account, shown with the contact.
+    private func accountTraits(of state: ContactState, _ runtime: TenantRuntime) -> [String: JSONValue]? {
+        state.accountId.flatMap { runtime.accounts.traits(of: $0) }
     }
 
     public func segmentCount(tenant id: String, segment: String) throws(EngineError) -> Int {

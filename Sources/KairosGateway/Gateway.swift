@@ -51,6 +51,11 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
     private let rateLimiter = RateLimiter()
     /// Requests handed to the engine and not yet answered (loop thread only).
     private var inFlight = 0
+    /// A stream is bulk work: requests waiting on an answer go first. With the loop at real-time
+    /// priority they do anyway, and the stream competes with other processes at normal
+    /// priority; otherwise it runs at background priority (nice 10 on Linux). Set on the loop
+    /// thread when it starts.
+    private var streamPriority = TaskPriority.background
     private let ready = Atomic<Bool>(false)
     private let started = Mutex<(port: Int?, streamPort: Int?, error: GatewayError?)>((nil, nil, nil))
 
@@ -72,6 +77,7 @@ public final class Gateway: HTTPHandler, @unchecked Sendable {
             let gateway = reference.value
             let server = HTTPServer(loop: gateway.loop, limits: configuration.limits, handler: gateway)
             gateway.server = server
+            gateway.streamPriority = gateway.loop.scheduling?.priority == .realtime ? .medium : .background
             gateway.loop.onTick = { [unowned gateway] in
                 gateway.server?.sweep(now: .now)
                 gateway.streams?.sweep(now: .now)
@@ -669,10 +675,7 @@ extension Gateway: StreamHandler {
         let loop = self.loop
         let callback = LoopBound(ClosureBox1<(StreamFrameDecoder.Batch, String?)> { done($0.0, $0.1) })
         let now = clock.now()
-        // A stream is bulk work: requests waiting on an answer go first. With the loop at
-        // real-time priority they do anyway, and the stream competes with other processes at
-        // normal priority; otherwise it runs at background priority (nice 10 on Linux).
-        Task(priority: loop.scheduling?.priority == .realtime ? .medium : .background) {
+        Task(priority: streamPriority) {
             var batch = await decoder.decode(frames, receivedAt: now)
             var failure: String?
             if !batch.events.isEmpty {

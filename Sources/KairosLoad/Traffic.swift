@@ -117,7 +117,7 @@ struct TrafficGenerator {
     /// `identity(contact)` written straight into `out` (no string in between).
     private func appendIdentity(_ contact: Int, to out: inout [UInt8]) {
         out += contact < knownCount ? #""userId":"u"#.utf8 : #""anonymousId":"a-"#.utf8
-        TrafficGenerator.appendDecimal(contact, to: &out)
+        JSONValue.writeInteger(Int64(contact), into: &out)
         out.append(34)
     }
 
@@ -127,22 +127,7 @@ struct TrafficGenerator {
         if advancing { counter += 1 }
         out += source.utf8
         out.append(45)
-        TrafficGenerator.appendDecimal(counter, to: &out)
-    }
-
-    /// A non-negative integer in decimal, without a `String` in between.
-    static func appendDecimal(_ value: some BinaryInteger, to out: inout [UInt8]) {
-        var value = UInt64(value)
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, filled from the end
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var index = 20
-            repeat {
-                index -= 1
-                buffer[index] = 48 + UInt8(value % 10)
-                value /= 10
-            } while value > 0
-            out.append(contentsOf: buffer[index..<20])
-        }
+        JSONValue.writeInteger(Int64(counter), into: &out)
     }
 
     private mutating func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
@@ -165,11 +150,11 @@ struct TrafficGenerator {
             let domain = pick(["gmail.com", "acme.com", "globex.io", "initech.com", "hooli.com"])
             let size = pick([8, 40, 120, 600, 2400])
             let title = pick(["Engineer", "VP Marketing", "Director of Sales", "CTO", "Marketing Manager", "Founder"])
-            out += #""type":"identify","userId":"u"#.utf8; TrafficGenerator.appendDecimal(contact, to: &out)
-            out += #"","anonymousId":"a-"#.utf8; TrafficGenerator.appendDecimal(contact, to: &out)
+            out += #""type":"identify","userId":"u"#.utf8; JSONValue.writeInteger(Int64(contact), into: &out)
+            out += #"","anonymousId":"a-"#.utf8; JSONValue.writeInteger(Int64(contact), into: &out)
             out += #"","messageId":""#.utf8; appendMessageId(to: &out)
-            out += #"","traits":{"email":"u"#.utf8; TrafficGenerator.appendDecimal(contact, to: &out); out += "@".utf8; out += domain.utf8
-            out += #"","company_size":"#.utf8; TrafficGenerator.appendDecimal(size, to: &out); out += #","title":""#.utf8; out += title.utf8
+            out += #"","traits":{"email":"u"#.utf8; JSONValue.writeInteger(Int64(contact), into: &out); out += "@".utf8; out += domain.utf8
+            out += #"","company_size":"#.utf8; JSONValue.writeInteger(Int64(size), into: &out); out += #","title":""#.utf8; out += title.utf8
             out += #"","industry":"Software"}}"#.utf8
         case .track:
             var target = random.unit() * 100
@@ -273,7 +258,7 @@ struct TrafficGenerator {
         let contact = popularity.sample(&random)
         let kind: Operation = random.unit() < 0.6 ? .page : .track
         out += #"{"seq":"#.utf8
-        TrafficGenerator.appendDecimal(seq, to: &out)
+        JSONValue.writeInteger(Int64(seq), into: &out)
         out.append(44)
         message(kind, contact: contact, into: &out, opening: false)
         out.append(10)

@@ -44,7 +44,7 @@ extension JSONValue {
     }
 
     /// Digits straight into the output (no intermediate string).
-    @usableFromInline static func writeInteger(_ value: Int64, into output: inout [UInt8]) {
+    public static func writeInteger(_ value: Int64, into output: inout [UInt8]) {
         if value < 0 { output.append(45) }
         var magnitude = value.magnitude
         if magnitude < 10 {
