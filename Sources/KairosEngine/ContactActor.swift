@@ -82,8 +82,10 @@ actor ContactActor {
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
     /// The state as a running snapshot must see it: kept when a command changes the contact
-    /// after the snapshot began and before it read this contact (copy on write).
-    private var preserved: (epoch: UInt64, state: ContactState)?
+    /// after the snapshot began and before it read this contact (copy on write). Boxed: held
+    /// inline, a second `ContactState` made every actor about 270 bytes larger for a copy that
+    /// exists only while a snapshot runs.
+    private var preserved: PreservedState?
     private var capturedEpoch: UInt64 = 0
 
     init(id: UInt64, tenant: TenantRuntime) {
@@ -314,7 +316,7 @@ actor ContactActor {
     /// The state and identity keys as they were when snapshot `epoch` began (see
     /// `TenantRuntime.beginSnapshot`); later changes no longer keep a copy for it.
     func capture(epoch: UInt64) -> (state: ContactState, keys: [ContactDirectory.IdentityKey]) {
-        let captured = preserved?.epoch == epoch ? preserved!.state : state
+        let captured = preserved.flatMap { $0.epoch == epoch ? $0.state : nil } ?? state
         preserved = nil
         capturedEpoch = epoch
         let keys = identity.withLock { record in
@@ -332,7 +334,17 @@ actor ContactActor {
     private func preserveForSnapshot() {
         let epoch = tenant.snapshotEpoch(covering: id)
         guard epoch != 0, capturedEpoch != epoch, preserved?.epoch != epoch else { return }
-        preserved = (epoch, state)
+        preserved = PreservedState(epoch: epoch, state: state)
+    }
+
+    private final class PreservedState {
+        let epoch: UInt64
+        let state: ContactState
+
+        init(epoch: UInt64, state: ContactState) {
+            self.epoch = epoch
+            self.state = state
+        }
     }
 
     // MARK: Decisions

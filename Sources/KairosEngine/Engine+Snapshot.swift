@@ -52,21 +52,23 @@ extension Engine {
         return email
     }
 
-    /// Decodes one chunk of contacts with their identity keys.
-    static func decodeChunk(_ bytes: [UInt8]) throws(CodecError) -> [(ContactState, [ContactDirectory.IdentityKey])] {
-        var reader = BinaryReader(bytes)
-        var contacts: [(ContactState, [ContactDirectory.IdentityKey])] = []
+    /// Decodes one chunk of contacts, handing each to `body` with its identity keys.
+    static func decodeChunk(
+        _ chunk: BinaryReader, _ body: (consuming ContactState, [ContactDirectory.IdentityKey]) throws -> Void
+    ) throws {
+        var reader = chunk
         while !reader.isAtEnd {
             let state = try ContactState.decode(from: &reader)
+            let count = try reader.readElementCount()
             var keys: [ContactDirectory.IdentityKey] = []
-            for _ in 0..<(try reader.readCount()) {
+            keys.reserveCapacity(count)
+            for _ in 0..<count {
                 let kind = try reader.readByte()
                 let value = try reader.readString()
                 keys.append(kind == 0 ? .user(value) : .anonymous(value))
             }
-            contacts.append((state, keys))
+            try body(state, keys)
         }
-        return contacts
     }
 
     /// A tenant as it was between two of its commands, taken in a moment: the parts are
@@ -338,74 +340,67 @@ extension Engine {
 
             let nextId = try reader.readVarint()
             let expected = try reader.readCount(limit: 1 << 30)
-            var chunks: [[UInt8]] = []
-            for _ in 0..<(try reader.readCount()) {
-                let length = try reader.readCount(limit: 1 << 30)
-                chunks.append(try reader.readBytes(length))
-            }
-            // Each part also counts its identities and addresses, so the indexes can be sized once.
-            typealias DecodedPart = (contacts: [(ContactState, [ContactDirectory.IdentityKey])], keys: Int, emails: Int)
-            let decodedParts = try await withThrowingTaskGroup(of: (Int, DecodedPart).self) { group in
-                for (index, chunk) in chunks.enumerated() {
-                    group.addTask {
-                        let contacts = try Engine.decodeChunk(chunk)
-                        var keys = 0
-                        var emails = 0
-                        for (state, identities) in contacts {
-                            keys += identities.count
-                            if Engine.indexedEmail(state) != nil { emails += 1 }
-                        }
-                        return (index, (contacts, keys, emails))
-                    }
-                }
-                var parts = [DecodedPart](repeating: ([], 0, 0), count: chunks.count)
-                for try await (index, part) in group { parts[index] = part }
-                return parts
-            }
-            let decoded = decodedParts.map(\.contacts)
-            // Rebuild actors, directory entries and timers chunk by chunk in parallel: the
-            // directory and the scheduler are safe to fill from several tasks. Their tables get
-            // their final size first.
-            let decodedCount = decoded.reduce(0) { $0 + $1.count }
-            runtime.directory.reserve(contacts: decodedCount, keys: decodedParts.reduce(0) { $0 + $1.keys })
-            runtime.emails.reserve(decodedParts.reduce(0) { $0 + $1.emails })
+            // Chunks are decoded where they lie in the snapshot: a copy of each would be as much
+            // fresh memory again as the snapshot itself, and on a virtual machine touching fresh
+            // memory costs more than decoding into it.
+            var chunkRanges: [Range<Int>] = []
+            for _ in 0..<(try reader.readCount()) { chunkRanges.append(try reader.skip(try reader.readCount(limit: 1 << 30))) }
+            let chunks = chunkRanges
+            // Sized once for what the snapshot says it holds: a contact has one identity key
+            // (a little more after merges) and at most one indexed address. Untouched room costs
+            // no memory, and a table that needs more still grows.
+            runtime.directory.reserve(contacts: expected, keys: expected + expected / 8)
+            runtime.emails.reserve(expected)
             // Hidden journey trigger segments are not listed (SegmentMembers ignores them).
             let segmentIds = definitions.segments.map(\.definition.id)
             let orderBySymbol = definitions.segmentOrderBySymbol
-            let memberships = await withTaskGroup(of: [[UInt64]].self) { group in
-                for part in decoded {
+            // One task per core, each decoding its chunks and turning each into actors, directory
+            // entries and timers at once: no chunk's decoded states outlive it, so their memory is
+            // reused for the next chunk instead of a million states held side by side.
+            let workers = max(1, min(chunks.count, Engine.snapshotWorkers))
+            let parts = try await withThrowingTaskGroup(of: (count: Int, memberships: [[UInt64]]).self) { group in
+                for worker in 0..<workers {
                     group.addTask {
                         // By the segment's position: an array index instead of a string's hash per membership.
                         var memberships = [[UInt64]](repeating: [], count: segmentIds.count)
-                        var emails: [(contact: UInt64, email: String)] = []
+                        var count = 0
                         var actors: [(actor: ContactActor, keys: [ContactDirectory.IdentityKey])] = []
-                        actors.reserveCapacity(part.count)
-                        defer {
+                        var emails: [(contact: UInt64, email: String)] = []
+                        for index in stride(from: worker, to: chunks.count, by: workers) {
+                            actors.removeAll(keepingCapacity: true)
+                            emails.removeAll(keepingCapacity: true)
+                            try Engine.decodeChunk(BinaryReader(bytes, range: chunks[index])) { state, keys in
+                                if let email = Engine.indexedEmail(state) { emails.append((state.id, email)) }
+                                let actor = ContactActor(restoring: state, keys: keys, tenant: runtime)
+                                actors.append((actor, keys))
+                                for membership in state.segments {
+                                    if let order = orderBySymbol[membership.segment] { memberships[order].append(state.id) }
+                                }
+                                if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
+                            }
                             runtime.directory.restore(actors, nextId: nextId)
                             runtime.emails.restore(emails)
+                            count += actors.count
+                            await Task.yield()
                         }
-                        for (state, keys) in part {
-                            if let email = Engine.indexedEmail(state) { emails.append((state.id, email)) }
-                            let actor = ContactActor(restoring: state, keys: keys, tenant: runtime)
-                            actors.append((actor, keys))
-                            for membership in state.segments {
-                                if let order = orderBySymbol[membership.segment] { memberships[order].append(state.id) }
-                            }
-                            if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
-                        }
-                        return memberships
+                        return (count, memberships)
                     }
                 }
-                var all = [[UInt64]](repeating: [], count: segmentIds.count)
-                for await part in group {
-                    for (order, contacts) in part.enumerated() where !contacts.isEmpty { all[order] += contacts }
-                }
+                var all: [(count: Int, memberships: [[UInt64]])] = []
+                for try await part in group { all.append(part) }
                 return all
             }
+            let decodedCount = parts.reduce(0) { $0 + $1.count }
             // Each segment's member set built at its final size, segments side by side.
             let memberSets = await withTaskGroup(of: (String, Set<UInt64>).self) { group in
-                for (order, contacts) in memberships.enumerated() where !contacts.isEmpty {
-                    group.addTask { (segmentIds[order], Set(contacts)) }
+                for order in segmentIds.indices {
+                    let size = parts.reduce(0) { $0 + $1.memberships[order].count }
+                    guard size > 0 else { continue }
+                    group.addTask {
+                        var members = Set<UInt64>(minimumCapacity: size)
+                        for part in parts { members.formUnion(part.memberships[order]) }
+                        return (segmentIds[order], members)
+                    }
                 }
                 var sets: [String: Set<UInt64>] = [:]
                 for await (segment, members) in group { sets[segment] = members }

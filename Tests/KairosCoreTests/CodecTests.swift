@@ -61,4 +61,30 @@ import Testing
         let error = #expect(throws: CodecError.self) { _ = try corruptReader.readElementCount() }
         #expect(error?.message == "1000000 elements cannot fit in the 3 bytes left")
     }
+
+    /// A reader of part of a buffer (a snapshot's chunk, read where it lies) stops at the part's
+    /// end: nothing of the next part is read, and data running past it is refused.
+    @Test func aReaderOfAPartStopsAtItsEnd() throws {
+        var writer = BinaryWriter()
+        writer.write("first")
+        writer.write("second")
+        var whole = BinaryReader(writer.bytes)
+        let first = try whole.skip(6)
+        let second = try whole.skip(7)
+        #expect(whole.isAtEnd)
+
+        var part = BinaryReader(writer.bytes, range: second)
+        #expect(try part.readString() == "second")
+        #expect(part.isAtEnd)
+        #expect(throws: CodecError.self) { _ = try part.readByte() }
+
+        // The first part's string, with its length claiming the bytes of the next part too.
+        var bytes = writer.bytes
+        bytes[first.lowerBound] = 12
+        var overrun = BinaryReader(bytes, range: first)
+        let error = #expect(throws: CodecError.self) { _ = try overrun.readString() }
+        #expect(error?.message == "string of 12 bytes runs past the end")
+        var skipping = BinaryReader(bytes, range: first)
+        #expect(throws: CodecError.self) { _ = try skipping.skip(7) }
+    }
 }

@@ -21,6 +21,17 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     func set() { lock.withLock { value = true } }
 }
 
+/// Resident memory and the page faults that filled it so far: on a virtual machine a page
+/// touched for the first time can cost more than the work that touches it.
+func memoryUse() -> String {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+    let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return String(format: "%d MB resident, %d page faults, %.1f s system time", pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1_000_000,
+        usage.ru_minflt, Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+}
+
 /// Writes a line at once (unbuffered), so progress shows when the output goes to a file.
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
@@ -485,11 +496,13 @@ case "restart":
     let read = ContinuousClock.now
     let restored = try await engine.restore(snapshot: payload)
     let loaded = ContinuousClock.now
+    let memoryWhenRestored = memoryUse()
     let report = try await engine.recover()
     let ready = ContinuousClock.now
+    let memoryWhenReady = memoryUse()
     print(String(format: "restart: snapshot read and verified in %.2f s (%d MB, %@)", seconds(read - started), entry.size / 1_000_000, entry.path))
-    print(String(format: "restart: %d contacts restored in %.2f s", restored.contacts, seconds(loaded - read)))
-    print(String(format: "restart: %d commands (%d events) replayed in %.2f s", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded)))
+    print(String(format: "restart: %d contacts restored in %.2f s (%@)", restored.contacts, seconds(loaded - read), memoryWhenRestored))
+    print(String(format: "restart: %d commands (%d events) replayed in %.2f s (%@)", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded), memoryWhenReady))
     print(String(format: "restart: ready in %.2f s", seconds(ready - started)))
 default:
     print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | contact-read | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS]")

@@ -97,18 +97,30 @@ public struct CodecError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct BinaryReader {
     public let bytes: [UInt8]
     public private(set) var offset: Int
+    /// Where reading stops: the end of `bytes`, or of the part of them this reader covers.
+    public let end: Int
 
     public init(_ bytes: [UInt8], offset: Int = 0) {
         self.bytes = bytes
         self.offset = offset
+        self.end = bytes.count
     }
 
-    public var isAtEnd: Bool { offset >= bytes.count }
+    /// A reader of `range` of `bytes` only: a part of a larger buffer is read where it lies,
+    /// without a copy of its own.
+    public init(_ bytes: [UInt8], range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "range outside the bytes")
+        self.bytes = bytes
+        self.offset = range.lowerBound
+        self.end = range.upperBound
+    }
+
+    public var isAtEnd: Bool { offset >= end }
 
     func failure(_ message: String) -> CodecError { CodecError(offset: offset, message: message) }
 
     public mutating func readByte() throws(CodecError) -> UInt8 {
-        guard offset < bytes.count else { throw failure("unexpected end of data") }
+        guard offset < end else { throw failure("unexpected end of data") }
         defer { offset += 1 }
         return bytes[offset]
     }
@@ -140,27 +152,33 @@ public struct BinaryReader {
     /// corrupt, so a caller may reserve room for the elements before reading them.
     public mutating func readElementCount() throws(CodecError) -> Int {
         let count = try readCount()
-        guard count <= bytes.count - offset else {
-            throw failure("\(count) elements cannot fit in the \(bytes.count - offset) bytes left")
+        guard count <= end - offset else {
+            throw failure("\(count) elements cannot fit in the \(end - offset) bytes left")
         }
         return count
     }
 
     public mutating func readString() throws(CodecError) -> String {
         let count = try readCount()
-        guard offset + count <= bytes.count else { throw failure("string of \(count) bytes runs past the end") }
+        guard offset + count <= end else { throw failure("string of \(count) bytes runs past the end") }
         defer { offset += count }
         return String(decoding: bytes[offset..<offset + count], as: UTF8.self)
     }
 
     public mutating func readBytes(_ count: Int) throws(CodecError) -> [UInt8] {
-        guard offset + count <= bytes.count else { throw failure("\(count) bytes run past the end") }
+        Array(bytes[try skip(count)])
+    }
+
+    /// Moves past `count` bytes; returns where they lie in `bytes` (to read them later with
+    /// `init(_:range:)`, without copying them).
+    public mutating func skip(_ count: Int) throws(CodecError) -> Range<Int> {
+        guard count >= 0, offset + count <= end else { throw failure("\(count) bytes run past the end") }
         defer { offset += count }
-        return Array(bytes[offset..<offset + count])
+        return offset..<offset + count
     }
 
     public mutating func readDouble() throws(CodecError) -> Double {
-        guard offset + 8 <= bytes.count else { throw failure("unexpected end of data in a number") }
+        guard offset + 8 <= end else { throw failure("unexpected end of data in a number") }
         var bits: UInt64 = 0
         for index in 0..<8 { bits |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
         offset += 8
