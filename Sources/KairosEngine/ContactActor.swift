@@ -12,7 +12,8 @@ actor ContactActor {
     /// An ingested batch, shared by reference by every contact it touches, so events are
     /// not copied on their way to their actors.
     final class Batch: Sendable {
-        let events: [Event]
+        /// Read by the lanes applying the batch; given up only after all of them are done (`takeEvents`).
+        nonisolated(unsafe) private(set) var events: [Event]
         let counterSymbols: [UInt32]
         /// The definitions in force when the batch was accepted: read once per batch.
         let definitions: TenantDefinitions
@@ -32,6 +33,14 @@ actor ContactActor {
             self.catalog = catalog
             self.journeys = journeys
             self.times = times
+        }
+
+        /// The events, left empty here: for reusing their storage once every lane has applied
+        /// the batch and nothing reads it any more.
+        func takeEvents() -> [Event] {
+            var taken: [Event] = []
+            swap(&taken, &events)
+            return taken
         }
 
         /// A context for one lane of the batch to reuse, command after command (`apply(_:of:now:reusing:)`).
