@@ -105,14 +105,16 @@ actor ContactActor {
 
     /// A contact from a snapshot, with its identity keys; the caller registers them with the
     /// directory and arms its timer (`nextWake`) with the scheduler.
-    init(restoring state: ContactState, keys: [ContactDirectory.IdentityKey], tenant: TenantRuntime) {
+    init(restoring state: consuming ContactState, keys: [ContactDirectory.IdentityKey], tenant: TenantRuntime) {
         self.id = state.id
         self.tenant = tenant
-        self.state = state
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
         // The restore fills the index from the restored states.
         self.indexedEmail = state.traits.isEmpty ? nil : state.traits["email"]
         self.indexedTraitsVersion = state.traitsVersion
+        // Last, so the state moves in instead of being copied (a reference count for each of
+        // its arrays and strings, a million times over in a restore).
+        self.state = state
         identity.withLock { $0.keys = keys }
     }
 

@@ -370,13 +370,16 @@ extension Engine {
                             actors.removeAll(keepingCapacity: true)
                             emails.removeAll(keepingCapacity: true)
                             try Engine.decodeChunk(BinaryReader(bytes, range: chunks[index])) { state, keys in
-                                if let email = Engine.indexedEmail(state) { emails.append((state.id, email)) }
+                                let id = state.id
+                                if let email = Engine.indexedEmail(state) { emails.append((id, email)) }
+                                for membership in state.segments {
+                                    if let order = orderBySymbol[membership.segment] { memberships[order].append(id) }
+                                }
+                                let next = state.nextWakeMilliseconds
+                                // The state's last use: it moves into the actor.
                                 let actor = ContactActor(restoring: state, keys: keys, tenant: runtime)
                                 actors.append((actor, keys))
-                                for membership in state.segments {
-                                    if let order = orderBySymbol[membership.segment] { memberships[order].append(state.id) }
-                                }
-                                if let next = state.nextWakeMilliseconds { runtime.scheduler.schedule(actor, at: next) }
+                                if let next { runtime.scheduler.schedule(actor, at: next) }
                             }
                             runtime.directory.restore(actors, nextId: nextId)
                             runtime.emails.restore(emails)

@@ -126,6 +126,11 @@ public struct BinaryReader {
     }
 
     public mutating func readVarint() throws(CodecError) -> UInt64 {
+        // One byte: most counts, lengths, symbols and small numbers.
+        if offset < end, bytes[offset] & 0x80 == 0 {
+            defer { offset += 1 }
+            return UInt64(bytes[offset])
+        }
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
