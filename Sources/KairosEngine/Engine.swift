@@ -625,9 +625,17 @@ public final class Engine: Sendable {
         var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
         let slice = 10_000
         var reported: UInt64 = 0
-        // The replayed run still being applied (see `replay(_:after:)`).
+        // The replayed run still being applied (see `replay(_:after:)`), and the one before it.
         var applying: Task<Void, Never>?
+        var applyingBefore: Task<Void, Never>?
         let spareEvents = SpareEventArrays()
+        // Reading and resolving run ahead of applying by one run at most: unbounded, they
+        // finished long before the applying did and held hundreds of runs' events in memory.
+        func enqueue(_ run: ReplayRun) async {
+            await applyingBefore?.value
+            applyingBefore = applying
+            applying = await replay(run, after: applying, recyclingInto: spareEvents)
+        }
         reading: while true {
             records.removeAll(keepingCapacity: true)
             try journal.read(from: from, limit: slice) { records.append($0) }
@@ -638,7 +646,7 @@ public final class Engine: Sendable {
             var run: ReplayRun?
             for record in records {
                 if record.sequence > limit {
-                    if let pending = run { applying = await replay(pending, after: applying, recyclingInto: spareEvents) }
+                    if let pending = run { await enqueue(pending) }
                     break reading
                 }
                 report.lastSequence = record.sequence
@@ -648,7 +656,7 @@ public final class Engine: Sendable {
                 if let tenant, tenant.applied.value >= record.sequence { continue }
                 if record.kind == JournalCommand.ingestKind, let tenant {
                     if let pending = run, !pending.admits(tenant, at: record.time) {
-                        applying = await replay(pending, after: applying, recyclingInto: spareEvents)
+                        await enqueue(pending)
                         run = nil
                     }
                     if run == nil { run = ReplayRun(tenant: tenant, time: record.time, events: spareEvents.take()) }
@@ -663,17 +671,18 @@ public final class Engine: Sendable {
                 }
                 // Other commands, and group calls, replay alone after the run before them.
                 let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
-                if let pending = run, !pending.events.isEmpty { applying = await replay(pending, after: applying, recyclingInto: spareEvents) }
+                if let pending = run, !pending.events.isEmpty { await enqueue(pending) }
                 run = nil
                 await applying?.value
                 applying = nil
+                applyingBefore = nil
                 // Anything else may create or delete tenants: look them up afresh.
                 cached = nil
                 report.eventsReplayed += await replay(command, tenant: record.tenant, time: record.time)
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
                 report.commandsReplayed += 1
             }
-            if let pending = run { applying = await replay(pending, after: applying, recyclingInto: spareEvents) }
+            if let pending = run { await enqueue(pending) }
             // Reported once what was read is applied, without waiting for that here.
             if let progress {
                 let (before, sequence) = (applying, report.lastSequence)
