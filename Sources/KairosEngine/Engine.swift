@@ -625,7 +625,7 @@ public final class Engine: Sendable {
         var from: UInt64 = min(held.min() ?? 0, restoredStartSequence.value) + 1
         let slice = 10_000
         var reported: UInt64 = 0
-        // The replayed run still being applied (see `replay(_:after:)`), and the one before it.
+        // The replayed run still being applied (see `replay(_:after:recyclingInto:)`), and the one before it.
         var applying: Task<Void, Never>?
         var applyingBefore: Task<Void, Never>?
         let spareEvents = SpareEventArrays()
