@@ -12,8 +12,8 @@ actor ContactActor {
     /// An ingested batch, shared by reference by every contact it touches, so events are
     /// not copied on their way to their actors.
     final class Batch: Sendable {
-        /// Read by the lanes applying the batch; given up only after all of them are done (`takeEvents`).
-        nonisolated(unsafe) private(set) var events: [Event]
+        /// Constant: the lanes read it with no exclusivity checks and no reference counting.
+        let events: [Event]
         let counterSymbols: [UInt32]
         /// The definitions in force when the batch was accepted: read once per batch.
         let definitions: TenantDefinitions
@@ -22,10 +22,12 @@ actor ContactActor {
         /// Each event's own command time, when the batch joins several journaled commands
         /// (replay); empty when every event takes the time of the call.
         let times: [Timestamp]
+        /// Where the events' storage goes for reuse once the batch is done (replay).
+        let spares: SpareEventArrays?
 
         init(
             events: [Event], counterSymbols: [UInt32], definitions: TenantDefinitions, catalog: DecisionCatalog,
-            journeys: JourneyCatalog, times: [Timestamp] = []
+            journeys: JourneyCatalog, times: [Timestamp] = [], spares: SpareEventArrays? = nil
         ) {
             self.events = events
             self.counterSymbols = counterSymbols
@@ -33,15 +35,10 @@ actor ContactActor {
             self.catalog = catalog
             self.journeys = journeys
             self.times = times
+            self.spares = spares
         }
 
-        /// The events, left empty here: for reusing their storage once every lane has applied
-        /// the batch and nothing reads it any more.
-        func takeEvents() -> [Event] {
-            var taken: [Event] = []
-            swap(&taken, &events)
-            return taken
-        }
+        deinit { spares?.keep(events) }
 
         /// A context for one lane of the batch to reuse, command after command (`apply(_:of:now:reusing:)`).
         func laneContext(now: Timestamp) -> EvaluationContext {

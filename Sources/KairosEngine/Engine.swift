@@ -780,7 +780,7 @@ public final class Engine: Sendable {
     /// Only resolving the run's contacts happens here; the rest is applied by the returned task,
     /// after `previous` (the run before), so the next run is read and resolved meanwhile.
     ///
-    /// Once applied, the run's event array goes back to `spares` for a later run: a run of 8,192
+    /// Once applied, the run's event array goes to `spares` for a later run: a run of 8,192
     /// events is 1.5 MB, and a new array for each run (grown by doubling) was fresh memory to
     /// fault in every time, the largest part of replay's page faults.
     private func replay(
@@ -793,7 +793,7 @@ public final class Engine: Sendable {
         let counterSymbols = runtime.internCounters(of: taking.events)
         let batch = ContactActor.Batch(
             events: taking.takeEvents(), counterSymbols: counterSymbols, definitions: runtime.definitions,
-            catalog: runtime.catalog, journeys: runtime.journeys, times: taking.times)
+            catalog: runtime.catalog, journeys: runtime.journeys, times: taking.times, spares: spares)
         let run = taking
         let eventCount = counterSymbols.count
         var previous = previous
@@ -832,7 +832,6 @@ public final class Engine: Sendable {
             runtime.activity.record(events: eventCount, effects: effects.all, at: run.times[0])
             bus.publish(tenant: runtime.id, effects.all)
             run.tenant.applied.set(run.lastSequence)
-            spares.put(batch.takeEvents())
         }
     }
 
@@ -919,13 +918,16 @@ final class SpareEventArrays: Sendable {
     private let arrays = Mutex<[[Event]]>([])
 
     /// An empty array with room from an earlier run, or a new one.
-    func take() -> [Event] { arrays.withLock { $0.popLast() } ?? [] }
+    func take() -> [Event] {
+        guard var spare = arrays.withLock({ $0.popLast() }) else { return [] }
+        // Emptied here, where it is the only reference (its batch is gone): the room stays.
+        spare.removeAll(keepingCapacity: true)
+        return spare
+    }
 
-    func put(_ events: consuming [Event]) {
-        // Emptied here, where it is the only reference: the room stays.
-        events.removeAll(keepingCapacity: true)
-        let spare = events
-        arrays.withLock { if $0.count < Self.kept { $0.append(spare) } }
+    /// Keeps a done batch's events, from its `deinit`, for `take`.
+    func keep(_ events: [Event]) {
+        arrays.withLock { if $0.count < Self.kept { $0.append(events) } }
     }
 }
 

@@ -282,3 +282,27 @@ func demoEngine() async throws -> Engine {
         #expect(index.search(prefix: "c", after: 0, limit: 10_000).count == 3_999)
     }
 }
+
+@Suite struct ReplayBufferTests {
+    /// A replayed run's event array is reused by a later run once its batch is done, storage and
+    /// all (new arrays for every run were the largest part of replay's page faults), and handed
+    /// out empty.
+    @Test func aDoneReplayBatchLeavesItsEventStorageForALaterRun() throws {
+        let spares = SpareEventArrays()
+        #expect(spares.take().capacity == 0)
+        var events: [Event] = []
+        events.reserveCapacity(500)
+        for index in 0..<300 { events.append(.track("E", userId: "u\(index)", properties: ["n": .number(Double(index))], at: t0)) }
+        let storage = events.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        var batch: ContactActor.Batch? = ContactActor.Batch(
+            events: events, counterSymbols: [], definitions: .empty, catalog: .empty, journeys: .empty, spares: spares)
+        events = []
+        #expect(batch?.events.count == 300)
+        batch = nil
+        let reused = spares.take()
+        #expect(reused.isEmpty)
+        #expect(reused.capacity >= 500)
+        #expect(reused.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == storage)
+        #expect(spares.take().capacity == 0)
+    }
+}
