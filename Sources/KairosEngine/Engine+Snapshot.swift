@@ -394,18 +394,21 @@ extension Engine {
                 return all
             }
             let decodedCount = parts.reduce(0) { $0 + $1.count }
-            // Each segment's member set built at its final size, segments side by side.
-            let memberSets = await withTaskGroup(of: (String, Set<UInt64>).self) { group in
+            // Each segment's member sets (one a shard) built at their final size, segments side by side.
+            let memberSets = await withTaskGroup(of: (String, [Set<UInt64>]).self) { group in
                 for order in segmentIds.indices {
                     let size = parts.reduce(0) { $0 + $1.memberships[order].count }
                     guard size > 0 else { continue }
                     group.addTask {
-                        var members = Set<UInt64>(minimumCapacity: size)
-                        for part in parts { members.formUnion(part.memberships[order]) }
+                        let shards = SegmentMembers.shardCount
+                        var members = (0..<shards).map { _ in Set<UInt64>(minimumCapacity: size / shards + size / (shards * 8) + 1) }
+                        for part in parts {
+                            for contact in part.memberships[order] { members[SegmentMembers.shard(of: contact)].insert(contact) }
+                        }
                         return (segmentIds[order], members)
                     }
                 }
-                var sets: [String: Set<UInt64>] = [:]
+                var sets: [String: [Set<UInt64>]] = [:]
                 for await (segment, members) in group { sets[segment] = members }
                 return sets
             }

@@ -3,71 +3,119 @@ import Synchronization
 
 /// Exact member sets of a tenant's segments, updated in the same actor turn as the
 /// contact state that caused the change, so counts are exact at every moment.
+///
+/// Sharded by contact id, each shard under its own lock: the lanes of a batch record membership
+/// changes side by side (one lock for all segments made them queue behind each other, a futex
+/// wake-up each time). A contact's changes always go to the same shard, in order.
 final class SegmentMembers: Sendable {
-    private let sets = Mutex<[String: Set<UInt64>]>([:])
+    static let shardCount = 16
+    private let shards = (0..<SegmentMembers.shardCount).map { _ in LockedShard([String: Set<UInt64>]()) }
+
+    static func shard(of contact: UInt64) -> Int { Int(contact % UInt64(shardCount)) }
 
     func apply(_ effects: [Effect]) {
-        let touchesMembership = effects.contains { effect in
-            switch effect.kind {
-            case .segmentEntered, .segmentLeft: return true
-            default: return false
+        // Mostly the effects of one contact: one shard, locked once.
+        var shard: Int?
+        for effect in effects where Self.changesMembership(effect) {
+            let own = Self.shard(of: effect.contact)
+            if shard == nil {
+                shard = own
+            } else if shard != own {
+                for effect in effects where Self.changesMembership(effect) {
+                    shards[Self.shard(of: effect.contact)].withLock { Self.apply(effect, to: &$0) }
+                }
+                return
             }
         }
-        guard touchesMembership else { return }
-        sets.withLock { sets in
-            for effect in effects {
-                switch effect.kind {
-                // A journey's hidden trigger segment is not a segment anyone lists.
-                case .segmentEntered(let segment) where !JourneyCatalog.isTriggerSegment(segment):
-                    sets[segment, default: []].insert(effect.contact)
-                case .segmentLeft(let segment): sets[segment]?.remove(effect.contact)
-                default: break
+        guard let shard else { return }
+        shards[shard].withLock { sets in
+            for effect in effects { Self.apply(effect, to: &sets) }
+        }
+    }
+
+    private static func changesMembership(_ effect: Effect) -> Bool {
+        switch effect.kind {
+        case .segmentEntered, .segmentLeft: return true
+        default: return false
+        }
+    }
+
+    private static func apply(_ effect: Effect, to sets: inout [String: Set<UInt64>]) {
+        switch effect.kind {
+        // A journey's hidden trigger segment is not a segment anyone lists.
+        case .segmentEntered(let segment) where !JourneyCatalog.isTriggerSegment(segment):
+            sets[segment, default: []].insert(effect.contact)
+        case .segmentLeft(let segment): sets[segment]?.remove(effect.contact)
+        default: break
+        }
+    }
+
+    func count(_ segment: String) -> Int { shards.reduce(0) { total, shard in total + shard.withLock { $0[segment]?.count ?? 0 } } }
+
+    func counts() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for shard in shards {
+            shard.withLock { sets in
+                for (segment, members) in sets { counts[segment, default: 0] += members.count }
+            }
+        }
+        return counts
+    }
+
+    /// Adds many members at once (restoring a snapshot): each segment's members by shard
+    /// (`shard(of:)`), sets built beforehand, outside the locks.
+    func add(_ members: [String: [Set<UInt64>]]) {
+        for (index, shard) in shards.enumerated() {
+            shard.withLock { sets in
+                for (segment, byShard) in members where !JourneyCatalog.isTriggerSegment(segment) && !byShard[index].isEmpty {
+                    if let existing = sets[segment], !existing.isEmpty {
+                        sets[segment]!.formUnion(byShard[index])
+                    } else {
+                        sets[segment] = byShard[index]
+                    }
                 }
             }
         }
     }
 
-    func count(_ segment: String) -> Int { sets.withLock { $0[segment]?.count ?? 0 } }
-
-    func counts() -> [String: Int] { sets.withLock { $0.mapValues(\.count) } }
-
-    /// Adds many members at once (restoring a snapshot): sets built beforehand, outside the lock.
-    func add(_ members: [String: Set<UInt64>]) {
-        sets.withLock { sets in
-            for (segment, contacts) in members where !JourneyCatalog.isTriggerSegment(segment) {
-                if let existing = sets[segment], !existing.isEmpty {
-                    sets[segment]!.formUnion(contacts)
-                } else {
-                    sets[segment] = contacts
-                }
-            }
-        }
+    func remove(segment: String) {
+        for shard in shards { shard.withLock { _ = $0.removeValue(forKey: segment) } }
     }
-
-    func remove(segment: String) { sets.withLock { _ = $0.removeValue(forKey: segment) } }
 
     /// Contact ids after `cursor`, ascending, at most `limit`.
     func page(_ segment: String, after cursor: UInt64?, limit: Int) -> (ids: [UInt64], total: Int) {
-        sets.withLock { sets in
-            guard let members = sets[segment] else { return ([], 0) }
-            let start = cursor ?? 0
-            // A bounded selection instead of sorting the whole set: one pass, `limit` kept.
-            var selected: [UInt64] = []
-            selected.reserveCapacity(limit + 1)
-            for id in members where id > start {
-                if selected.count < limit {
-                    selected.append(id)
-                    if selected.count == limit { selected.sort() }
-                } else if id < selected[limit - 1] {
-                    var index = limit - 1
-                    while index > 0 && selected[index - 1] > id { index -= 1 }
-                    selected.insert(id, at: index)
-                    selected.removeLast()
-                }
+        var total = 0
+        var candidates: [UInt64] = []
+        for shard in shards {
+            shard.withLock { sets in
+                guard let members = sets[segment] else { return }
+                total += members.count
+                candidates += Self.smallest(limit, of: members, after: cursor ?? 0)
             }
-            if selected.count < limit { selected.sort() }
-            return (selected, members.count)
         }
+        candidates.sort()
+        return (Array(candidates.prefix(limit)), total)
+    }
+
+    /// The `limit` smallest ids above `start`, ascending: a bounded selection in one pass
+    /// instead of sorting the whole set.
+    private static func smallest(_ limit: Int, of members: Set<UInt64>, after start: UInt64) -> [UInt64] {
+        guard limit > 0 else { return [] }
+        var selected: [UInt64] = []
+        selected.reserveCapacity(limit + 1)
+        for id in members where id > start {
+            if selected.count < limit {
+                selected.append(id)
+                if selected.count == limit { selected.sort() }
+            } else if id < selected[limit - 1] {
+                var index = limit - 1
+                while index > 0 && selected[index - 1] > id { index -= 1 }
+                selected.insert(id, at: index)
+                selected.removeLast()
+            }
+        }
+        if selected.count < limit { selected.sort() }
+        return selected
     }
 }
 
