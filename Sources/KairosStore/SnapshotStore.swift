@@ -139,9 +139,9 @@ public struct SnapshotStore: Sendable {
         guard length <= UInt64(size), size == header + Int(length) + 8 else {
             throw StoreError(.corrupt, "truncated: \(size) bytes, expected \(UInt64(header + 8) &+ length)", operation: "read \(entry.path)")
         }
-        let payload = try readFully(descriptor, at: header, count: Int(length), path: entry.path)
+        let (payload, checksum) = try readHashing(descriptor, at: header, count: Int(length), path: entry.path)
         let trailer = try readFully(descriptor, at: header + Int(length), count: 8, path: entry.path)
-        guard readLittleEndian(trailer, at: 0) == SnapshotStore.checksum(payload) else {
+        guard readLittleEndian(trailer, at: 0) == checksum else {
             throw StoreError(.corrupt, "checksum mismatch", operation: "read \(entry.path)")
         }
         return payload
@@ -168,6 +168,40 @@ public struct SnapshotStore: Sendable {
         return bytes
     }
 
+    /// `count` bytes of the file from `offset` and their checksum. The hash (a multiply per byte,
+    /// in order) runs piece by piece on another thread while the next piece is read, so most of
+    /// it hides behind the reading instead of following it on one core.
+    private func readHashing(_ descriptor: Int32, at offset: Int, count: Int, path: String) throws -> (bytes: [UInt8], checksum: UInt64) {
+        let pieceSize = 4 << 20
+        let hashing = DispatchQueue(label: "kairos.snapshot-checksum")
+        let running = RunningChecksum()
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            // Every piece handed over is hashed before the buffer leaves this closure.
+            defer { hashing.sync {} }
+            while initialized < count {
+                let start = initialized
+                let end = min(count, start + pieceSize)
+                while initialized < end {
+                    let result = pread(descriptor, buffer.baseAddress! + initialized, end - initialized, off_t(offset + initialized))
+                    if result < 0 && errno == EINTR { continue }
+                    if result <= 0 {
+                        failure = result < 0 ? errno : 0
+                        return
+                    }
+                    initialized += result
+                }
+                let piece = ReadPiece(bytes: UnsafeBufferPointer(rebasing: buffer[start..<end]))
+                hashing.async { running.add(piece) }
+            }
+        }
+        guard bytes.count == count else {
+            let reason = failure != 0 ? String(cString: strerror(failure)) : "the file ended early"
+            throw StoreError(.corrupt, "truncated: \(reason)", operation: "read \(path)")
+        }
+        return (bytes, running.value)
+    }
+
     /// The newest snapshot that verifies, skipping (and reporting) any that do not.
     public func newestValid(skipped: (Entry, StoreError) -> Void = { _, _ in }) throws -> (Entry, [UInt8])? {
         for entry in try list() {
@@ -182,10 +216,30 @@ public struct SnapshotStore: Sendable {
 
     /// FNV-1a, 64-bit.
     public static func checksum(_ bytes: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        bytes.withUnsafeBufferPointer { checksum($0, continuing: checksumStart) }
+    }
+
+    static let checksumStart: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    /// FNV-1a of `bytes` following the bytes that gave `hash`: a payload hashed in pieces.
+    static func checksum(_ bytes: UnsafeBufferPointer<UInt8>, continuing hash: UInt64) -> UInt64 {
+        var hash = hash
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         return hash
     }
+}
+
+/// A piece of a payload being read, handed to the thread that hashes it; the reader waits for
+/// that thread before the buffer can go anywhere.
+private struct ReadPiece: @unchecked Sendable {
+    let bytes: UnsafeBufferPointer<UInt8>
+}
+
+/// The checksum of the pieces hashed so far; used on one serial queue, read after it is drained.
+private final class RunningChecksum: @unchecked Sendable {
+    private(set) var value = SnapshotStore.checksumStart
+
+    func add(_ piece: ReadPiece) { value = SnapshotStore.checksum(piece.bytes, continuing: value) }
 }
 
 private func littleEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }

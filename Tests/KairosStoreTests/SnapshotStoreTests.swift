@@ -37,4 +37,22 @@ import Testing
         #expect(payload == Array(repeating: 1, count: 500))
         #expect(skipped == ["20: corrupt"])
     }
+
+    /// A payload of several pieces (read and hashed side by side) reads back whole, and a byte
+    /// flipped in a middle piece is still caught.
+    @Test func aLargePayloadIsReadAndCheckedPieceByPiece() throws {
+        let directory = try TemporaryDirectory()
+        let store = SnapshotStore(directory: directory.path, keep: 2)
+        var random = SeededRandom(seed: 9)
+        let payload = (0..<(9 << 20) + 123).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        let entry = try store.write(payload, sequence: 7, at: Timestamp(milliseconds: 1))
+        #expect(try store.read(entry) == payload)
+
+        var bytes = [UInt8](FileManager.default.contents(atPath: entry.path)!)
+        bytes[17 + (5 << 20)] ^= 0x01
+        #expect(FileManager.default.createFile(atPath: entry.path, contents: Data(bytes)))
+        let error = #expect(throws: StoreError.self) { _ = try store.read(entry) }
+        #expect(error?.code == .corrupt)
+        #expect(error.map { "\($0)" }?.contains("checksum mismatch") == true)
+    }
 }
