@@ -149,57 +149,54 @@ public struct SnapshotStore: Sendable {
 
     /// `count` bytes of the file from `offset`; fewer (the file shrank meanwhile) is an error.
     private func readFully(_ descriptor: Int32, at offset: Int, count: Int, path: String) throws -> [UInt8] {
-        var failure: Int32 = 0
+        var failure: Int32?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            while initialized < count {
-                let result = pread(descriptor, buffer.baseAddress! + initialized, count - initialized, off_t(offset + initialized))
-                if result < 0 && errno == EINTR { continue }
-                if result <= 0 {
-                    failure = result < 0 ? errno : 0
-                    return
-                }
-                initialized += result
-            }
+            failure = Self.fill(buffer, &initialized, upTo: count, from: descriptor, at: offset)
         }
-        guard bytes.count == count else {
-            let reason = failure != 0 ? String(cString: strerror(failure)) : "the file ended early"
-            throw StoreError(.corrupt, "truncated: \(reason)", operation: "read \(path)")
-        }
+        if let failure { throw Self.truncated(failure, path: path) }
         return bytes
     }
 
     /// `count` bytes of the file from `offset` and their checksum. The hash (a multiply per byte,
-    /// in order) runs piece by piece on another thread while the next piece is read, so most of
-    /// it hides behind the reading instead of following it on one core.
+    /// in order) runs piece by piece on another thread while the next piece is read, so the
+    /// reading hides behind it instead of coming first on one core.
     private func readHashing(_ descriptor: Int32, at offset: Int, count: Int, path: String) throws -> (bytes: [UInt8], checksum: UInt64) {
         let pieceSize = 4 << 20
         let hashing = DispatchQueue(label: "kairos.snapshot-checksum")
         let running = RunningChecksum()
-        var failure: Int32 = 0
+        var failure: Int32?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             // Every piece handed over is hashed before the buffer leaves this closure.
             defer { hashing.sync {} }
-            while initialized < count {
+            while initialized < count, failure == nil {
                 let start = initialized
                 let end = min(count, start + pieceSize)
-                while initialized < end {
-                    let result = pread(descriptor, buffer.baseAddress! + initialized, end - initialized, off_t(offset + initialized))
-                    if result < 0 && errno == EINTR { continue }
-                    if result <= 0 {
-                        failure = result < 0 ? errno : 0
-                        return
-                    }
-                    initialized += result
-                }
+                failure = Self.fill(buffer, &initialized, upTo: end, from: descriptor, at: offset)
+                guard failure == nil else { return }
                 let piece = ReadPiece(bytes: UnsafeBufferPointer(rebasing: buffer[start..<end]))
                 hashing.async { running.add(piece) }
             }
         }
-        guard bytes.count == count else {
-            let reason = failure != 0 ? String(cString: strerror(failure)) : "the file ended early"
-            throw StoreError(.corrupt, "truncated: \(reason)", operation: "read \(path)")
-        }
+        if let failure { throw Self.truncated(failure, path: path) }
         return (bytes, running.value)
+    }
+
+    /// Reads the file, from `offset` plus what `buffer` already holds, until `buffer` holds `end`
+    /// bytes; returns why it could not (an errno, or 0 when the file ended early).
+    private static func fill(
+        _ buffer: UnsafeMutableBufferPointer<UInt8>, _ initialized: inout Int, upTo end: Int, from descriptor: Int32, at offset: Int
+    ) -> Int32? {
+        while initialized < end {
+            let result = pread(descriptor, buffer.baseAddress! + initialized, end - initialized, off_t(offset + initialized))
+            if result < 0 && errno == EINTR { continue }
+            if result <= 0 { return result < 0 ? errno : 0 }
+            initialized += result
+        }
+        return nil
+    }
+
+    private static func truncated(_ failure: Int32, path: String) -> StoreError {
+        StoreError(.corrupt, "truncated: \(failure != 0 ? String(cString: strerror(failure)) : "the file ended early")", operation: "read \(path)")
     }
 
     /// The newest snapshot that verifies, skipping (and reporting) any that do not.
