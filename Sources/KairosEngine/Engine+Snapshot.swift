@@ -343,9 +343,7 @@ extension Engine {
             // Chunks are decoded where they lie in the snapshot: a copy of each would be as much
             // fresh memory again as the snapshot itself, and on a virtual machine touching fresh
             // memory costs more than decoding into it.
-            var chunkRanges: [Range<Int>] = []
-            for _ in 0..<(try reader.readCount()) { chunkRanges.append(try reader.skip(try reader.readCount(limit: 1 << 30))) }
-            let chunks = chunkRanges
+            let chunks = try (0..<reader.readCount()).map { _ in try reader.skip(try reader.readCount(limit: 1 << 30)) }
             // Sized once for what the snapshot says it holds: a contact has one identity key
             // (a little more after merges) and at most one indexed address. Untouched room costs
             // no memory, and a table that needs more still grows.

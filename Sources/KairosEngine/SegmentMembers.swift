@@ -14,22 +14,17 @@ final class SegmentMembers: Sendable {
     static func shard(of contact: UInt64) -> Int { Int(contact % UInt64(shardCount)) }
 
     func apply(_ effects: [Effect]) {
+        guard let first = effects.first(where: Self.changesMembership) else { return }
+        let shard = Self.shard(of: first.contact)
         // Mostly the effects of one contact: one shard, locked once.
-        var shard: Int?
-        for effect in effects where Self.changesMembership(effect) {
-            let own = Self.shard(of: effect.contact)
-            if shard == nil {
-                shard = own
-            } else if shard != own {
-                for effect in effects where Self.changesMembership(effect) {
-                    shards[Self.shard(of: effect.contact)].withLock { Self.apply(effect, to: &$0) }
-                }
-                return
+        if effects.allSatisfy({ !Self.changesMembership($0) || Self.shard(of: $0.contact) == shard }) {
+            shards[shard].withLock { sets in
+                for effect in effects { Self.apply(effect, to: &sets) }
             }
-        }
-        guard let shard else { return }
-        shards[shard].withLock { sets in
-            for effect in effects { Self.apply(effect, to: &sets) }
+        } else {
+            for effect in effects where Self.changesMembership(effect) {
+                shards[Self.shard(of: effect.contact)].withLock { Self.apply(effect, to: &$0) }
+            }
         }
     }
 

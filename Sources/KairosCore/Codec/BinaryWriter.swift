@@ -170,10 +170,6 @@ public struct BinaryReader {
         return String(decoding: bytes[offset..<offset + count], as: UTF8.self)
     }
 
-    public mutating func readBytes(_ count: Int) throws(CodecError) -> [UInt8] {
-        Array(bytes[try skip(count)])
-    }
-
     /// Moves past `count` bytes; returns where they lie in `bytes` (to read them later with
     /// `init(_:range:)`, without copying them).
     public mutating func skip(_ count: Int) throws(CodecError) -> Range<Int> {
