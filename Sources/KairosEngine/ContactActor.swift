@@ -159,13 +159,28 @@ actor ContactActor {
     /// each command instead of a new context; the caller uses it for one call at a time.
     /// A slice, so a caller passing part of a contact's items copies nothing.
     func apply(_ items: ArraySlice<Item>, of batch: Batch, now: Timestamp, reusing lane: EvaluationContext? = nil) async -> [Effect] {
+        await apply(items, of: batch, now: now, reusing: lane, endingEach: false).effects
+    }
+
+    /// `apply(_:of:now:reusing:)` that also tells, for each item, how many of the effects it
+    /// returns were there once that item was applied (`ends`, empty unless `endingEach`): a
+    /// replay applies a contact's items of many commands in one call and still knows each
+    /// command's effects.
+    func apply(_ items: ArraySlice<Item>, of batch: Batch, now: Timestamp, reusing lane: EvaluationContext?, endingEach: Bool)
+        async -> (effects: [Effect], ends: [Int32])
+    {
         preserveForSnapshot()
         var effects: [Effect] = []
+        var ends: [Int32] = []
+        if endingEach { ends.reserveCapacity(items.count) }
         var position = items.startIndex
         while position < items.endIndex {
             if let forward {
-                effects += await forward.apply(items[position...], of: batch, now: now, reusing: lane)
-                return effects
+                let rest = await forward.apply(items[position...], of: batch, now: now, reusing: lane, endingEach: endingEach)
+                let before = Int32(effects.count)
+                effects += rest.effects
+                ends += rest.ends.map { $0 + before }
+                return (effects, ends)
             }
             let commandNow = effectiveNow(batch.times.isEmpty ? now : batch.times[items[position].index])
             if let source = items[position].mergeSource,
@@ -192,10 +207,11 @@ actor ContactActor {
                     $0.apply(eventAt: events.baseAddress! + index, counterSymbol: batch.counterSymbols[index], context: evaluation, effects: &effects)
                 }
             }
+            if endingEach { ends.append(Int32(effects.count)) }
             position += 1
         }
         finish(effects)
-        return effects
+        return (effects, ends)
     }
 
     /// Hands this profile's state over to `target` exactly once; later calls are forwarded.

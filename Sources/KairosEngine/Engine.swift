@@ -53,13 +53,20 @@ public struct IngestCounters: Sendable, Hashable, Codable {
 /// The engine in process: tenants, their contacts as actors, definitions, ingest,
 /// reads, timers and effects. Every call that changes state takes `now`.
 public final class Engine: Sendable {
-    struct Tenant: Sendable {
+    /// A class, so passing one around (every command looks its tenant up) counts one reference,
+    /// not one for each of its parts.
+    final class Tenant: Sendable {
         let runtime: TenantRuntime
         let actor: TenantActor
         /// Orders the tenant's journaled commands: they apply in the order they were sequenced.
         let gate = CommandGate()
         /// The journal sequence of the tenant's last applied command.
         let applied = AppliedSequence()
+
+        init(runtime: TenantRuntime, actor: TenantActor) {
+            self.runtime = runtime
+            self.actor = actor
+        }
     }
 
     /// Parallel lanes one ingested batch is spread over (one per core here).
@@ -325,8 +332,8 @@ public final class Engine: Sendable {
         // A merge in the batch hands one contact's state to another: the merged profile's own
         // events must meet the merge in the same order every time (replay must rebuild exactly
         // the same state), so such batches apply in one lane. Merges are rare.
-        let lanes = merging || groups.groups.count < Self.contactsForLanes ? 1 : Self.lanesPerBatch
-        var effects = await applyGroups(groups.groups, of: batch, now: now, lanes: lanes)
+        let lanes = merging || groups.count < Self.contactsForLanes ? 1 : Self.lanesPerBatch
+        var effects = await applyGroups(groups.grouped(), of: batch, now: now, lanes: lanes)
         // Other contacts of an account whose traits changed.
         for contactId in Set(accountChanges).sorted() {
             if let contact = runtime.directory.lookup(id: contactId) {
@@ -338,10 +345,10 @@ public final class Engine: Sendable {
 
     /// Applies each contact's events of a batch, contacts in up to `lanes` lanes.
     private func applyGroups(
-        _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int
+        _ groups: GroupedItems, of batch: ContactActor.Batch, now: Timestamp, lanes: Int
     ) async -> [Effect] {
         await inLanes(groups, of: batch, now: now, lanes: lanes) { contact, items, lane, effects in
-            effects += await contact.apply(items[...], of: batch, now: now, reusing: lane)
+            effects += await contact.apply(items, of: batch, now: now, reusing: lane)
         }
     }
 
@@ -350,8 +357,8 @@ public final class Engine: Sendable {
     /// lane has one evaluation context of `batch` for its calls, and one array the calls add
     /// their parts to. Returns the parts, one lane after another.
     private func inLanes<Part: Sendable>(
-        _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, now: Timestamp, lanes: Int,
-        _ apply: @escaping @Sendable (ContactActor, [ContactActor.Item], EvaluationContext, inout [Part]) async -> Void
+        _ groups: GroupedItems, of batch: ContactActor.Batch, now: Timestamp, lanes: Int,
+        _ apply: @escaping @Sendable (ContactActor, ArraySlice<ContactActor.Item>, EvaluationContext, inout [Part]) async -> Void
     ) async -> [Part] {
         // Lanes yield every few contacts: hops between idle actors never give the thread up, and
         // a batch of a thousand events would otherwise hold a worker for milliseconds while
@@ -360,20 +367,21 @@ public final class Engine: Sendable {
         if lanes <= 1 {
             var parts: [Part] = []
             let context = batch.laneContext(now: now)
-            for (position, (contact, items)) in groups.enumerated() {
+            for position in 0..<groups.count {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                await apply(contact, items, context, &parts)
+                await apply(groups.contacts[position], groups.items(of: position), context, &parts)
             }
             return parts
         }
+        let contactsOfLane = groups.balanced(lanes: lanes)
         return await withTaskGroup(of: [Part].self) { group in
             for lane in 0..<lanes {
                 group.addTask {
                     var parts: [Part] = []
                     let context = batch.laneContext(now: now)
-                    for (position, index) in stride(from: lane, to: groups.count, by: lanes).enumerated() {
+                    for (position, index) in contactsOfLane[lane].enumerated() {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                        await apply(groups[index].0, groups[index].1, context, &parts)
+                        await apply(groups.contacts[index], groups.items(of: index), context, &parts)
                     }
                     return parts
                 }
@@ -617,7 +625,7 @@ public final class Engine: Sendable {
     public func recover(upTo limit: UInt64 = .max, progress: (@Sendable (UInt64) -> Void)? = nil) async throws -> RecoveryReport {
         guard let journal else { return RecoveryReport(commandsReplayed: 0, eventsReplayed: 0, lastSequence: 0, seconds: 0) }
         let started = ContinuousClock.now
-        var records: [JournalRecord] = []
+        var records = JournalSlice()
         var report = RecoveryReport(commandsReplayed: 0, eventsReplayed: 0, lastSequence: 0, seconds: 0)
         // Read in slices so a long journal is never all in memory at once; start after what
         // every restored tenant already holds.
@@ -637,14 +645,13 @@ public final class Engine: Sendable {
             applying = await replay(run, after: applying, recyclingInto: spareEvents)
         }
         reading: while true {
-            records.removeAll(keepingCapacity: true)
-            try journal.read(from: from, limit: slice) { records.append($0) }
+            try journal.read(from: from, limit: slice, into: &records)
             // The tenant of the previous ingest command: runs of them are the bulk of a journal,
             // and looking the tenant up again cost a lock and a hash per command.
             var cached: (id: String, tenant: Tenant)?
             // Ingest commands wait here to be replayed together; anything else replays them first.
             var run: ReplayRun?
-            for record in records {
+            for (position, record) in records.entries.enumerated() {
                 if record.sequence > limit {
                     if let pending = run { await enqueue(pending) }
                     break reading
@@ -662,7 +669,7 @@ public final class Engine: Sendable {
                     if run == nil { run = ReplayRun(tenant: tenant, time: record.time, events: spareEvents.take()) }
                     // Decoded straight into the run; nil for a `group` call, which changes an
                     // account other contacts share and so replays alone (below).
-                    if let count = try run!.appendDecoding(record.payload, time: record.time, sequence: record.sequence) {
+                    if let count = try run!.appendDecoding(records.bytes, record.payload, time: record.time, sequence: record.sequence) {
                         report.eventsReplayed += count
                         report.commandsReplayed += 1
                         if cached?.id != record.tenant { cached = (record.tenant, tenant) }
@@ -670,7 +677,7 @@ public final class Engine: Sendable {
                     }
                 }
                 // Other commands, and group calls, replay alone after the run before them.
-                let command = try JournalCommand.decode(kind: record.kind, payload: record.payload)
+                let command = try JournalCommand.decode(kind: record.kind, payload: records.record(position).payload)
                 if let pending = run, !pending.events.isEmpty { await enqueue(pending) }
                 run = nil
                 await applying?.value
@@ -692,7 +699,7 @@ public final class Engine: Sendable {
                 }
             }
             reported = report.lastSequence
-            guard records.count == slice, let last = records.last else { break }
+            guard records.count == slice, let last = records.entries.last else { break }
             from = last.sequence + 1
         }
         await applying?.value
@@ -751,10 +758,10 @@ public final class Engine: Sendable {
         /// Decodes a journaled ingest command's events onto the end of the run; its ids are
         /// claimed again at its own time, in journal order. Returns how many events it added, or
         /// nil, leaving the run as it was, when one of them is a `group` call.
-        mutating func appendDecoding(_ payload: [UInt8], time: Timestamp, sequence: UInt64) throws(CodecError) -> Int? {
+        mutating func appendDecoding(_ bytes: [UInt8], _ payload: Range<Int>, time: Timestamp, sequence: UInt64) throws(CodecError) -> Int? {
             let start = events.count
             // An error ends the recovery, so what it leaves in the run does not matter.
-            try [Event].decode(payload, appendingTo: &events)
+            try [Event].decode(bytes, range: payload, appendingTo: &events)
             // Read in place: a closure or key path over the events copied each one.
             for index in start..<events.count where events[index].type == .group {
                 events.removeSubrange(start...)
@@ -817,13 +824,13 @@ public final class Engine: Sendable {
             }
             await previous?.value
             previous = nil
-            await effects.add(applyReplayed(pending.groups, of: batch, run: run, lanes: Self.lanesPerBatch))
+            await effects.add(applyReplayed(pending.grouped(), of: batch, run: run, lanes: Self.lanesPerBatch))
             pending = ContactGroups()
             var merged = ContactGroups()
             for (contact, item) in links { merged.add(item, to: contact) }
-            await effects.add(applyReplayed(merged.groups, of: batch, run: run, lanes: 1))
+            await effects.add(applyReplayed(merged.grouped(), of: batch, run: run, lanes: 1))
         }
-        let remaining = pending.groups
+        let remaining = pending.grouped()
         return Task { [effects, previous] in
             await previous?.value
             var effects = effects
@@ -849,21 +856,32 @@ public final class Engine: Sendable {
         }
     }
 
-    /// `applyGroups` for a replayed run: a contact's events of one command apply in one call, so
-    /// every effect is known by its command.
+    /// `applyGroups` for a replayed run: a contact's events of the run apply in one call, which
+    /// tells where each event's effects end, so every effect is known by its command. (A call
+    /// per command cost an actor call per event for the contacts most events go to.)
     private func applyReplayed(
-        _ groups: [(ContactActor, [ContactActor.Item])], of batch: ContactActor.Batch, run: ReplayRun, lanes: Int
+        _ groups: GroupedItems, of batch: ContactActor.Batch, run: ReplayRun, lanes: Int
     ) async -> [(command: Int, effects: [Effect])] {
         @Sendable func apply(
-            _ contact: ContactActor, _ items: [ContactActor.Item], lane: EvaluationContext,
+            _ contact: ContactActor, _ items: ArraySlice<ContactActor.Item>, lane: EvaluationContext,
             into chunks: inout [(command: Int, effects: [Effect])]
         ) async {
-            var start = 0
-            while start < items.count {
+            let first = items.startIndex
+            let (effects, ends) = await contact.apply(
+                items, of: batch, now: batch.times[items[first].index], reusing: lane, endingEach: true)
+            guard !effects.isEmpty else { return }
+            var start = first
+            var effectStart = 0
+            while start < items.endIndex {
                 let command = run.command(of: items[start].index)
                 var end = start + 1
-                while end < items.count && run.command(of: items[end].index) == command { end += 1 }
-                chunks.append((command, await contact.apply(items[start..<end], of: batch, now: batch.times[items[start].index], reusing: lane)))
+                while end < items.endIndex && run.command(of: items[end].index) == command { end += 1 }
+                let effectEnd = Int(ends[end - 1 - first])
+                if effectEnd > effectStart {
+                    let part = effectStart == 0 && effectEnd == effects.count ? effects : Array(effects[effectStart..<effectEnd])
+                    chunks.append((command, part))
+                }
+                effectStart = effectEnd
                 start = end
             }
         }
@@ -933,16 +951,70 @@ final class SpareEventArrays: Sendable {
 
 /// A batch's events gathered by contact, contacts in the order of their first event.
 struct ContactGroups {
-    private(set) var groups: [(ContactActor, [ContactActor.Item])] = []
+    private(set) var contacts: [ContactActor] = []
+    /// Each item added and the place of its contact in `contacts`, in the order added.
+    private var added: [ContactActor.Item] = []
+    private var groupOfAdded: [Int32] = []
     private var positions: [ObjectIdentifier: Int] = [:]
+
+    var count: Int { contacts.count }
 
     mutating func add(_ item: ContactActor.Item, to contact: ContactActor) {
         let key = ObjectIdentifier(contact)
         if let position = positions[key] {
-            groups[position].1.append(item)
+            groupOfAdded.append(Int32(position))
         } else {
-            positions[key] = groups.count
-            groups.append((contact, [item]))
+            positions[key] = contacts.count
+            groupOfAdded.append(Int32(contacts.count))
+            contacts.append(contact)
         }
+        added.append(item)
+    }
+
+    /// The items with each contact's side by side, in the order they were added: one array for
+    /// the batch instead of one per contact (an allocation per contact and event).
+    func grouped() -> GroupedItems {
+        // Every contact once (most live batches): the items are grouped already.
+        guard added.count > contacts.count else {
+            return GroupedItems(contacts: contacts, items: added, starts: Array(0...added.count))
+        }
+        var starts = [Int](repeating: 0, count: contacts.count + 1)
+        for group in groupOfAdded { starts[Int(group) + 1] += 1 }
+        for group in 0..<contacts.count { starts[group + 1] += starts[group] }
+        var next = starts
+        var items = added
+        for (position, group) in groupOfAdded.enumerated() {
+            items[next[Int(group)]] = added[position]
+            next[Int(group)] += 1
+        }
+        return GroupedItems(contacts: contacts, items: items, starts: starts)
+    }
+}
+
+/// `ContactGroups` once gathered: contact `g` of `contacts` has `items[starts[g]..<starts[g + 1]]`.
+struct GroupedItems: Sendable {
+    let contacts: [ContactActor]
+    let items: [ContactActor.Item]
+    let starts: [Int]
+
+    var count: Int { contacts.count }
+
+    func items(of group: Int) -> ArraySlice<ContactActor.Item> { items[starts[group]..<starts[group + 1]] }
+
+    /// The contacts (their places in `contacts`) each of `lanes` lanes applies, in order: each
+    /// contact goes to the lane with the fewest items so far. With Zipf-like traffic a few
+    /// contacts hold a large share of a batch's events, and dealing contacts out in turn left
+    /// one lane with much more to do while the other waited.
+    func balanced(lanes: Int) -> [[Int]] {
+        var contactsOfLane = [[Int]](repeating: [], count: lanes)
+        var load = [Int](repeating: 0, count: lanes)
+        for lane in 0..<lanes { contactsOfLane[lane].reserveCapacity(count / lanes + 1) }
+        for group in 0..<count {
+            var lightest = 0
+            for lane in 1..<lanes where load[lane] < load[lightest] { lightest = lane }
+            contactsOfLane[lightest].append(group)
+            load[lightest] += starts[group + 1] - starts[group]
+        }
+        return contactsOfLane
     }
 }

@@ -21,6 +21,51 @@ public struct JournalRecord: Sendable, Hashable {
     }
 }
 
+/// Journal records read together, their payloads side by side in one buffer: recovery reads
+/// millions of records, and an array for each payload was an allocation and a free per command.
+/// Reused from slice to slice (`removeAll` keeps the room).
+public struct JournalSlice: Sendable {
+    /// One record; its payload is `bytes[payload]`.
+    public struct Entry: Sendable, Hashable {
+        public var sequence: UInt64
+        public var time: Timestamp
+        public var tenant: String
+        public var kind: UInt8
+        public var payload: Range<Int>
+    }
+
+    public private(set) var entries: [Entry] = []
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public var count: Int { entries.count }
+
+    public mutating func removeAll() {
+        entries.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    public mutating func append(sequence: UInt64, time: Timestamp, tenant: String, kind: UInt8, payload: UnsafeRawBufferPointer) {
+        let start = bytes.count
+        bytes.append(contentsOf: payload)
+        entries.append(Entry(sequence: sequence, time: time, tenant: tenant, kind: kind, payload: start..<bytes.count))
+    }
+
+    public mutating func append(_ record: JournalRecord) {
+        record.payload.withUnsafeBytes {
+            append(sequence: record.sequence, time: record.time, tenant: record.tenant, kind: record.kind, payload: $0)
+        }
+    }
+
+    /// An entry as a record of its own (its payload copied out).
+    public func record(_ index: Int) -> JournalRecord {
+        let entry = entries[index]
+        return JournalRecord(
+            sequence: entry.sequence, time: entry.time, tenant: entry.tenant, kind: entry.kind, payload: Array(bytes[entry.payload]))
+    }
+}
+
 /// How durable an acknowledged command is.
 public enum DurabilityMode: String, Sendable, CaseIterable {
     /// Acknowledge after the commit is synced to disk: survives power loss.
@@ -45,6 +90,9 @@ public protocol Journal: AnyObject, Sendable {
     /// The same for at most `limit` records (recovery reads a long journal in slices).
     func read(from sequence: UInt64, limit: Int, _ body: (JournalRecord) throws -> Void) throws
 
+    /// At most `limit` records from `sequence` on, into `slice` (emptied first).
+    func read(from sequence: UInt64, limit: Int, into slice: inout JournalSlice) throws
+
     /// The highest sequence durably written so far (0 when empty).
     var lastSequence: UInt64 { get }
 
@@ -62,6 +110,11 @@ extension Journal {
                 try body(record)
             }
         } catch is ReadLimitReached {}
+    }
+
+    public func read(from sequence: UInt64, limit: Int, into slice: inout JournalSlice) throws {
+        slice.removeAll()
+        try read(from: sequence, limit: limit) { slice.append($0) }
     }
 
     /// Enqueues and waits until durable.

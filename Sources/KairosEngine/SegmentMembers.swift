@@ -127,8 +127,9 @@ final class AccountDirectory: Sendable {
 
     /// Records a `group` call; returns the other contacts of the account when its traits changed.
     func record(groupId: String, traits: [String: JSONValue], contact: UInt64) -> [UInt64] {
-        accounts.withLock { accounts in
-            var account = accounts[groupId] ?? Account()
+        // Changed where it lies: an account taken out and put back was a second reference to
+        // its member set while it changed, so every `group` call copied all of its members.
+        func change(_ account: inout Account) -> [UInt64] {
             var changed = false
             for (key, value) in traits {
                 if value.isNull {
@@ -139,9 +140,9 @@ final class AccountDirectory: Sendable {
                 }
             }
             account.contacts.insert(contact)
-            accounts[groupId] = account
             return changed ? account.contacts.filter { $0 != contact } : []
         }
+        return accounts.withLock { change(&$0[groupId, default: Account()]) }
     }
 
     func export() -> [String: Account] { accounts.withLock { $0 } }

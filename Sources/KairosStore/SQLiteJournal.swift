@@ -119,6 +119,15 @@ public final class SQLiteJournal: Journal {
             binding: Int64(bitPattern: sequence), body)
     }
 
+    public func read(from sequence: UInt64, limit: Int, into slice: inout JournalSlice) throws {
+        slice.removeAll()
+        let reader = try Connection(path: path, readOnly: true)
+        try reader.forEachRow(
+            "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence LIMIT \(max(0, limit))",
+            binding: Int64(bitPattern: sequence)
+        ) { row in slice.append(sequence: row.sequence, time: row.time, tenant: row.tenant, kind: row.kind, payload: row.payload) }
+    }
+
     /// Deletes records up to and including `sequence` (a snapshot holds their effect). The
     /// newest record always stays, so sequence numbers keep growing after a restart.
     public func truncate(through sequence: UInt64) throws {
@@ -209,6 +218,23 @@ final class Connection: @unchecked Sendable {
     }
 
     func forEach(_ sql: String, binding value: Int64, _ body: (JournalRecord) throws -> Void) throws {
+        try forEachRow(sql, binding: value) { row in
+            try body(
+                JournalRecord(sequence: row.sequence, time: row.time, tenant: row.tenant, kind: row.kind, payload: Array(row.payload)))
+        }
+    }
+
+    /// A journal row as SQLite holds it: `payload` is valid only during the call.
+    struct Row {
+        var sequence: UInt64
+        var time: Timestamp
+        var tenant: String
+        var kind: UInt8
+        var payload: UnsafeRawBufferPointer
+    }
+
+    /// Calls `body` for each row of a `SELECT sequence, time, tenant, kind, payload` query.
+    func forEachRow(_ sql: String, binding value: Int64, _ body: (Row) throws -> Void) throws {
         var statement: OpaquePointer?
         let prepared = sqlite3_prepare_v2(database, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK else { throw StoreError(resultCode: prepared, database: database, operation: sql) }
@@ -219,15 +245,15 @@ final class Connection: @unchecked Sendable {
             if result == SQLITE_DONE { return }
             guard result == SQLITE_ROW else { throw StoreError(resultCode: result, database: database, operation: sql) }
             let tenant = sqlite3_column_text(statement, 2).map { String(cString: $0) } ?? ""
+            // The blob first, then its size (SQLite's documented order for a blob column).
+            let blob = sqlite3_column_blob(statement, 4)
             let count = Int(sqlite3_column_bytes(statement, 4))
-            let payload: [UInt8] = sqlite3_column_blob(statement, 4).map {
-                Array(UnsafeRawBufferPointer(start: $0, count: count))
-            } ?? []
             try body(
-                JournalRecord(
+                Row(
                     sequence: UInt64(bitPattern: sqlite3_column_int64(statement, 0)),
                     time: Timestamp(milliseconds: sqlite3_column_int64(statement, 1)), tenant: tenant,
-                    kind: UInt8(truncatingIfNeeded: sqlite3_column_int(statement, 3)), payload: payload))
+                    kind: UInt8(truncatingIfNeeded: sqlite3_column_int(statement, 3)),
+                    payload: UnsafeRawBufferPointer(start: blob, count: blob == nil ? 0 : count)))
         }
     }
 }

@@ -283,6 +283,46 @@ func demoEngine() async throws -> Engine {
     }
 }
 
+@Suite struct ContactGroupsTests {
+    let runtime = TenantRuntime(
+        id: "t", name: "t", scheduler: Scheduler(), effects: EffectBus(),
+        deduplicator: MessageDeduplicator(window: .hours(1), capacity: 100))
+
+    /// Items come out with each contact's side by side, contacts in the order of their first
+    /// item and each contact's items in the order they were added.
+    @Test func itemsAreGroupedByContactInOrder() {
+        let contacts = (0..<3).map { ContactActor(id: UInt64($0), tenant: runtime) }
+        var groups = ContactGroups()
+        for (index, contact) in [1, 0, 1, 2, 1, 0].enumerated() {
+            groups.add(ContactActor.Item(index: index, mergeSource: nil), to: contacts[contact])
+        }
+        let grouped = groups.grouped()
+        #expect(grouped.contacts.map(\.id) == [1, 0, 2])
+        #expect((0..<3).map { grouped.items(of: $0).map(\.index) } == [[0, 2, 4], [1, 5], [3]])
+
+        var single = ContactGroups()
+        for index in 0..<3 { single.add(ContactActor.Item(index: index, mergeSource: nil), to: contacts[2 - index]) }
+        #expect((0..<3).map { single.grouped().items(of: $0).map(\.index) } == [[0], [1], [2]])
+    }
+
+    /// Each contact goes to the lane with the fewest items so far: a contact with most of a
+    /// batch's items has a lane nearly to itself, and every contact is applied exactly once.
+    @Test func lanesGetEvenShares() {
+        let contacts = (0..<6).map { ContactActor(id: UInt64($0), tenant: runtime) }
+        var groups = ContactGroups()
+        var index = 0
+        for (contact, count) in [(0, 10), (1, 2), (2, 2), (3, 2), (4, 2), (5, 2)] {
+            for _ in 0..<count {
+                groups.add(ContactActor.Item(index: index, mergeSource: nil), to: contacts[contact])
+                index += 1
+            }
+        }
+        let lanes = groups.grouped().balanced(lanes: 2)
+        #expect(lanes == [[0], [1, 2, 3, 4, 5]])
+        #expect(groups.grouped().balanced(lanes: 3).flatMap { $0 }.sorted() == Array(0..<6))
+    }
+}
+
 @Suite struct ReplayBufferTests {
     /// A replayed run's event array is reused by a later run once its batch is done, storage and
     /// all (new arrays for every run were the largest part of replay's page faults), and handed

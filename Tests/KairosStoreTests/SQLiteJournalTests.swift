@@ -21,6 +21,14 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         payload: Array("event \(index)".utf8))
 }
 
+extension JournalRecord {
+    func sequenced(_ sequence: UInt64) -> JournalRecord {
+        var copy = self
+        copy.sequence = sequence
+        return copy
+    }
+}
+
 @Suite struct SQLiteJournalTests {
     @Test(arguments: DurabilityMode.allCases)
     func appendsInOrderAndReadsBack(mode: DurabilityMode) async throws {
@@ -56,6 +64,27 @@ func record(_ index: Int, tenant: String = "demo") -> JournalRecord {
         read = []
         try journal.read(from: 9, limit: 3) { read.append($0.sequence) }
         #expect(read == [9, 10])
+    }
+
+    /// A slice holds its records' payloads in one buffer, reused from read to read: each entry
+    /// finds its own bytes, and a second read replaces the first.
+    @Test func readsASliceIntoOneBuffer() async throws {
+        let directory = try TemporaryDirectory()
+        let journal = try SQLiteJournal(path: directory.path + "/journal.sqlite", mode: .fast)
+        _ = try await journal.append((0..<10).map { record($0, tenant: $0 == 5 ? "other" : "demo") })
+        _ = try await journal.append([JournalRecord(time: Timestamp(milliseconds: 7), tenant: "demo", kind: 2, payload: [])])
+        var slice = JournalSlice()
+        try journal.read(from: 4, limit: 3, into: &slice)
+        #expect(slice.entries.map(\.sequence) == [4, 5, 6])
+        #expect(slice.entries.map(\.tenant) == ["demo", "demo", "other"])
+        for (position, entry) in slice.entries.enumerated() {
+            #expect(Array(slice.bytes[entry.payload]) == Array("event \(entry.sequence - 1)".utf8))
+            #expect(slice.record(position) == record(Int(entry.sequence) - 1, tenant: entry.tenant).sequenced(entry.sequence))
+        }
+        try journal.read(from: 10, limit: 5, into: &slice)
+        #expect(slice.entries.map(\.sequence) == [10, 11])
+        #expect(slice.entries[1].payload.isEmpty && slice.entries[1].kind == 2)
+        #expect(slice.bytes.count == "event 9".utf8.count)
     }
 
     /// Recovery reads the journal in slices of 10,000: every command of a longer journal is

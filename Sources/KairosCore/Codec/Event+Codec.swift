@@ -95,7 +95,12 @@ extension [Event] {
     /// Decodes a batch straight onto the end of `events` (no array of its own to copy from).
     /// On an error, `events` may hold some of the batch's events, the last one partly read.
     public static func decode(_ bytes: [UInt8], appendingTo events: inout [Event]) throws(CodecError) {
-        var reader = BinaryReader(bytes)
+        try decode(bytes, range: bytes.indices, appendingTo: &events)
+    }
+
+    /// `decode(_:appendingTo:)` for a batch lying in `bytes[range]` (a journal slice's buffer).
+    public static func decode(_ bytes: [UInt8], range: Range<Int>, appendingTo events: inout [Event]) throws(CodecError) {
+        var reader = BinaryReader(bytes, range: range)
         let count = try reader.readElementCount()
         // Grown by doubling: replay appends one command's events at a time, and an exact
         // reservation per command would copy the whole array every few commands.
@@ -105,7 +110,7 @@ extension [Event] {
             try events[events.count - 1].read(from: &reader)
         }
         guard reader.isAtEnd else {
-            throw CodecError(offset: reader.offset, message: "\(bytes.count - reader.offset) bytes left after the last event")
+            throw CodecError(offset: reader.offset, message: "\(range.upperBound - reader.offset) bytes left after the last event")
         }
     }
 }

@@ -140,7 +140,8 @@ extension ContactState {
         counters.record(counterSymbol, at: time.milliseconds, depth: definitions.depth(of: counterSymbol))
         let entry = definitions.indexEntry(of: counterSymbol)
         let wildcard = definitions.wildcardIndex[event.pointee.type.ordinal]
-        var changedModels: [Int] = []
+        var changedModels = context.takeChangedModels()
+        defer { context.returnChangedModels(&changedModels) }
         var windowedCounterChanged = false
         if let entry { applyIndexEntry(context, entry, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
         if let wildcard { applyIndexEntry(context, wildcard, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }

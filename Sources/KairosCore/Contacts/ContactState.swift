@@ -128,6 +128,8 @@ public final class EvaluationContext: @unchecked Sendable {
     var cachesScores = false
     /// Room for the segments an event may move, kept between commands (see `takeCandidates`).
     private var candidates: [Int] = []
+    /// Room for the models an event changes, kept between commands likewise.
+    private var changedModels: [Int] = []
 
     public init(
         now: Timestamp, definitions: TenantDefinitions, accountTraits: [String: JSONValue]? = nil,
@@ -161,6 +163,19 @@ public final class EvaluationContext: @unchecked Sendable {
         // Emptied while only the caller holds it, so no copy is made.
         used.removeAll(keepingCapacity: true)
         swap(&used, &candidates)
+    }
+
+    /// `takeCandidates` for the models an event changes: most events change one, and a new
+    /// array for it was an allocation per event.
+    func takeChangedModels() -> [Int] {
+        var taken: [Int] = []
+        swap(&taken, &changedModels)
+        return taken
+    }
+
+    func returnChangedModels(_ used: inout [Int]) {
+        used.removeAll(keepingCapacity: true)
+        swap(&used, &changedModels)
     }
 }
 
