@@ -24,6 +24,9 @@ public final class SQLiteJournal: Journal {
     private let queue = Mutex(Queue())
     private let writerQueue = DispatchQueue(label: "kairos.journal.writer")
     private let highestSequence: Atomic<UInt64>
+    /// The read-only connection slice reads share: recovery reads hundreds of slices, and a
+    /// connection per slice read the schema and filled a new page cache every time.
+    private let sliceReader = Mutex<Connection?>(nil)
 
     /// Opens (or creates) the journal at `path`.
     public init(path: String, mode: DurabilityMode = .strict, maximumBatch: Int = 10_000) throws {
@@ -121,7 +124,14 @@ public final class SQLiteJournal: Journal {
 
     public func read(from sequence: UInt64, limit: Int, into slice: inout JournalSlice) throws {
         slice.removeAll()
-        let reader = try Connection(path: path, readOnly: true)
+        try sliceReader.withLock { (cached: inout Connection?) throws in
+            let reader = try cached ?? Connection(path: path, readOnly: true)
+            cached = reader
+            try read(from: sequence, limit: limit, with: reader, into: &slice)
+        }
+    }
+
+    private func read(from sequence: UInt64, limit: Int, with reader: Connection, into slice: inout JournalSlice) throws {
         try reader.forEachRow(
             "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence LIMIT \(max(0, limit))",
             binding: Int64(bitPattern: sequence)
@@ -152,6 +162,7 @@ public final class SQLiteJournal: Journal {
     public func close() {
         queue.withLock { $0.closed = true }
         writerQueue.sync {}
+        sliceReader.withLock { $0 = nil }
     }
 }
 
