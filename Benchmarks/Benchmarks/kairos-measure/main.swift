@@ -23,13 +23,30 @@ final class ManagedAtomicFlag: @unchecked Sendable {
 
 /// Resident memory and the page faults that filled it so far: on a virtual machine a page
 /// touched for the first time can cost more than the work that touches it.
-func memoryUse() -> String {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
-    let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-    return String(format: "%d MB resident, %d page faults, %.1f s system time", pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1_000_000,
-        usage.ru_minflt, Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+/// The process's resident memory and page faults now, and the CPU time it spent since `since`
+/// (a phase's own share: user time is the work, system time mostly the kernel zeroing new pages).
+struct ResourceUse {
+    var residentMegabytes: Int
+    var pageFaults: Int
+    var userSeconds: Double
+    var systemSeconds: Double
+
+    static func now() -> ResourceUse {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+        let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return ResourceUse(
+            residentMegabytes: pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1_000_000, pageFaults: usage.ru_minflt,
+            userSeconds: Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+            systemSeconds: Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+    }
+
+    func since(_ start: ResourceUse) -> String {
+        String(
+            format: "%d MB resident, %d page faults, CPU %.1f s user + %.1f s system", residentMegabytes,
+            pageFaults - start.pageFaults, userSeconds - start.userSeconds, systemSeconds - start.systemSeconds)
+    }
 }
 
 /// Writes a line at once (unbuffered), so progress shows when the output goes to a file.
@@ -494,12 +511,14 @@ case "restart":
     let engine = Engine(journal: journal)
     guard let (entry, payload) = try store.newestValid() else { fatalError("no valid snapshot in \(directory)/snapshots") }
     let read = ContinuousClock.now
+    let beforeRestore = ResourceUse.now()
     let restored = try await engine.restore(snapshot: payload)
     let loaded = ContinuousClock.now
-    let memoryWhenRestored = memoryUse()
+    let memoryWhenRestored = ResourceUse.now().since(beforeRestore)
+    let beforeReplay = ResourceUse.now()
     let report = try await engine.recover()
     let ready = ContinuousClock.now
-    let memoryWhenReady = memoryUse()
+    let memoryWhenReady = ResourceUse.now().since(beforeReplay)
     print(String(format: "restart: snapshot read and verified in %.2f s (%d MB, %@)", seconds(read - started), entry.size / 1_000_000, entry.path))
     print(String(format: "restart: %d contacts restored in %.2f s (%@)", restored.contacts, seconds(loaded - read), memoryWhenRestored))
     print(String(format: "restart: %d commands (%d events) replayed in %.2f s (%@)", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded), memoryWhenReady))
