@@ -111,7 +111,7 @@ actor ContactActor {
         self.indexedTraitsVersion = state.traitsVersion
         // Last, so the state moves in instead of being copied (a reference count for each of
         // its arrays and strings, a million times over in a restore).
-        self.state = state
+        self.state = consume state
         identity.withLock { $0.keys = keys }
     }
 

@@ -67,7 +67,7 @@ extension Engine {
                 let value = try reader.readString()
                 keys.append(kind == 0 ? .user(value) : .anonymous(value))
             }
-            try body(state, keys)
+            try body(consume state, keys)
         }
     }
 
@@ -375,7 +375,7 @@ extension Engine {
                                 }
                                 let next = state.nextWakeMilliseconds
                                 // The state's last use: it moves into the actor.
-                                let actor = ContactActor(restoring: state, keys: keys, tenant: runtime)
+                                let actor = ContactActor(restoring: consume state, keys: keys, tenant: runtime)
                                 actors.append((actor, keys))
                                 if let next { runtime.scheduler.schedule(actor, at: next) }
                             }

@@ -167,7 +167,11 @@ public struct BinaryReader {
         let count = try readCount()
         guard offset + count <= end else { throw failure("string of \(count) bytes runs past the end") }
         defer { offset += count }
-        return String(decoding: bytes[offset..<offset + count], as: UTF8.self)
+        // From the buffer itself: a slice of the array counted a reference on it per string,
+        // and the restore's workers, reading one snapshot array, contended for that count.
+        return bytes.withUnsafeBufferPointer { buffer in
+            String(decoding: UnsafeBufferPointer(rebasing: buffer[offset..<offset + count]), as: UTF8.self)
+        }
     }
 
     /// Moves past `count` bytes; returns where they lie in `bytes` (to read them later with
