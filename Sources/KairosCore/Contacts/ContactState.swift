@@ -153,29 +153,26 @@ public final class EvaluationContext: @unchecked Sendable {
 
     /// An empty array with the capacity an earlier command left; give it back with
     /// `returnCandidates`. An evaluation nested inside another gets a new one.
-    func takeCandidates() -> [Int] {
-        var taken: [Int] = []
-        swap(&taken, &candidates)
-        return taken
-    }
+    func takeCandidates() -> [Int] { Self.take(&candidates) }
 
-    func returnCandidates(_ used: inout [Int]) {
-        // Emptied while only the caller holds it, so no copy is made.
-        used.removeAll(keepingCapacity: true)
-        swap(&used, &candidates)
-    }
+    func returnCandidates(_ used: inout [Int]) { Self.give(&used, back: &candidates) }
 
     /// `takeCandidates` for the models an event changes: most events change one, and a new
     /// array for it was an allocation per event.
-    func takeChangedModels() -> [Int] {
+    func takeChangedModels() -> [Int] { Self.take(&changedModels) }
+
+    func returnChangedModels(_ used: inout [Int]) { Self.give(&used, back: &changedModels) }
+
+    private static func take(_ kept: inout [Int]) -> [Int] {
         var taken: [Int] = []
-        swap(&taken, &changedModels)
+        swap(&taken, &kept)
         return taken
     }
 
-    func returnChangedModels(_ used: inout [Int]) {
+    private static func give(_ used: inout [Int], back kept: inout [Int]) {
+        // Emptied while only the caller holds it, so no copy is made.
         used.removeAll(keepingCapacity: true)
-        swap(&used, &changedModels)
+        swap(&used, &kept)
     }
 }
 
