@@ -651,7 +651,7 @@ public final class Engine: Sendable {
             var cached: (id: String, tenant: Tenant)?
             // Ingest commands wait here to be replayed together; anything else replays them first.
             var run: ReplayRun?
-            for (position, record) in records.entries.enumerated() {
+            for record in records.entries {
                 if record.sequence > limit {
                     if let pending = run { await enqueue(pending) }
                     break reading
@@ -677,7 +677,7 @@ public final class Engine: Sendable {
                     }
                 }
                 // Other commands, and group calls, replay alone after the run before them.
-                let command = try JournalCommand.decode(kind: record.kind, payload: records.record(position).payload)
+                let command = try JournalCommand.decode(kind: record.kind, payload: Array(records.bytes[record.payload]))
                 if let pending = run, !pending.events.isEmpty { await enqueue(pending) }
                 run = nil
                 await applying?.value

@@ -57,13 +57,6 @@ public struct JournalSlice: Sendable {
             append(sequence: record.sequence, time: record.time, tenant: record.tenant, kind: record.kind, payload: $0)
         }
     }
-
-    /// An entry as a record of its own (its payload copied out).
-    public func record(_ index: Int) -> JournalRecord {
-        let entry = entries[index]
-        return JournalRecord(
-            sequence: entry.sequence, time: entry.time, tenant: entry.tenant, kind: entry.kind, payload: Array(bytes[entry.payload]))
-    }
 }
 
 /// How durable an acknowledged command is.

@@ -117,9 +117,7 @@ public final class SQLiteJournal: Journal {
 
     public func read(from sequence: UInt64, limit: Int, _ body: (JournalRecord) throws -> Void) throws {
         let reader = try Connection(path: path, readOnly: true)
-        try reader.forEach(
-            "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence LIMIT \(max(0, limit))",
-            binding: Int64(bitPattern: sequence), body)
+        try reader.forEach(Self.selectRecords(limit: limit), binding: Int64(bitPattern: sequence), body)
     }
 
     public func read(from sequence: UInt64, limit: Int, into slice: inout JournalSlice) throws {
@@ -127,15 +125,15 @@ public final class SQLiteJournal: Journal {
         try sliceReader.withLock { (cached: inout Connection?) throws in
             let reader = try cached ?? Connection(path: path, readOnly: true)
             cached = reader
-            try read(from: sequence, limit: limit, with: reader, into: &slice)
+            try reader.forEachRow(Self.selectRecords(limit: limit), binding: Int64(bitPattern: sequence)) { row in
+                slice.append(sequence: row.sequence, time: row.time, tenant: row.tenant, kind: row.kind, payload: row.payload)
+            }
         }
     }
 
-    private func read(from sequence: UInt64, limit: Int, with reader: Connection, into slice: inout JournalSlice) throws {
-        try reader.forEachRow(
-            "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence LIMIT \(max(0, limit))",
-            binding: Int64(bitPattern: sequence)
-        ) { row in slice.append(sequence: row.sequence, time: row.time, tenant: row.tenant, kind: row.kind, payload: row.payload) }
+    /// At most `limit` records from the bound sequence on, in order.
+    private static func selectRecords(limit: Int) -> String {
+        "SELECT sequence, time, tenant, kind, payload FROM journal WHERE sequence >= ? ORDER BY sequence LIMIT \(max(0, limit))"
     }
 
     /// Deletes records up to and including `sequence` (a snapshot holds their effect). The
