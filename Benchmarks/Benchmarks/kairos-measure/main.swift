@@ -1,13 +1,13 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] | decide | journeys [lapse|spread|ingest] [none|fast|strict]
+//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] | reference | decide | journeys [lapse|spread|ingest] [none|fast|strict]
 import BenchmarkWorkload
 import Foundation
 import KairosCore
 import KairosEngine
 import KairosGateway
 import KairosMemory
-import KairosStore
+@_spi(Benchmarks) import KairosStore
 
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
@@ -46,6 +46,87 @@ struct ResourceUse {
         String(
             format: "%d MB resident, %d page faults, CPU %.1f s user + %.1f s system", residentMegabytes,
             pageFaults - start.pageFaults, userSeconds - start.userSeconds, systemSeconds - start.systemSeconds)
+    }
+}
+
+/// How fast this machine runs now, against the costs the durability targets were planned
+/// from (a plain SQLite insert loop of 450,000 rows/s, 1,000,000 idle actors created in 0.5 s):
+/// the host shares its cores, and the same binary can take twice as long in a busy hour, so
+/// a restart time means little without these figures from the same run.
+enum MachineReference {
+    actor IdleActor { var value = 0 }
+
+    static let plannedInsertRate = 450_000.0
+    static let plannedActorSeconds = 0.5
+
+    /// The median of five plain insert loops (100,000 rows of 200 bytes, 10,000 a transaction,
+    /// WAL, synchronous=NORMAL), in rows per second.
+    static func insertRate() throws -> Double {
+        var rates: [Double] = []
+        for _ in 0..<5 {
+            let path = NSTemporaryDirectory() + "kairos-reference-\(UUID().uuidString).sqlite"
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            rates.append(try PlainInsertLoop.run(path: path, rows: 100_000, perTransaction: 10_000, blobSize: 200, synchronousFull: false))
+        }
+        return rates.sorted()[2]
+    }
+
+    /// Seconds to create 1,000,000 idle actors (kept alive until all exist, as contacts are).
+    static func actorSeconds() -> Double {
+        let started = ContinuousClock.now
+        var actors: [IdleActor] = []
+        actors.reserveCapacity(1_000_000)
+        for _ in 0..<1_000_000 { actors.append(IdleActor()) }
+        let elapsed = seconds(ContinuousClock.now - started)
+        withExtendedLifetime(actors) {}
+        return elapsed
+    }
+
+    /// Nanoseconds per dependent load at random places in 512 MB (one cycle through a random
+    /// permutation): what applying an event to a contact not in cache waits for.
+    static func randomLoadNanoseconds() -> Double {
+        let count = 1 << 26
+        var next = [Int64](repeating: 0, count: count)
+        var random = SeededRandom(seed: 11)
+        // Sattolo's algorithm: one cycle through every slot.
+        var order = Array(0..<count)
+        for index in stride(from: count - 1, to: 0, by: -1) {
+            order.swapAt(index, Int(random.next() % UInt64(index)))
+        }
+        for index in 0..<count { next[order[index]] = Int64(order[(index + 1) % count]) }
+        let loads = 10_000_000
+        var position = 0
+        let started = ContinuousClock.now
+        next.withUnsafeBufferPointer { buffer in
+            for _ in 0..<loads { position = Int(buffer[position]) }
+        }
+        let elapsed = seconds(ContinuousClock.now - started)
+        // The cycle visits every slot once: a position outside it would mean the loads were not made.
+        precondition(position >= 0 && position < count)
+        return elapsed / Double(loads) * 1e9
+    }
+
+    /// Megabytes per second of memory touched for the first time (1 GB, one write per 4 KiB
+    /// page): on a virtual machine the host may have to back each page as well.
+    static func freshMemoryRate() -> Double {
+        let size = 1 << 30
+        guard let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), region != MAP_FAILED
+        else { return 0 }
+        defer { munmap(region, size) }
+        let bytes = region.assumingMemoryBound(to: UInt8.self)
+        let started = ContinuousClock.now
+        for offset in stride(from: 0, to: size, by: 4096) { bytes[offset] = 1 }
+        return Double(size) / 1e6 / seconds(ContinuousClock.now - started)
+    }
+
+    static func report() throws -> String {
+        let rate = try insertRate()
+        let actors = actorSeconds()
+        let load = randomLoadNanoseconds()
+        let fresh = freshMemoryRate()
+        return String(
+            format: "machine now: plain SQLite insert loop %.0f rows/s (%.0f %% of the planned %.0f), 1,000,000 actors created in %.2f s (planned %.1f s), a random load %.0f ns, fresh memory %.0f MB/s",
+            rate, rate / plannedInsertRate * 100, plannedInsertRate, actors, plannedActorSeconds, load, fresh)
     }
 }
 
@@ -523,6 +604,9 @@ case "restart":
     print(String(format: "restart: %d contacts restored in %.2f s (%@)", restored.contacts, seconds(loaded - read), memoryWhenRestored))
     print(String(format: "restart: %d commands (%d events) replayed in %.2f s (%@)", report.commandsReplayed, report.eventsReplayed, seconds(ready - loaded), memoryWhenReady))
     print(String(format: "restart: ready in %.2f s", seconds(ready - started)))
+    print("restart: \(try MachineReference.report())")
+case "reference":
+    print(try MachineReference.report())
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | contact-read | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS]")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | contact-read | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] | reference")
 }
