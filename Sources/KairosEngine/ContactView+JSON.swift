@@ -48,7 +48,7 @@ extension ContactView {
             json.field("id", integer: Int64(bitPattern: state.id))
             json.field("userId", state.userId)
             json.field("anonymousIds", array: state.anonymousIds) { $0.string($1) }
-            json.field("traits", object: state.traits)
+            json.field("traits", traits: state.traits)
             json.field("accountId", state.accountId)
             json.field("accountTraits", object: account)
             json.field("firstSeen", state.firstSeen)

@@ -148,7 +148,7 @@ extension ContactView {
         self.id = state.id
         self.userId = state.userId
         self.anonymousIds = state.anonymousIds
-        self.traits = state.traits
+        self.traits = state.traits.dictionary
         self.accountId = state.accountId
         self.accountTraits = account
         self.firstSeen = state.firstSeen

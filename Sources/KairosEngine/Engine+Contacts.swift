@@ -37,7 +37,7 @@ extension Engine {
         }
         let segments = state.segments.compactMap { definitions.listedSegment($0.segment)?.id }.sorted()
         return ExportedContact(
-            id: state.id, userId: state.userId, anonymousIds: state.anonymousIds, traits: state.traits, segments: segments,
+            id: state.id, userId: state.userId, anonymousIds: state.anonymousIds, traits: state.traits.dictionary, segments: segments,
             scores: scores, firstSeen: state.firstSeen, lastSeen: state.lastSeen)
     }
 

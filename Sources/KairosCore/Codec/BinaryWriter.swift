@@ -64,6 +64,15 @@ public struct BinaryWriter: Sendable {
         }
     }
 
+    /// A contact's traits, as an object (they are already in key order).
+    public mutating func write(_ traits: Traits) {
+        writeVarint(UInt64(traits.count))
+        for (key, value) in traits {
+            write(key)
+            write(value)
+        }
+    }
+
     /// An object, keys sorted so the same value always gives the same bytes.
     public mutating func write(_ object: [String: JSONValue]) {
         writeVarint(UInt64(object.count))
@@ -213,6 +222,19 @@ public struct BinaryReader {
         case 7: return .object(try readObject(depth: depth + 1))
         default: throw failure("unknown JSON tag \(tag)")
         }
+    }
+
+    /// An object as a contact's traits: pairs kept in the order written (sorted by key).
+    public mutating func readTraits() throws(CodecError) -> Traits {
+        let count = try readCount()
+        if count == 0 { return Traits() }
+        var pairs: [Traits.Element] = []
+        pairs.reserveCapacity(count)
+        for _ in 0..<count {
+            let key = try readString()
+            pairs.append((key, try readJSON(depth: 0)))
+        }
+        return Traits(sorted: pairs)
     }
 
     public mutating func readObject(depth: Int = 0) throws(CodecError) -> [String: JSONValue] {

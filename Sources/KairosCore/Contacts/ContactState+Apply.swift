@@ -116,7 +116,7 @@ extension ContactState {
             anonymousIds.append(anonymousId)
         }
         if event.pointee.type == .identify {
-            if traits.isEmpty { traits = [String: JSONValue](minimumCapacity: event.pointee.traits.count) }
+            if traits.isEmpty { traits.reserveCapacity(event.pointee.traits.count) }
             for (key, value) in event.pointee.traits {
                 if value.isNull {
                     if traits.removeValue(forKey: key) != nil { changedTraits.append(key) }

@@ -185,7 +185,7 @@ public struct ContactState: Sendable {
     public let id: UInt64
     public var userId: String?
     public var anonymousIds: [String]
-    public var traits: [String: JSONValue] = [:] {
+    public var traits = Traits() {
         // Changed in place (the observer does not read the old value), so no copy is made.
         didSet { traitsVersion &+= 1 }
     }

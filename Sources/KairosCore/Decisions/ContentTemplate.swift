@@ -192,6 +192,13 @@ enum TemplateScalar {
     case unsupported
 }
 
+/// A contact's traits as a template sees them (`{{traits.plan}}`).
+struct TemplateTraits: MustacheParent {
+    let traits: Traits
+
+    func child(named name: String) -> Any? { traits[name].flatMap(TemplateObject.value) }
+}
+
 struct TemplateObject: MustacheParent {
     let object: [String: JSONValue]
 
@@ -206,6 +213,19 @@ struct TemplateObject: MustacheParent {
         case .array(let items): return items.compactMap(TemplateObject.value)
         case .object(let object): return TemplateObject(object: object)
         }
+    }
+
+    /// The scalar at `path` below a contact's traits.
+    static func scalar(_ traits: Traits, _ path: ArraySlice<String>) -> TemplateScalar {
+        guard let first = path.first, let value = traits[first] else { return .missing }
+        if path.count > 1 {
+            guard case .object(let inner) = value else {
+                if case .array = value { return .unsupported }
+                return .missing
+            }
+            return scalar(inner, path.dropFirst())
+        }
+        return scalar(value)
     }
 
     /// The scalar at `path` below `object`, as the library would render it.

@@ -255,7 +255,7 @@ final class TemplateScope: MustacheParent {
 
     func child(named name: String) -> Any? {
         switch name {
-        case "traits": return TemplateObject(object: subject.state.traits)
+        case "traits": return TemplateTraits(traits: subject.state.traits)
         case "account": return TemplateObject(object: subject.state.context?.accountTraits ?? [:])
         case "context": return TemplateObject(object: subject.request.values)
         case "scores": return Lookup { [subject] model in subject.score(model: model).map(TemplateObject.format) }

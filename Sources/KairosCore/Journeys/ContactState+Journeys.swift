@@ -626,7 +626,7 @@ final class MessageScope: MustacheParent {
 
     func child(named name: String) -> Any? {
         switch name {
-        case "traits": return TemplateObject(object: state.traits)
+        case "traits": return TemplateTraits(traits: state.traits)
         case "account": return TemplateObject(object: account ?? [:])
         case "contact":
             var fields: [String: JSONValue] = ["id": .string(String(state.id))]

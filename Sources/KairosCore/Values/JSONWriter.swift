@@ -123,6 +123,22 @@ public struct JSONWriter {
         value(.object(fields))
     }
 
+    /// A contact's traits as an object, in key order (as `.object` writes a dictionary).
+    @inlinable public mutating func field(_ name: StaticString, traits: Traits) {
+        key(name)
+        output.append(123)
+        var first = true
+        for (key, value) in traits {
+            if !first { output.append(44) }
+            first = false
+            JSONValue.writeString(key, into: &output)
+            output.append(58)
+            value.write(into: &output)
+        }
+        output.append(125)
+        needsComma = true
+    }
+
     @inlinable public mutating func field<Items: Sequence>(_ name: StaticString, array items: Items, _ each: (inout JSONWriter, Items.Element) -> Void) {
         key(name)
         array(items, each)

@@ -1,0 +1,66 @@
+import Testing
+@testable import KairosCore
+
+@Suite struct TraitsTests {
+    @Test func behavesAsTheDictionaryItReplaces() {
+        var traits = Traits()
+        var dictionary: [String: JSONValue] = [:]
+        var random = SeededRandom(seed: 3)
+        let keys = ["plan", "email", "a", "z", "company_size", "é", "Plan", "title", "b.c", ""]
+        for _ in 0..<2_000 {
+            let key = keys[Int(random.next() % UInt64(keys.count))]
+            switch random.next() % 3 {
+            case 0:
+                traits[key] = .number(Double(random.next() % 100))
+                dictionary[key] = traits[key]
+            case 1:
+                #expect(traits.removeValue(forKey: key) == dictionary.removeValue(forKey: key))
+            default:
+                #expect(traits[key] == dictionary[key])
+            }
+            #expect(traits.count == dictionary.count)
+        }
+        #expect(traits.keys == dictionary.keys.sorted())
+        #expect(traits.dictionary == dictionary)
+        #expect(Traits(dictionary) == traits)
+    }
+
+    @Test func pathsReadAsInADictionary() {
+        let dictionary: [String: JSONValue] = [
+            "address": ["city": "Lyon", "geo": ["lat": 45.7]], "a.b": "literal", "plan": "pro", "tags": ["x"],
+        ]
+        let traits = Traits(dictionary)
+        for path in ["address.city", "address.geo.lat", "address.geo", "a.b", "plan", "plan.x", "missing", "address.", ".plan", "tags.0"] {
+            #expect(traits.value(atPath: path) == dictionary.value(atPath: path), "\(path)")
+        }
+    }
+
+    @Test func encodeAsTheSameObjectBytes() throws {
+        let dictionary: [String: JSONValue] = ["email": "ana@x.io", "active": true, "size": 40, "nested": ["k": [1, 2]], "zeta": nil]
+        var asObject = BinaryWriter()
+        asObject.write(dictionary)
+        var asTraits = BinaryWriter()
+        asTraits.write(Traits(dictionary))
+        #expect(asTraits.bytes == asObject.bytes)
+        var reader = BinaryReader(asObject.bytes)
+        #expect(try reader.readTraits() == Traits(dictionary))
+        #expect(reader.isAtEnd)
+    }
+
+    @Test func unsortedOrRepeatedPairsAreSorted() {
+        let traits = Traits(sorted: [("b", 1), ("a", 2), ("b", 3)])
+        #expect(traits.keys == ["a", "b"])
+        #expect(traits["b"] == 3)
+        #expect(Traits(sorted: [("a", 1), ("b", 2)]).keys == ["a", "b"])
+    }
+
+    @Test func writeAsJSONInKeyOrder() {
+        let traits: Traits = ["b": "x\"y", "a": 1.5, "c": ["d": true]]
+        var writer = JSONWriter(capacity: 64)
+        writer.object { json in json.field("traits", traits: traits) }
+        var expected = JSONWriter(capacity: 64)
+        expected.object { json in json.field("traits", object: traits.dictionary) }
+        #expect(writer.bytes == expected.bytes)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == #"{"traits":{"a":1.5,"b":"x\"y","c":{"d":true}}}"#)
+    }
+}
