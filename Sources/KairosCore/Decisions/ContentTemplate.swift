@@ -217,28 +217,25 @@ struct TemplateObject: MustacheParent {
 
     /// The scalar at `path` below a contact's traits.
     static func scalar(_ traits: Traits, _ path: ArraySlice<String>) -> TemplateScalar {
-        guard let first = path.first, let value = traits[first] else { return .missing }
-        if path.count > 1 {
-            guard case .object(let inner) = value else {
-                if case .array = value { return .unsupported }
-                return .missing
-            }
-            return scalar(inner, path.dropFirst())
-        }
-        return scalar(value)
+        guard let first = path.first else { return .missing }
+        return scalar(found: traits[first], below: path.dropFirst())
     }
 
     /// The scalar at `path` below `object`, as the library would render it.
     static func scalar(_ object: [String: JSONValue], _ path: ArraySlice<String>) -> TemplateScalar {
-        guard let first = path.first, let value = object[first] else { return .missing }
-        if path.count > 1 {
-            guard case .object(let inner) = value else {
-                if case .array = value { return .unsupported }
-                return .missing
-            }
-            return scalar(inner, path.dropFirst())
+        guard let first = path.first else { return .missing }
+        return scalar(found: object[first], below: path.dropFirst())
+    }
+
+    /// The scalar at `rest` below `value` (the value the path's first name found, if any).
+    private static func scalar(found value: JSONValue?, below rest: ArraySlice<String>) -> TemplateScalar {
+        guard let value else { return .missing }
+        guard !rest.isEmpty else { return scalar(value) }
+        switch value {
+        case .object(let inner): return scalar(inner, rest)
+        case .array: return .unsupported
+        default: return .missing
         }
-        return scalar(value)
     }
 
     static func scalar(_ value: JSONValue) -> TemplateScalar {
