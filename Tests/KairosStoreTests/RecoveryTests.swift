@@ -185,6 +185,45 @@ import Testing
         }
     }
 
+    /// Writers side by side journal commands whose times go back and forth across a bucket's
+    /// end; replay batches them across it and still counts each command in its own bucket.
+    @Test func commandsStraddlingABucketEndCountWhereTheyWereLive() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let contacts = 40
+        let journal = try SQLiteJournal(path: path, mode: .fast)
+        let live = Engine(journal: journal, decisionSeed: 1)
+        try await DemoTenant.install(into: live, now: start)
+        var traffic = DemoTraffic(contacts: contacts, seed: 5)
+        for step in 0..<2_000 {
+            // Two writers, one about 11 minutes behind the other: every bucket end is crossed
+            // by one while the other is still before it.
+            let ahead = start + .seconds(Int64(step) * 3)
+            let now = step % 2 == 0 ? ahead : ahead - .minutes(11)
+            _ = try await live.ingest(tenant: DemoTenant.id, events: [traffic.next(at: now)], now: now)
+        }
+        let end = start + .hours(3)
+        let before = try await snapshot(live, contacts: contacts, at: end)
+        let liveStats = try await live.stats(tenant: DemoTenant.id)
+        journal.close()
+
+        let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
+        #expect(try await recovered.recover().eventsReplayed == 2_000)
+        #expect(try await snapshot(recovered, contacts: contacts, at: end) == before)
+        #expect(try await recovered.stats(tenant: DemoTenant.id) == liveStats)
+        var stageEntries = 0
+        for quarter in stride(from: Int64(-1), through: 8, by: 1) {
+            let since = start + .minutes(quarter * 15)
+            let replayed = try recovered.activity(tenant: DemoTenant.id, since: since)
+            #expect(replayed == (try live.activity(tenant: DemoTenant.id, since: since)), "since quarter \(quarter)")
+            if quarter == -1 {
+                #expect(replayed.events == 2_000)
+                stageEntries = replayed.stages.values.reduce(0, +)
+            }
+        }
+        #expect(stageEntries > 0, "the traffic should move some contacts to a lifecycle stage")
+    }
+
     @Test func snapshotPlusJournalTailRebuildsTheSameState() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path + "/journal.sqlite"
