@@ -137,17 +137,9 @@ import Testing
     /// between them, and a `group` call changes an account: the state must be what live
     /// command-by-command application built.
     @Test func replayOfOneEventCommandsMatchesLiveApplication() async throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.path + "/journal.sqlite"
-        let contacts = 60
-        let journal = try SQLiteJournal(path: path, mode: .fast)
-        let live = Engine(journal: journal, decisionSeed: 1)
-        try await DemoTenant.install(into: live, now: start)
-        var traffic = DemoTraffic(contacts: contacts, seed: 11)
-        var now = start
         var merges = 0
-        for step in 0..<3_000 {
-            now = start + .minutes(Int64(step))
+        let (live, recovered) = try await liveAndReplayed(contacts: 60, seed: 11, commands: 3_000) { live, step, traffic in
+            let now = start + .minutes(Int64(step))
             if step % 97 == 0 { await live.advanceTime(to: now) }
             if step == 1_500 {
                 try await live.defineSegment(
@@ -161,17 +153,7 @@ import Testing
             let report = try await live.ingest(tenant: DemoTenant.id, events: [event], now: now)
             merges += report.effects.filter { if case .merged = $0.kind { return true } else { return false } }.count
         }
-        let end = now + .hours(1)
-        let before = try await snapshot(live, contacts: contacts, at: end)
-        let liveStats = try await live.stats(tenant: DemoTenant.id)
-        journal.close()
         #expect(merges > 3, "the traffic should merge some anonymous profiles")
-
-        let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
-        let report = try await recovered.recover()
-        #expect(report.eventsReplayed == 3_000)
-        #expect(try await snapshot(recovered, contacts: contacts, at: end) == before)
-        #expect(try await recovered.stats(tenant: DemoTenant.id) == liveStats)
         for journey in ["trial-onboarding", "mql-nurture"] {
             #expect(
                 try await recovered.journeyReport(tenant: DemoTenant.id, journey: journey)
@@ -188,29 +170,13 @@ import Testing
     /// Writers side by side journal commands whose times go back and forth across a bucket's
     /// end; replay batches them across it and still counts each command in its own bucket.
     @Test func commandsStraddlingABucketEndCountWhereTheyWereLive() async throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.path + "/journal.sqlite"
-        let contacts = 40
-        let journal = try SQLiteJournal(path: path, mode: .fast)
-        let live = Engine(journal: journal, decisionSeed: 1)
-        try await DemoTenant.install(into: live, now: start)
-        var traffic = DemoTraffic(contacts: contacts, seed: 5)
-        for step in 0..<2_000 {
+        let (live, recovered) = try await liveAndReplayed(contacts: 40, seed: 5, commands: 2_000) { live, step, traffic in
             // Two writers, one about 11 minutes behind the other: every bucket end is crossed
             // by one while the other is still before it.
             let ahead = start + .seconds(Int64(step) * 3)
             let now = step % 2 == 0 ? ahead : ahead - .minutes(11)
             _ = try await live.ingest(tenant: DemoTenant.id, events: [traffic.next(at: now)], now: now)
         }
-        let end = start + .hours(3)
-        let before = try await snapshot(live, contacts: contacts, at: end)
-        let liveStats = try await live.stats(tenant: DemoTenant.id)
-        journal.close()
-
-        let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
-        #expect(try await recovered.recover().eventsReplayed == 2_000)
-        #expect(try await snapshot(recovered, contacts: contacts, at: end) == before)
-        #expect(try await recovered.stats(tenant: DemoTenant.id) == liveStats)
         var stageEntries = 0
         for quarter in stride(from: Int64(-1), through: 8, by: 1) {
             let since = start + .minutes(quarter * 15)
@@ -222,6 +188,33 @@ import Testing
             }
         }
         #expect(stageEntries > 0, "the traffic should move some contacts to a lifecycle stage")
+    }
+
+    /// A journaled engine with the demo tenant, `step` run for each of `commands` steps (each
+    /// ingests one command of one event), and a fresh engine recovered from its journal; checks
+    /// that every command was replayed and that contacts (as seen three days after the start)
+    /// and statistics came back as they were, and returns both engines for more checks.
+    func liveAndReplayed(
+        contacts: Int, seed: UInt64, commands: Int,
+        _ step: (Engine, Int, inout DemoTraffic) async throws -> Void
+    ) async throws -> (live: Engine, recovered: Engine) {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/journal.sqlite"
+        let journal = try SQLiteJournal(path: path, mode: .fast)
+        let live = Engine(journal: journal, decisionSeed: 1)
+        try await DemoTenant.install(into: live, now: start)
+        var traffic = DemoTraffic(contacts: contacts, seed: seed)
+        for index in 0..<commands { try await step(live, index, &traffic) }
+        let end = start + .days(3)
+        let before = try await snapshot(live, contacts: contacts, at: end)
+        let liveStats = try await live.stats(tenant: DemoTenant.id)
+        journal.close()
+
+        let recovered = Engine(journal: try SQLiteJournal(path: path, mode: .fast))
+        #expect(try await recovered.recover().eventsReplayed == commands)
+        #expect(try await snapshot(recovered, contacts: contacts, at: end) == before)
+        #expect(try await recovered.stats(tenant: DemoTenant.id) == liveStats)
+        return (live, recovered)
     }
 
     @Test func snapshotPlusJournalTailRebuildsTheSameState() async throws {
