@@ -119,7 +119,7 @@ enum MachineReference {
         defer { munmap(mapped, size + alignment) }
         let start = (Int(bitPattern: mapped) + alignment - 1) & ~(alignment - 1)
         let region = UnsafeMutableRawPointer(bitPattern: start)!
-        _ = madvise(region, size, largePages ? 14 /* MADV_HUGEPAGE */ : 15 /* MADV_NOHUGEPAGE */)
+        _ = madvise(region, size, largePages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)
         let bytes = region.assumingMemoryBound(to: UInt8.self)
         let started = ContinuousClock.now
         for offset in stride(from: 0, to: size, by: 4096) { bytes[offset] = 1 }
