@@ -885,10 +885,13 @@ public final class Engine: Sendable {
         mutating func add(_ chunks: [(command: Int, effects: [Effect])]) {
             for chunk in chunks {
                 all += chunk.effects
-                let messages = chunk.effects.filter { if case .message = $0.kind { return true } else { return false } }
-                if !messages.isEmpty { messagesByCommand[chunk.command, default: []] += messages }
-                let stages = chunk.effects.filter { if case .lifecycleChanged = $0.kind { return true } else { return false } }
-                if !stages.isEmpty { stageChangesByCommand[chunk.command, default: []] += stages }
+                for effect in chunk.effects {
+                    switch effect.kind {
+                    case .message: messagesByCommand[chunk.command, default: []].append(effect)
+                    case .lifecycleChanged: stageChangesByCommand[chunk.command, default: []].append(effect)
+                    default: break
+                    }
+                }
             }
         }
     }

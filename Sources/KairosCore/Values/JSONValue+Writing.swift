@@ -21,16 +21,23 @@ extension JSONValue {
                 item.write(into: &output)
             }
             output.append(93)
-        case .object(let object):
-            output.append(123)
-            for (index, key) in object.keys.sorted().enumerated() {
-                if index > 0 { output.append(44) }
-                JSONValue.writeString(key, into: &output)
-                output.append(58)
-                object[key]!.write(into: &output)
-            }
-            output.append(125)
+        case .object(let object): JSONValue.writeObject(object.sorted { $0.key < $1.key }, into: &output)
         }
+    }
+
+    /// An object of `pairs`, in the order given (callers give them sorted by key).
+    @usableFromInline static func writeObject<Pairs: Sequence>(_ pairs: Pairs, into output: inout [UInt8])
+    where Pairs.Element == (key: String, value: JSONValue) {
+        output.append(123)
+        var first = true
+        for (key, value) in pairs {
+            if !first { output.append(44) }
+            first = false
+            JSONValue.writeString(key, into: &output)
+            output.append(58)
+            value.write(into: &output)
+        }
+        output.append(125)
     }
 
     @usableFromInline static func writeNumber(_ value: Double, into output: inout [UInt8]) {

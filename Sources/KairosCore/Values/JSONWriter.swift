@@ -126,16 +126,7 @@ public struct JSONWriter {
     /// A contact's traits as an object, in key order (as `.object` writes a dictionary).
     @inlinable public mutating func field(_ name: StaticString, traits: Traits) {
         key(name)
-        output.append(123)
-        var first = true
-        for (key, value) in traits {
-            if !first { output.append(44) }
-            first = false
-            JSONValue.writeString(key, into: &output)
-            output.append(58)
-            value.write(into: &output)
-        }
-        output.append(125)
+        JSONValue.writeObject(traits, into: &output)
         needsComma = true
     }
 
