@@ -10,11 +10,13 @@ import Glibc
 /// name, checksummed, synced and renamed, so a crash never leaves a half file that looks whole.
 ///
 /// Layout (see `snapshots/README.md`): the 8 bytes `KAIROS\u{1}\n`, a format version byte,
-/// the payload length (8 bytes, little-endian), the payload, and its FNV-1a 64-bit checksum
-/// (8 bytes, little-endian).
+/// the payload length (8 bytes, little-endian), the payload, and its 64-bit checksum (8 bytes,
+/// little-endian): XXH64 from format version 2, FNV-1a in version 1 (still read).
 public struct SnapshotStore: Sendable {
     public static let magic: [UInt8] = Array("KAIROS".utf8) + [1, 10]
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
+    /// The file format versions `read` accepts; each names its checksum.
+    public static let readableFormats: ClosedRange<UInt8> = 1...2
 
     public struct Entry: Sendable, Hashable {
         public var path: String
@@ -42,7 +44,7 @@ public struct SnapshotStore: Sendable {
         // Header, payload and checksum written one after another: joined, they were a copy of
         // the whole payload.
         let header = SnapshotStore.magic + [SnapshotStore.formatVersion] + littleEndian(UInt64(payload.count))
-        let trailer = littleEndian(SnapshotStore.checksum(payload))
+        let trailer = littleEndian(SnapshotStore.checksum(payload, format: SnapshotStore.formatVersion))
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else { throw StoreError(.cannotOpen, String(cString: strerror(errno)), operation: "create \(temporary)") }
         for part in [header, payload, trailer] {
@@ -132,14 +134,15 @@ public struct SnapshotStore: Sendable {
         guard size >= header + 8, Array(start[..<SnapshotStore.magic.count]) == SnapshotStore.magic else {
             throw StoreError(.corrupt, "not a Kairos snapshot (bad header)", operation: "read \(entry.path)")
         }
-        guard start[SnapshotStore.magic.count] == SnapshotStore.formatVersion else {
-            throw StoreError(.corrupt, "snapshot format \(start[SnapshotStore.magic.count]) is not supported", operation: "read \(entry.path)")
+        let format = start[SnapshotStore.magic.count]
+        guard SnapshotStore.readableFormats.contains(format) else {
+            throw StoreError(.corrupt, "snapshot format \(format) is not supported", operation: "read \(entry.path)")
         }
         let length = readLittleEndian(start, at: SnapshotStore.magic.count + 1)
         guard length <= UInt64(size), size == header + Int(length) + 8 else {
             throw StoreError(.corrupt, "truncated: \(size) bytes, expected \(UInt64(header + 8) &+ length)", operation: "read \(entry.path)")
         }
-        let (payload, checksum) = try readHashing(descriptor, at: header, count: Int(length), path: entry.path)
+        let (payload, checksum) = try readHashing(descriptor, at: header, count: Int(length), format: format, path: entry.path)
         let trailer = try readFully(descriptor, at: header + Int(length), count: 8, path: entry.path)
         guard readLittleEndian(trailer, at: 0) == checksum else {
             throw StoreError(.corrupt, "checksum mismatch", operation: "read \(entry.path)")
@@ -157,13 +160,13 @@ public struct SnapshotStore: Sendable {
         return bytes
     }
 
-    /// `count` bytes of the file from `offset` and their checksum. The hash (a multiply per byte,
-    /// in order) runs piece by piece on another thread while the next piece is read, so the
-    /// reading hides behind it instead of coming first on one core.
-    private func readHashing(_ descriptor: Int32, at offset: Int, count: Int, path: String) throws -> (bytes: [UInt8], checksum: UInt64) {
+    /// `count` bytes of the file from `offset` and their checksum (of file format `format`). The
+    /// hash runs piece by piece on another thread while the next piece is read, so the reading
+    /// and the hashing overlap.
+    private func readHashing(_ descriptor: Int32, at offset: Int, count: Int, format: UInt8, path: String) throws -> (bytes: [UInt8], checksum: UInt64) {
         let pieceSize = 4 << 20
         let hashing = DispatchQueue(label: "kairos.snapshot-checksum")
-        let running = RunningChecksum()
+        let running = RunningChecksum(format: format)
         var failure: Int32?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             // Every piece handed over is hashed before the buffer leaves this closure.
@@ -178,7 +181,7 @@ public struct SnapshotStore: Sendable {
             }
         }
         if let failure { throw Self.truncated(failure, path: path) }
-        return (bytes, running.value)
+        return (bytes, running.value())
     }
 
     /// Reads the file, from `offset` plus what `buffer` already holds, until `buffer` holds `end`
@@ -211,15 +214,15 @@ public struct SnapshotStore: Sendable {
         return nil
     }
 
-    /// FNV-1a, 64-bit.
-    public static func checksum(_ bytes: [UInt8]) -> UInt64 {
-        bytes.withUnsafeBufferPointer { checksum($0, continuing: checksumStart) }
+    /// The checksum a file of format `format` stores: XXH64 from version 2, FNV-1a before.
+    public static func checksum(_ bytes: [UInt8], format: UInt8 = formatVersion) -> UInt64 {
+        bytes.withUnsafeBytes { format >= 2 ? XXH64.hash($0) : fnv1a($0.assumingMemoryBound(to: UInt8.self), continuing: fnvStart) }
     }
 
-    static let checksumStart: UInt64 = 0xcbf2_9ce4_8422_2325
+    static let fnvStart: UInt64 = 0xcbf2_9ce4_8422_2325
 
     /// FNV-1a of `bytes` following the bytes that gave `hash`: a payload hashed in pieces.
-    static func checksum(_ bytes: UnsafeBufferPointer<UInt8>, continuing hash: UInt64) -> UInt64 {
+    static func fnv1a(_ bytes: UnsafeBufferPointer<UInt8>, continuing hash: UInt64) -> UInt64 {
         var hash = hash
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         return hash
@@ -234,9 +237,21 @@ private struct ReadPiece: @unchecked Sendable {
 
 /// The checksum of the pieces hashed so far; used on one serial queue, read after it is drained.
 private final class RunningChecksum: @unchecked Sendable {
-    private(set) var value = SnapshotStore.checksumStart
+    private let format: UInt8
+    private var fnv = SnapshotStore.fnvStart
+    private var xxh = XXH64()
 
-    func add(_ piece: ReadPiece) { value = SnapshotStore.checksum(piece.bytes, continuing: value) }
+    init(format: UInt8) { self.format = format }
+
+    func add(_ piece: ReadPiece) {
+        if format >= 2 {
+            xxh.update(UnsafeRawBufferPointer(piece.bytes))
+        } else {
+            fnv = SnapshotStore.fnv1a(piece.bytes, continuing: fnv)
+        }
+    }
+
+    func value() -> UInt64 { format >= 2 ? xxh.finalize() : fnv }
 }
 
 private func littleEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }

@@ -55,4 +55,46 @@ import Testing
         #expect(error?.code == .corrupt)
         #expect(error.map { "\($0)" }?.contains("checksum mismatch") == true)
     }
+
+    /// Reference values from the xxHash library (XXH64, seed 0); the long input also fed in
+    /// uneven pieces, as a snapshot read hands them over.
+    @Test func xxh64MatchesTheReferenceImplementation() {
+        func hash(_ bytes: [UInt8]) -> UInt64 { bytes.withUnsafeBytes { XXH64.hash($0) } }
+        #expect(hash([]) == 0xEF46_DB37_51D8_E999)
+        #expect(hash(Array("a".utf8)) == 0xD24E_C4F1_A98C_6E5B)
+        #expect(hash(Array("abc".utf8)) == 0x44BC_2CF5_AD77_0999)
+        let pattern = (0..<768).map { UInt8($0 % 256) }
+        #expect(hash(pattern) == 0x8E03_C838_C596_036F)
+        let long = (0..<1_000_003).map { UInt8($0 * 7 % 251) }
+        #expect(hash(long) == 0x96AB_1F2D_9593_35AA)
+        var hasher = XXH64()
+        var offset = 0
+        for size in [1, 31, 33, 64, 5, 100_000, 7] + Array(repeating: 300_000, count: 3) {
+            let end = min(long.count, offset + size)
+            long[offset..<end].withUnsafeBytes { hasher.update($0) }
+            offset = end
+        }
+        #expect(offset == long.count)
+        #expect(hasher.finalize() == 0x96AB_1F2D_9593_35AA)
+    }
+
+    /// Files of format version 1 (an FNV-1a checksum) are still read and verified.
+    @Test func aSnapshotOfFormatOneStillReads() throws {
+        let directory = try TemporaryDirectory()
+        let store = SnapshotStore(directory: directory.path, keep: 2)
+        let payload = (0..<5000).map { UInt8($0 % 199) }
+        let entry = try store.write(payload, sequence: 3, at: Timestamp(milliseconds: 1))
+        var bytes = [UInt8](FileManager.default.contents(atPath: entry.path)!)
+        #expect(bytes[8] == 2)
+        bytes[8] = 1
+        let fnv = SnapshotStore.checksum(payload, format: 1)
+        for index in 0..<8 { bytes[bytes.count - 8 + index] = UInt8(truncatingIfNeeded: fnv >> (8 * UInt64(index))) }
+        #expect(FileManager.default.createFile(atPath: entry.path, contents: Data(bytes)))
+        #expect(try store.read(entry) == payload)
+
+        bytes[8] = 3
+        #expect(FileManager.default.createFile(atPath: entry.path, contents: Data(bytes)))
+        let error = #expect(throws: StoreError.self) { _ = try store.read(entry) }
+        #expect(error.map { "\($0)" }?.contains("snapshot format 3 is not supported") == true)
+    }
 }
