@@ -65,7 +65,7 @@ public struct BinaryWriter: Sendable {
     }
 
     /// A contact's traits, as an object (they are already in key order).
-    public mutating func write(_ traits: Traits) {
+    public mutating func write(_ traits: JSONObject) {
         writeVarint(UInt64(traits.count))
         for (key, value) in traits {
             write(key)
@@ -225,16 +225,16 @@ public struct BinaryReader {
     }
 
     /// An object as a contact's traits: pairs kept in the order written (sorted by key).
-    public mutating func readTraits() throws(CodecError) -> Traits {
+    public mutating func readJSONObject() throws(CodecError) -> JSONObject {
         let count = try readCount()
-        if count == 0 { return Traits() }
-        var pairs: [Traits.Element] = []
+        if count == 0 { return JSONObject() }
+        var pairs: [JSONObject.Element] = []
         pairs.reserveCapacity(count)
         for _ in 0..<count {
             let key = try readString()
             pairs.append((key, try readJSON(depth: 0)))
         }
-        return Traits(sorted: pairs)
+        return JSONObject(sorted: pairs)
     }
 
     public mutating func readObject(depth: Int = 0) throws(CodecError) -> [String: JSONValue] {

@@ -112,7 +112,7 @@ extension ContactState {
         var state = ContactState(id: try reader.readVarint())
         state.userId = try reader.readOptionalString()
         state.anonymousIds = try (0..<reader.readCount()).map { _ throws(CodecError) in try reader.readString() }
-        state.traits = try reader.readTraits()
+        state.traits = try reader.readJSONObject()
         state.accountId = try reader.readOptionalString()
         state.firstSeen = try reader.readOptionalTimestamp()
         state.lastSeen = try reader.readOptionalTimestamp()

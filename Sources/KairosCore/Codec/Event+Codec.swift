@@ -71,7 +71,7 @@ extension Event {
         sentAt = try date(.sentAt)
         receivedAt = try date(.receivedAt)
         time = try reader.readTimestamp()
-        properties = try reader.readObject()
+        properties = try reader.readJSONObject()
         traits = try reader.readObject()
         context = try reader.readObject()
     }

@@ -49,16 +49,16 @@ extension ContactState: PredicateSubject {
     }
 }
 
-/// An event's properties and context, for the `where` of event conditions and rules.
+/// An event's properties and context, for the `where` of event conditions and rules. Read
+/// where the event lies: copies of its objects cost a reference count each, per rule.
 struct EventSubject: PredicateSubject {
-    let properties: [String: JSONValue]
-    let eventContext: [String: JSONValue]
+    let event: UnsafePointer<Event>
     var now: Timestamp { Timestamp(milliseconds: 0) }
 
     func field(_ scope: FieldScope, path: String) -> JSONValue? {
         switch scope {
-        case .property: return properties.value(atPath: path)
-        case .context: return eventContext.value(atPath: path)
+        case .property: return event.pointee.properties.value(atPath: path)
+        case .context: return event.pointee.context.value(atPath: path)
         case .trait, .account: return nil
         }
     }
@@ -73,7 +73,7 @@ struct EventSubject: PredicateSubject {
 
 extension Predicate {
     func matches(_ event: UnsafePointer<Event>) -> Bool {
-        evaluate(EventSubject(properties: event.pointee.properties, eventContext: event.pointee.context))
+        evaluate(EventSubject(event: event))
     }
 }
 

@@ -120,7 +120,7 @@ public final class EvaluationContext: @unchecked Sendable {
     /// Placements and experiments, for attributing feedback events.
     public let catalog: DecisionCatalog
     public let journeys: JourneyCatalog
-    /// Traits that journey steps changed during this command (they can trigger journeys too).
+    /// JSONObject that journey steps changed during this command (they can trigger journeys too).
     var traitsChangedBySteps: [String] = []
     /// Each model's score at `now` (NaN: not computed yet), kept while segments are
     /// evaluated (scores do not change meanwhile); only models a condition asks for are computed.
@@ -185,7 +185,7 @@ public struct ContactState: Sendable {
     public let id: UInt64
     public var userId: String?
     public var anonymousIds: [String]
-    public var traits = Traits() {
+    public var traits = JSONObject() {
         // Changed in place (the observer does not read the old value), so no copy is made.
         didSet { traitsVersion &+= 1 }
     }

@@ -194,7 +194,7 @@ enum TemplateScalar {
 
 /// A contact's traits as a template sees them (`{{traits.plan}}`).
 struct TemplateTraits: MustacheParent {
-    let traits: Traits
+    let traits: JSONObject
 
     func child(named name: String) -> Any? { traits[name].flatMap(TemplateObject.value) }
 }
@@ -216,7 +216,7 @@ struct TemplateObject: MustacheParent {
     }
 
     /// The scalar at `path` below a contact's traits.
-    static func scalar(_ traits: Traits, _ path: ArraySlice<String>) -> TemplateScalar {
+    static func scalar(_ traits: JSONObject, _ path: ArraySlice<String>) -> TemplateScalar {
         guard let first = path.first else { return .missing }
         return scalar(found: traits[first], below: path.dropFirst())
     }

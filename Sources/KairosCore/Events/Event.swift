@@ -31,7 +31,8 @@ public struct Event: Sendable, Hashable {
     public var groupId: String?
     /// track: the event name; page/screen: the page or screen name (may be nil).
     public var name: String?
-    public var properties: [String: JSONValue]
+    /// Sorted pairs (see `JSONObject`): replay decodes millions of them.
+    public var properties: JSONObject
     public var traits: [String: JSONValue]
     public var context: [String: JSONValue]
     public var timestamp: Timestamp?
@@ -54,7 +55,7 @@ public struct Event: Sendable, Hashable {
         self.previousId = previousId
         self.groupId = groupId
         self.name = name
-        self.properties = properties
+        self.properties = JSONObject(properties)
         self.traits = traits
         self.context = context
         self.timestamp = timestamp

@@ -124,7 +124,7 @@ public struct JSONWriter {
     }
 
     /// A contact's traits as an object, in key order (as `.object` writes a dictionary).
-    @inlinable public mutating func field(_ name: StaticString, traits: Traits) {
+    @inlinable public mutating func field(_ name: StaticString, traits: JSONObject) {
         key(name)
         JSONValue.writeObject(traits, into: &output)
         needsComma = true
