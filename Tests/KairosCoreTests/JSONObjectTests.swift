@@ -47,6 +47,21 @@ import Testing
         #expect(reader.isAtEnd)
     }
 
+    /// Keys out of order or repeated in the bytes (not what Kairos writes) still read as an object.
+    @Test func unsortedKeysInTheBytesAreSortedWhenRead() throws {
+        var writer = BinaryWriter()
+        writer.writeVarint(4)
+        for (key, value) in [("b", 1.0), ("a", 2.0), ("c", 3.0), ("a", 4.0)] {
+            writer.write(key)
+            writer.write(JSONValue.number(value))
+        }
+        var reader = BinaryReader(writer.bytes)
+        let object = try reader.readJSONObject()
+        #expect(object.keys == ["a", "b", "c"])
+        #expect(object["a"] == 4)
+        #expect(reader.isAtEnd)
+    }
+
     @Test func unsortedOrRepeatedPairsAreSorted() {
         let traits = JSONObject(sorted: [("b", 1), ("a", 2), ("b", 3)])
         #expect(traits.keys == ["a", "b"])

@@ -64,10 +64,10 @@ public struct BinaryWriter: Sendable {
         }
     }
 
-    /// A contact's traits, as an object (they are already in key order).
-    public mutating func write(_ traits: JSONObject) {
-        writeVarint(UInt64(traits.count))
-        for (key, value) in traits {
+    /// Sorted pairs (traits, event properties), as an object: already in key order.
+    public mutating func write(_ object: JSONObject) {
+        writeVarint(UInt64(object.count))
+        for (key, value) in object {
             write(key)
             write(value)
         }
@@ -224,17 +224,22 @@ public struct BinaryReader {
         }
     }
 
-    /// An object as a contact's traits: pairs kept in the order written (sorted by key).
+    /// An object as sorted pairs (traits, event properties), in the order written when it is sorted.
     public mutating func readJSONObject() throws(CodecError) -> JSONObject {
         let count = try readCount()
         if count == 0 { return JSONObject() }
         var pairs: [JSONObject.Element] = []
         pairs.reserveCapacity(count)
-        for _ in 0..<count {
+        // Checked while reading: a pass over the pairs afterwards copied each one.
+        var ascending = true
+        var previous = ""
+        for index in 0..<count {
             let key = try readString()
+            if ascending && index > 0 && !(previous < key) { ascending = false }
+            previous = key
             pairs.append((key, try readJSON(depth: 0)))
         }
-        return JSONObject(sorted: pairs)
+        return ascending ? JSONObject(ascending: pairs) : JSONObject(sorted: pairs)
     }
 
     public mutating func readObject(depth: Int = 0) throws(CodecError) -> [String: JSONValue] {

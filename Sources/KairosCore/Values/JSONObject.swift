@@ -33,6 +33,9 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         }
     }
 
+    /// Pairs known to be strictly ascending by key (a reader checked them as it went).
+    init(ascending pairs: [Element]) { entries = pairs }
+
     public mutating func reserveCapacity(_ count: Int) { entries.reserveCapacity(count) }
 
     public var isEmpty: Bool { entries.isEmpty }
