@@ -216,7 +216,9 @@ public struct SnapshotStore: Sendable {
 
     /// The checksum a file of format `format` stores: XXH64 from version 2, FNV-1a before.
     public static func checksum(_ bytes: [UInt8], format: UInt8 = formatVersion) -> UInt64 {
-        bytes.withUnsafeBytes { format >= 2 ? XXH64.hash($0) : fnv1a($0.assumingMemoryBound(to: UInt8.self), continuing: fnvStart) }
+        let running = RunningChecksum(format: format)
+        bytes.withUnsafeBufferPointer { running.add(ReadPiece(bytes: $0)) }
+        return running.value()
     }
 
     static let fnvStart: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -235,7 +237,8 @@ private struct ReadPiece: @unchecked Sendable {
     let bytes: UnsafeBufferPointer<UInt8>
 }
 
-/// The checksum of the pieces hashed so far; used on one serial queue, read after it is drained.
+/// The checksum of the pieces hashed so far, by the file format's algorithm; used on one serial
+/// queue, read after it is drained.
 private final class RunningChecksum: @unchecked Sendable {
     private let format: UInt8
     private var fnv = SnapshotStore.fnvStart

@@ -120,7 +120,7 @@ public final class EvaluationContext: @unchecked Sendable {
     /// Placements and experiments, for attributing feedback events.
     public let catalog: DecisionCatalog
     public let journeys: JourneyCatalog
-    /// JSONObject that journey steps changed during this command (they can trigger journeys too).
+    /// Traits that journey steps changed during this command (they can trigger journeys too).
     var traitsChangedBySteps: [String] = []
     /// Each model's score at `now` (NaN: not computed yet), kept while segments are
     /// evaluated (scores do not change meanwhile); only models a condition asks for are computed.
