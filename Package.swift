@@ -32,9 +32,12 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
+        // Cache hints (a prefetch) for applying events to contacts whose state is not in cache.
+        .target(name: "CMemoryHints"),
         .target(
             name: "KairosCore",
             dependencies: [
+                "CMemoryHints",
                 .product(name: "Mustache", package: "swift-mustache"),
                 // Persistent maps: the journey catalog derives a new version in O(log n).
                 .product(name: "HashTreeCollections", package: "swift-collections"),

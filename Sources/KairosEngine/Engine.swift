@@ -369,6 +369,7 @@ public final class Engine: Sendable {
             let context = batch.laneContext(now: now)
             for position in 0..<groups.count {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
+                groups.prefetch(ahead: position + 1, position + 2)
                 await apply(groups.contacts[position], groups.items(of: position), context, &parts)
             }
             return parts
@@ -379,8 +380,12 @@ public final class Engine: Sendable {
                 group.addTask {
                     var parts: [Part] = []
                     let context = batch.laneContext(now: now)
-                    for (position, index) in contactsOfLane[lane].enumerated() {
+                    let order = contactsOfLane[lane]
+                    for (position, index) in order.enumerated() {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
+                        groups.prefetch(
+                            ahead: position + 1 < order.count ? order[position + 1] : nil,
+                            position + 2 < order.count ? order[position + 2] : nil)
                         await apply(groups.contacts[index], groups.items(of: index), context, &parts)
                     }
                     return parts
@@ -1040,6 +1045,20 @@ struct GroupedItems: Sendable {
     var count: Int { contacts.count }
 
     func items(of group: Int) -> ArraySlice<ContactActor.Item> { items[starts[group]..<starts[group + 1]] }
+
+    /// Cache hints for what a lane applies next: the actor of the contact after next, and the
+    /// arrays of the next one (whose actor the previous call hinted). Neither is retained: a
+    /// reference count is a write that waits for the memory the hints are meant to bring in.
+    func prefetch(ahead next: Int?, _ afterNext: Int?) {
+        contacts.withUnsafeBufferPointer { actors in
+            if let afterNext, afterNext < actors.count {
+                Unmanaged.passUnretained(actors[afterNext])._withUnsafeGuaranteedRef { $0.prefetchObject() }
+            }
+            if let next, next < actors.count {
+                Unmanaged.passUnretained(actors[next])._withUnsafeGuaranteedRef { $0.prefetchArrays() }
+            }
+        }
+    }
 
     /// The contacts (their places in `contacts`) each of `lanes` lanes applies, in order: each
     /// contact goes to the lane with the fewest items so far. With Zipf-like traffic a few

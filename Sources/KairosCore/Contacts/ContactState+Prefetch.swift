@@ -1,0 +1,64 @@
+import CMemoryHints
+
+// A million contacts do not fit in cache, and each array of a contact's state is an allocation
+// of its own: an event's evaluation waited for them one after another, a trip to memory each.
+// These hints start the loads early and all at once. Mutating only so the state is used where
+// it lies: a copy would count a reference on every array, loading each one before its hint.
+
+extension ContactState {
+    /// Hints the first line of each array an event's evaluation reads and writes, from the
+    /// addresses the state holds, reading nothing else: safe for a caller that does not own the
+    /// state, to whom the addresses may be stale (a stale hint only wastes itself).
+    public mutating func prefetchArrays() {
+        Self.hint(recent)
+        Self.hint(counters.counters)
+        Self.hint(scores)
+        Self.hint(scoreHistory)
+        Self.hint(segments)
+        Self.hint(traits.entries)
+        Self.hint(anonymousIds)
+    }
+
+    /// For the owner about to apply an event: the arrays' ends too (where recent events and
+    /// score history are written) and the arrays inside scores and counters.
+    public mutating func prefetchStorage() {
+        Self.hint(recent, last: true)
+        Self.hint(scoreHistory, last: true)
+        Self.hint(segments, last: true)
+        counters.counters.withUnsafeBufferPointer { items in
+            for item in items { Self.hint(item.recent) }
+        }
+        scores.withUnsafeBufferPointer { items in
+            for item in items {
+                Self.hint(item.contributions)
+                Self.hint(item.capUsage)
+            }
+        }
+    }
+
+    /// The array's header and first elements, without reading them.
+    @inline(__always) private static func hint<Element>(_ array: [Element]) {
+        // An array is one reference to its storage object: header (32 bytes), then elements.
+        kairos_prefetch_for_write(unsafeBitCast(array, to: UnsafeRawPointer.self))
+    }
+
+    /// The array's first and last elements (reads its count).
+    @inline(__always) private static func hint<Element>(_ array: [Element], last: Bool) {
+        array.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, buffer.count > 1 else { return }
+            kairos_prefetch_for_write(base + (buffer.count - 1))
+        }
+    }
+}
+
+/// Cache hints for the other modules (the C interop stays here).
+public enum CacheHint {
+    /// Starts loading `bytes` bytes from `address` for a write soon, line by line.
+    public static func prefetchForWrite(_ address: UnsafeRawPointer, bytes: Int) {
+        var offset = 0
+        while offset < bytes {
+            kairos_prefetch_for_write(address + offset)
+            offset += 64
+        }
+    }
+}
