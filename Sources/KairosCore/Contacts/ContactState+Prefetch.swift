@@ -25,13 +25,25 @@ extension ContactState {
         Self.hint(recent, last: true)
         Self.hint(scoreHistory, last: true)
         Self.hint(segments, last: true)
-        counters.counters.withUnsafeBufferPointer { items in
-            for item in items { Self.hint(item.recent) }
-        }
-        scores.withUnsafeBufferPointer { items in
-            for item in items {
-                Self.hint(item.contributions)
-                Self.hint(item.capUsage)
+        Self.hintInner(counters.counters, at: Self.counterRecentOffset)
+        Self.hintInner(scores, at: Self.contributionsOffset)
+        Self.hintInner(scores, at: Self.capUsageOffset)
+    }
+
+    private static let counterRecentOffset = MemoryLayout<EventCounter>.offset(of: \.recent)!
+    private static let contributionsOffset = MemoryLayout<ModelScore>.offset(of: \.contributions)!
+    private static let capUsageOffset = MemoryLayout<ModelScore>.offset(of: \.capUsage)!
+
+    /// Hints the array found at `offset` inside each element, reading its address as raw
+    /// bytes: a copy of the element (or of the array) would count a reference on it, a write
+    /// that waits for the very memory being hinted.
+    @inline(__always) private static func hintInner<Element>(_ array: [Element], at offset: Int) {
+        array.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let raw = UnsafeRawPointer(base)
+            for index in 0..<buffer.count {
+                let inner = raw.load(fromByteOffset: index * MemoryLayout<Element>.stride + offset, as: UnsafeRawPointer.self)
+                kairos_prefetch_for_write(inner)
             }
         }
     }
