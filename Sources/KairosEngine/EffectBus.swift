@@ -34,6 +34,9 @@ final class EffectBus: Sendable {
         return stream
     }
 
+    /// Whether anyone listens: a caller can skip gathering effects only a subscriber would see.
+    var hasSubscribers: Bool { subscriberCount.load(ordering: .relaxed) > 0 }
+
     func publish(_ effects: [TenantEffect]) {
         guard !effects.isEmpty, subscriberCount.load(ordering: .relaxed) > 0 else { return }
         let subscribers = state.withLock { Array($0.subscribers.values) }

@@ -836,7 +836,7 @@ public final class Engine: Sendable {
         let run = taking
         var previous = previous
         var pending = ContactGroups()
-        var effects = ReplayedEffects()
+        var effects = ReplayedEffects(gathersAll: bus.hasSubscribers)
         var links: [(ContactActor, ContactActor.Item)] = []
         for range in run.commands {
             links.removeAll(keepingCapacity: true)
@@ -882,6 +882,9 @@ public final class Engine: Sendable {
 
     /// The effects of a replayed run, and its messages by the command that caused them.
     private struct ReplayedEffects {
+        /// Every effect, for subscribers; gathered only when there were some as the run began
+        /// (a recovery usually has none, and copying every effect was a few percent of replay).
+        let gathersAll: Bool
         var all: [Effect] = []
         var messagesByCommand: [Int: [Effect]] = [:]
         /// Lifecycle stage changes, which today's counts record in their command's bucket.
@@ -889,7 +892,7 @@ public final class Engine: Sendable {
 
         mutating func add(_ chunks: [(command: Int, effects: [Effect])]) {
             for chunk in chunks {
-                all += chunk.effects
+                if gathersAll { all += chunk.effects }
                 for effect in chunk.effects {
                     switch effect.kind {
                     case .message: messagesByCommand[chunk.command, default: []].append(effect)
@@ -912,9 +915,15 @@ public final class Engine: Sendable {
             into chunks: inout [(command: Int, effects: [Effect])]
         ) async {
             let first = items.startIndex
+            // Most contacts have one event in a run: their effects are all that event's, and
+            // telling where each event's effects end would cost an array per contact.
             let (effects, ends) = await contact.apply(
-                items, of: batch, now: batch.times[items[first].index], reusing: lane, endingEach: true)
+                items, of: batch, now: batch.times[items[first].index], reusing: lane, endingEach: items.count > 1)
             guard !effects.isEmpty else { return }
+            guard items.count > 1 else {
+                chunks.append((run.command(of: items[first].index), effects))
+                return
+            }
             var start = first
             var effectStart = 0
             while start < items.endIndex {
