@@ -163,7 +163,7 @@ actor ContactActor {
     }
 
     /// About the size of an instance (496 bytes when measured), rounded to whole cache lines.
-    private static let objectBytes = 512
+    static let objectBytes = 512
 
     private func effectiveNow(_ now: Timestamp) -> Timestamp {
         latestNow = max(latestNow, now.milliseconds)

@@ -11,8 +11,20 @@ final class ContactDirectory: Sendable {
         case anonymous(String)
     }
 
+    /// A key with its hash, for callers that hint the cache about a key before looking it up
+    /// and should not hash it twice.
+    struct HashedKey: Sendable {
+        let key: IdentityKey
+        let hash: Int
+
+        init(_ key: IdentityKey) {
+            self.key = key
+            self.hash = IdentityTable.hash(key)
+        }
+    }
+
     private static let shardCount = 64
-    private let shards: [LockedShard<[IdentityKey: ContactActor]>]
+    private let shards: [LockedShard<IdentityTable>]
     private let byId: [LockedShard<[UInt64: ContactActor]>]
     private let nextId = Atomic<UInt64>(1)
     private let contactCount = Atomic<Int>(0)
@@ -20,22 +32,32 @@ final class ContactDirectory: Sendable {
     private let linkLock = Mutex<Void>(())
 
     init() {
-        shards = (0..<Self.shardCount).map { _ in LockedShard([:]) }
+        shards = (0..<Self.shardCount).map { _ in LockedShard(IdentityTable()) }
         byId = (0..<Self.shardCount).map { _ in LockedShard([:]) }
     }
 
-    private func shard(_ key: IdentityKey) -> Int {
-        var hasher = Hasher()
-        hasher.combine(key)
-        return Int(UInt(bitPattern: hasher.finalize()) % UInt(Self.shardCount))
-    }
+    /// The key's shard, from the low bits of the hash its table uses too (one hash per lookup).
+    private static func shard(_ hash: Int) -> Int { hash & (shardCount - 1) }
 
     private func idShard(_ id: UInt64) -> Int { Int(id % UInt64(Self.shardCount)) }
 
     var count: Int { contactCount.load(ordering: .relaxed) }
 
-    func lookup(_ key: IdentityKey) -> ContactActor? {
-        shards[shard(key)].withLock { $0[key] }
+    func lookup(_ key: IdentityKey) -> ContactActor? { lookup(HashedKey(key)) }
+
+    func lookup(_ hashed: HashedKey) -> ContactActor? {
+        shards[Self.shard(hashed.hash)].withLock { $0.find(hashed.key, hash: hashed.hash) }
+    }
+
+    /// Hints the cache to load where the key's entry lies, for a lookup a little later (see
+    /// `IdentityLookahead`): a million contacts' keys are far from all in cache.
+    func prefetch(_ hashed: HashedKey) {
+        shards[Self.shard(hashed.hash)].withLock { $0.prefetch(hash: hashed.hash) }
+    }
+
+    /// Hints the cache to load the actor the key leads to, once its entry is in cache (after `prefetch`).
+    func prefetchContact(_ hashed: HashedKey) {
+        shards[Self.shard(hashed.hash)].withLock { $0.prefetchActor(of: hashed.key, hash: hashed.hash) }
     }
 
     func lookup(id: UInt64) -> ContactActor? {
@@ -44,12 +66,16 @@ final class ContactDirectory: Sendable {
 
     /// Returns the contact for `key`, creating it when unknown.
     func resolve(_ key: IdentityKey, make: (UInt64) -> ContactActor) -> ContactActor {
-        let index = shard(key)
-        let (actor, created) = shards[index].withLock { table -> (ContactActor, Bool) in
-            if let existing = table[key] { return (existing, false) }
+        resolve(HashedKey(key), make: make)
+    }
+
+    func resolve(_ hashed: HashedKey, make: (UInt64) -> ContactActor) -> ContactActor {
+        let (key, hash) = (hashed.key, hashed.hash)
+        let (actor, created) = shards[Self.shard(hash)].withLock { table -> (ContactActor, Bool) in
+            if let existing = table.find(key, hash: hash) { return (existing, false) }
             let id = nextId.add(1, ordering: .relaxed).oldValue
             let actor = make(id)
-            table[key] = actor
+            table.set(key, hash: hash, to: actor)
             actor.addKey(key)
             return (actor, true)
         }
@@ -99,9 +125,10 @@ final class ContactDirectory: Sendable {
             if case .anonymous = source {
                 // An event for the anonymous id may have created its profile since the lookup
                 // above; only inserts race with us (links are serialized), so re-check here.
-                let existing: ContactActor? = shards[shard(source)].withLock { table in
-                    if let current = table[source] { return current }
-                    table[source] = target
+                let hash = IdentityTable.hash(source)
+                let existing: ContactActor? = shards[Self.shard(hash)].withLock { table in
+                    if let current = table.find(source, hash: hash) { return current }
+                    table.set(source, hash: hash, to: target)
                     target.addKey(source)
                     return nil
                 }
@@ -117,8 +144,9 @@ final class ContactDirectory: Sendable {
 
     private func remap(from old: ContactActor, to new: ContactActor) {
         for key in old.takeKeys() {
-            shards[shard(key)].withLock { table in
-                if table[key] === old { table[key] = new }
+            let hash = IdentityTable.hash(key)
+            shards[Self.shard(hash)].withLock { table in
+                if table.find(key, hash: hash) === old { table.set(key, hash: hash, to: new) }
             }
             new.addKey(key)
         }
@@ -130,7 +158,8 @@ final class ContactDirectory: Sendable {
     /// restore fills the directory.
     func reserve(contacts: Int, keys: Int) {
         byId.reserveShares(of: contacts)
-        shards.reserveShares(of: keys)
+        let share = keys / Self.shardCount + keys / (Self.shardCount * 8)
+        for shard in shards { shard.withLock { $0.reserveCapacity($0.count + share) } }
     }
 
     private let restoreOrder = StaggeredShardOrder()
@@ -138,15 +167,20 @@ final class ContactDirectory: Sendable {
     /// Puts back restored contacts, whose actors already hold their keys: each shard is locked
     /// once for the whole part (a snapshot restores a million contacts in a few parts).
     func restore(_ contacts: [(actor: ContactActor, keys: [IdentityKey])], nextId next: UInt64) {
-        var byShard = [[(IdentityKey, ContactActor)]](repeating: [], count: Self.shardCount)
+        var byShard = [[(IdentityKey, Int, ContactActor)]](repeating: [], count: Self.shardCount)
         var idsByShard = [[ContactActor]](repeating: [], count: Self.shardCount)
         for (actor, keys) in contacts {
-            for key in keys { byShard[shard(key)].append((key, actor)) }
+            for key in keys {
+                let hash = IdentityTable.hash(key)
+                byShard[Self.shard(hash)].append((key, hash, actor))
+            }
             idsByShard[idShard(actor.id)].append(actor)
         }
         for index in restoreOrder.nextOrder(shardCount: Self.shardCount) {
             if !byShard[index].isEmpty {
-                shards[index].withLock { table in for (key, actor) in byShard[index] { table[key] = actor } }
+                shards[index].withLock { table in
+                    for (key, hash, actor) in byShard[index] { table.set(key, hash: hash, to: actor) }
+                }
             }
             if !idsByShard[index].isEmpty {
                 byId[index].withLock { table in for actor in idsByShard[index] { table[actor.id] = actor } }

@@ -346,3 +346,56 @@ func demoEngine() async throws -> Engine {
         #expect(spares.take().capacity == 0)
     }
 }
+
+@Suite struct IdentityTableTests {
+    let runtime = TenantRuntime(
+        id: "t", name: "t", scheduler: Scheduler(), effects: EffectBus(),
+        deduplicator: MessageDeduplicator(window: .hours(1), capacity: 100))
+
+    /// Every key added leads to its actor through growth after growth, user and anonymous keys
+    /// with the same text stay apart, and a key pointed elsewhere leads there alone.
+    @Test func keysLeadToTheirActorsThroughGrowthAndRepointing() {
+        var table = IdentityTable()
+        let actors = (0..<5_000).map { ContactActor(id: UInt64($0), tenant: runtime) }
+        for (number, actor) in actors.enumerated() {
+            let user = ContactDirectory.IdentityKey.user("u\(number)")
+            table.set(user, hash: IdentityTable.hash(user), to: actor)
+            let anonymous = ContactDirectory.IdentityKey.anonymous("u\(number)")
+            table.set(anonymous, hash: IdentityTable.hash(anonymous), to: actors[(number + 1) % actors.count])
+        }
+        #expect(table.count == 10_000)
+        for number in [0, 1, 77, 4_095, 4_999] {
+            let user = ContactDirectory.IdentityKey.user("u\(number)")
+            let anonymous = ContactDirectory.IdentityKey.anonymous("u\(number)")
+            #expect(table.find(user, hash: IdentityTable.hash(user))?.id == UInt64(number))
+            #expect(table.find(anonymous, hash: IdentityTable.hash(anonymous))?.id == UInt64((number + 1) % 5_000))
+        }
+        let missing = ContactDirectory.IdentityKey.user("u5000")
+        #expect(table.find(missing, hash: IdentityTable.hash(missing)) == nil)
+
+        let moved = ContactDirectory.IdentityKey.anonymous("u42")
+        table.set(moved, hash: IdentityTable.hash(moved), to: actors[7])
+        #expect(table.count == 10_000)
+        #expect(table.find(moved, hash: IdentityTable.hash(moved))?.id == 7)
+        // Hints change nothing, for keys present or not.
+        table.prefetch(hash: IdentityTable.hash(missing))
+        table.prefetchActor(of: moved, hash: IdentityTable.hash(moved))
+        table.prefetchActor(of: missing, hash: IdentityTable.hash(missing))
+        #expect(table.find(moved, hash: IdentityTable.hash(moved))?.id == 7)
+    }
+
+    /// Keys whose hashes share a home slot are all found: the probe walks past the others.
+    @Test func keysWithTheSameHomeSlotAreAllFound() {
+        var table = IdentityTable()
+        table.reserveCapacity(100)
+        let actors = (0..<40).map { ContactActor(id: UInt64($0), tenant: runtime) }
+        // Hashes chosen to collide: same bits above the shard's, different keys.
+        for (number, actor) in actors.enumerated() {
+            table.set(.user("k\(number)"), hash: 0x1234_5600 | number, to: actor)
+        }
+        for number in actors.indices {
+            #expect(table.find(.user("k\(number)"), hash: 0x1234_5600 | number)?.id == UInt64(number))
+        }
+        #expect(table.find(.user("k40"), hash: 0x1234_5600) == nil)
+    }
+}
