@@ -157,6 +157,13 @@ actor ContactActor {
         withUnsafeMutablePointer(to: &state) { $0.pointee.prefetchArrays() }
     }
 
+    /// `ContactState.prefetchStorage` from outside the actor, for a caller that owns this
+    /// contact for the moment (a recovery's lane: nothing else changes it meanwhile): it reads
+    /// the state's arrays, not only their addresses.
+    nonisolated func prefetchStorageOwned() {
+        withUnsafeMutablePointer(to: &state) { $0.pointee.prefetchStorage() }
+    }
+
     /// Hints the cache to load this actor's own memory, where its state lies.
     nonisolated func prefetchObject() {
         CacheHint.prefetchForWrite(UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()), bytes: Self.objectBytes)

@@ -357,8 +357,10 @@ public final class Engine: Sendable {
     /// batch, not a task per contact (a child task costs more than applying an event). Each
     /// lane has one evaluation context of `batch` for its calls, and one array the calls add
     /// their parts to. Returns the parts, one lane after another.
+    /// `ownsContacts`: nothing else changes these contacts meanwhile (a recovery's replay), so
+    /// the lanes may read further into the next contact's state for their cache hints.
     private func inLanes<Part: Sendable>(
-        _ groups: GroupedItems, of batch: ContactActor.Batch, now: Timestamp, lanes: Int,
+        _ groups: GroupedItems, of batch: ContactActor.Batch, now: Timestamp, lanes: Int, ownsContacts: Bool = false,
         _ apply: @escaping @Sendable (ContactActor, ArraySlice<ContactActor.Item>, EvaluationContext, inout [Part]) async -> Void
     ) async -> [Part] {
         // Lanes yield every few contacts: hops between idle actors never give the thread up, and
@@ -370,7 +372,7 @@ public final class Engine: Sendable {
             let context = batch.laneContext(now: now)
             for position in 0..<groups.count {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                groups.prefetch(ahead: position + 1, position + 2)
+                groups.prefetch(ahead: position + 1, position + 2, position + 3, ownsContacts: ownsContacts)
                 await apply(groups.contacts[position], groups.items(of: position), context, &parts)
             }
             return parts
@@ -386,7 +388,8 @@ public final class Engine: Sendable {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
                         groups.prefetch(
                             ahead: position + 1 < order.count ? order[position + 1] : nil,
-                            position + 2 < order.count ? order[position + 2] : nil)
+                            position + 2 < order.count ? order[position + 2] : nil,
+                            position + 3 < order.count ? order[position + 3] : nil, ownsContacts: ownsContacts)
                         await apply(groups.contacts[index], groups.items(of: index), context, &parts)
                     }
                     return parts
@@ -946,7 +949,7 @@ public final class Engine: Sendable {
                 start = end
             }
         }
-        return await inLanes(groups, of: batch, now: run.times[0], lanes: lanes, apply)
+        return await inLanes(groups, of: batch, now: run.times[0], lanes: lanes, ownsContacts: true, apply)
     }
 
     /// Applies one journaled command. A command that failed when it was first applied fails
@@ -1063,16 +1066,26 @@ struct GroupedItems: Sendable {
     func items(of group: Int) -> ArraySlice<ContactActor.Item> { items[starts[group]..<starts[group + 1]] }
 
     /// Cache hints for what a lane applies next: the actor of the contact after next, and the
-    /// arrays of the next one (whose actor the previous call hinted). Neither is retained: a
+    /// arrays of the next one (whose actor the previous call hinted). None is retained: a
     /// reference count is a write that waits for the memory the hints are meant to bring in.
-    func prefetch(ahead next: Int?, _ afterNext: Int?) {
+    ///
+    /// With `ownsContacts` (nothing else changes them meanwhile), each hint comes one contact
+    /// earlier, and the next contact's arrays, hinted by the previous call, are read for the
+    /// arrays inside them (`ContactState.prefetchStorage`).
+    func prefetch(ahead next: Int?, _ afterNext: Int?, _ third: Int?, ownsContacts: Bool) {
         contacts.withUnsafeBufferPointer { actors in
-            if let afterNext, afterNext < actors.count {
-                Unmanaged.passUnretained(actors[afterNext])._withUnsafeGuaranteedRef { $0.prefetchObject() }
+            func actor(_ group: Int?) -> Unmanaged<ContactActor>? {
+                guard let group, group < actors.count else { return nil }
+                return Unmanaged.passUnretained(actors[group])
             }
-            if let next, next < actors.count {
-                Unmanaged.passUnretained(actors[next])._withUnsafeGuaranteedRef { $0.prefetchArrays() }
+            guard ownsContacts else {
+                actor(afterNext)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
+                actor(next)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
+                return
             }
+            actor(third)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
+            actor(afterNext)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
+            actor(next)?._withUnsafeGuaranteedRef { $0.prefetchStorageOwned() }
         }
     }
 
