@@ -22,9 +22,9 @@ extension ContactState {
     /// For the owner about to apply an event: the arrays' ends too (where recent events and
     /// score history are written) and the arrays inside scores and counters.
     public mutating func prefetchStorage() {
-        Self.hint(recent, last: true)
-        Self.hint(scoreHistory, last: true)
-        Self.hint(segments, last: true)
+        Self.hintLast(recent)
+        Self.hintLast(scoreHistory)
+        Self.hintLast(segments)
         Self.hintInner(counters.counters, at: Self.counterRecentOffset)
         Self.hintInner(scores, at: Self.contributionsOffset)
         Self.hintInner(scores, at: Self.capUsageOffset)
@@ -54,8 +54,8 @@ extension ContactState {
         kairos_prefetch_for_write(unsafeBitCast(array, to: UnsafeRawPointer.self))
     }
 
-    /// The array's first and last elements (reads its count).
-    @inline(__always) private static func hint<Element>(_ array: [Element], last: Bool) {
+    /// The array's last element (reading its count brings in the first line).
+    @inline(__always) private static func hintLast<Element>(_ array: [Element]) {
         array.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress, buffer.count > 1 else { return }
             kairos_prefetch_for_write(base + (buffer.count - 1))
