@@ -97,4 +97,27 @@ import Testing
         #expect(shallow.recent == [2000, 2500])
         #expect(shallow.count(within: .seconds(5), now: 3000) == 2)
     }
+
+    /// The one-pass lapse over sorted leaves and counters is the earliest of each leaf's own
+    /// lapse, whatever counters a contact has (some leaves without a counter, counters without
+    /// a leaf, two windows on one counter).
+    @Test func earliestLapseIsTheEarliestOfEachLeafs() {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var counters = CounterSet()
+            for symbol in UInt32(1)...12 where Bool.random(using: &random) {
+                for _ in 0..<Int.random(in: 1...4, using: &random) {
+                    counters.record(symbol, at: Int64.random(in: 0...100_000, using: &random), depth: Int.random(in: 1...3, using: &random))
+                }
+            }
+            var leaves: [TenantDefinitions.WindowLeaf] = []
+            for symbol in UInt32(1)...14 where Bool.random(using: &random) {
+                leaves.append(.init(symbol: symbol, window: .seconds(Int64.random(in: 1...60, using: &random))))
+                if Bool.random(using: &random) { leaves.append(.init(symbol: symbol, window: .seconds(90))) }
+            }
+            let now = Int64.random(in: 50_000...120_000, using: &random)
+            let expected = leaves.compactMap { counters.nextLapse($0.symbol, within: $0.window, now: now) }.min() ?? .max
+            #expect(counters.earliestLapse(of: leaves, now: now) == expected)
+        }
+    }
 }

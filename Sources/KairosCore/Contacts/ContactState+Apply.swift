@@ -469,13 +469,8 @@ extension ContactState {
     mutating func updateNextWake(_ c: EvaluationContext) {
         let definitions = c.definitions
         let now = c.now
-        var next: Int64 = .max
         // Windows and relative times of every time-dependent segment, flattened and deduplicated.
-        for leaf in definitions.windowLeaves {
-            if let time = counters.nextLapse(leaf.symbol, within: leaf.window, now: now.milliseconds), time < next {
-                next = time
-            }
-        }
+        var next = counters.earliestLapse(of: definitions.windowLeaves, now: now.milliseconds)
         for leaf in definitions.seenLeaves {
             guard let seen = leaf.first ? firstSeen : lastSeen else { continue }
             let boundary = seen.milliseconds + leaf.span.milliseconds

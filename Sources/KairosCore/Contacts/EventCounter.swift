@@ -114,6 +114,25 @@ public struct CounterSet: Sendable, Hashable {
         return found ? counters[index].nextLapse(within: span, now: now) : nil
     }
 
+    /// The earliest moment an occurrence inside one of `leaves` (sorted by symbol) lapses, or
+    /// `.max`: one pass over the leaves and the counters together, both sorted, where a search
+    /// of the counters for each leaf cost a few percent of every event's evaluation.
+    public func earliestLapse(of leaves: [TenantDefinitions.WindowLeaf], now: Int64) -> Int64 {
+        var next = Int64.max
+        counters.withUnsafeBufferPointer { items in
+            var position = 0
+            for leaf in leaves {
+                while position < items.count && items[position].symbol < leaf.symbol { position += 1 }
+                guard position < items.count else { break }
+                guard items[position].symbol == leaf.symbol,
+                    let time = items[position].nextLapse(within: leaf.window, now: now), time < next
+                else { continue }
+                next = time
+            }
+        }
+        return next
+    }
+
     public mutating func record(_ symbol: UInt32, at time: Int64, depth: Int) {
         let (found, index) = index(of: symbol)
         if !found { counters.insertCompactly(EventCounter(symbol: symbol), at: index, limit: .max) }

@@ -79,7 +79,8 @@ public final class TenantDefinitions: Sendable {
         public let span: TimeSpan
     }
 
-    /// The leaves of time-dependent segments that lapse by themselves, flattened and deduplicated.
+    /// The leaves of time-dependent segments that lapse by themselves, flattened, deduplicated
+    /// and sorted by counter symbol (as a contact's counters are, see `CounterSet.earliestLapse`).
     public let windowLeaves: [WindowLeaf]
     public let seenLeaves: [SeenLeaf]
     /// Models with trait rules, by the trait keys those rules read.
@@ -135,7 +136,7 @@ public final class TenantDefinitions: Sendable {
         for order in timeDependentSegments {
             segments[order].definition.condition.collectTimeLeaves(windows: &windows, seen: &seen)
         }
-        self.windowLeaves = windows
+        self.windowLeaves = windows.sorted { ($0.symbol, $0.window.milliseconds) < ($1.symbol, $1.window.milliseconds) }
         self.seenLeaves = seen
         self.traitRuleModelsByTrait = traitRuleModelsByTrait
         self.accountTraitRuleModels = accountTraitRuleModels
