@@ -158,8 +158,7 @@ final class ContactDirectory: Sendable {
     /// restore fills the directory.
     func reserve(contacts: Int, keys: Int) {
         byId.reserveShares(of: contacts)
-        let share = keys / Self.shardCount + keys / (Self.shardCount * 8)
-        for shard in shards { shard.withLock { $0.reserveCapacity($0.count + share) } }
+        shards.reserveShares(of: keys)
     }
 
     private let restoreOrder = StaggeredShardOrder()

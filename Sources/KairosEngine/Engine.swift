@@ -372,7 +372,7 @@ public final class Engine: Sendable {
             let context = batch.laneContext(now: now)
             for position in 0..<groups.count {
                 if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                groups.prefetch(ahead: position + 1, position + 2, position + 3, ownsContacts: ownsContacts)
+                groups.prefetch(after: position, ownsContacts: ownsContacts)
                 await apply(groups.contacts[position], groups.items(of: position), context, &parts)
             }
             return parts
@@ -386,10 +386,7 @@ public final class Engine: Sendable {
                     let order = contactsOfLane[lane]
                     for (position, index) in order.enumerated() {
                         if position % Self.contactsBetweenYields == Self.contactsBetweenYields - 1 { await Task.yield() }
-                        groups.prefetch(
-                            ahead: position + 1 < order.count ? order[position + 1] : nil,
-                            position + 2 < order.count ? order[position + 2] : nil,
-                            position + 3 < order.count ? order[position + 3] : nil, ownsContacts: ownsContacts)
+                        groups.prefetch(after: position, in: order, ownsContacts: ownsContacts)
                         await apply(groups.contacts[index], groups.items(of: index), context, &parts)
                     }
                     return parts
@@ -1072,20 +1069,28 @@ struct GroupedItems: Sendable {
     /// With `ownsContacts` (nothing else changes them meanwhile), each hint comes one contact
     /// earlier, and the next contact's arrays, hinted by the previous call, are read for the
     /// arrays inside them (`ContactState.prefetchStorage`).
-    func prefetch(ahead next: Int?, _ afterNext: Int?, _ third: Int?, ownsContacts: Bool) {
+    ///
+    /// `position` is the place in `order` (the groups a lane applies, all of them in turn when nil)
+    /// of the contact about to be applied.
+    func prefetch(after position: Int, in order: [Int]? = nil, ownsContacts: Bool) {
         contacts.withUnsafeBufferPointer { actors in
-            func actor(_ group: Int?) -> Unmanaged<ContactActor>? {
-                guard let group, group < actors.count else { return nil }
+            func actor(_ ahead: Int) -> Unmanaged<ContactActor>? {
+                var group = position + ahead
+                if let order {
+                    guard group < order.count else { return nil }
+                    group = order[group]
+                }
+                guard group < actors.count else { return nil }
                 return Unmanaged.passUnretained(actors[group])
             }
             guard ownsContacts else {
-                actor(afterNext)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
-                actor(next)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
+                actor(2)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
+                actor(1)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
                 return
             }
-            actor(third)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
-            actor(afterNext)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
-            actor(next)?._withUnsafeGuaranteedRef { $0.prefetchStorageOwned() }
+            actor(3)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
+            actor(2)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
+            actor(1)?._withUnsafeGuaranteedRef { $0.prefetchStorageOwned() }
         }
     }
 

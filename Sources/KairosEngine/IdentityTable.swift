@@ -8,7 +8,7 @@ import KairosCore
 ///
 /// Keys are only added or pointed at another actor, never removed (a merged profile's keys
 /// lead to the profile it was merged into), so no deletion is needed.
-struct IdentityTable {
+struct IdentityTable: ReservableTable {
     typealias Key = ContactDirectory.IdentityKey
 
     private struct Slot {

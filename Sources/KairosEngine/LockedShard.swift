@@ -11,10 +11,18 @@ final class LockedShard<Value: Sendable>: Sendable {
     }
 }
 
+/// A table whose room can be made ahead of filling it (a shard's contents).
+protocol ReservableTable {
+    var count: Int { get }
+    mutating func reserveCapacity(_ minimumCapacity: Int)
+}
+
+extension Dictionary: ReservableTable {}
+
 extension Array {
     /// Makes room in each shard's table for its share of `count` more entries (with a little
     /// slack: shards are not all equal), so a restore does not rehash the tables as they grow.
-    func reserveShares<Key: Hashable & Sendable, Value: Sendable>(of count: Int) where Element == LockedShard<[Key: Value]> {
+    func reserveShares<Table: ReservableTable & Sendable>(of count: Int) where Element == LockedShard<Table> {
         guard !isEmpty else { return }
         let share = count / self.count + count / (self.count * 8)
         for shard in self { shard.withLock { $0.reserveCapacity($0.count + share) } }
