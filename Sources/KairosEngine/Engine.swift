@@ -313,7 +313,7 @@ public final class Engine: Sendable {
             let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)][...], of: batch, now: now)
             return recordIngested(runtime, events: 1, effects: effects, now: now)
         }
-        var groups = ContactGroups()
+        var groups = ContactGroups(capacity: events.count)
         var accountChanges: [UInt64] = []
         var merging = false
         var lookahead = IdentityLookahead(events: events, directory: runtime.directory)
@@ -840,7 +840,7 @@ public final class Engine: Sendable {
             catalog: runtime.catalog, journeys: runtime.journeys, times: taking.times, spares: spares)
         let run = taking
         var previous = previous
-        var pending = ContactGroups()
+        var pending = ContactGroups(capacity: batch.events.count)
         var effects = ReplayedEffects(gathersAll: bus.hasSubscribers)
         var links: [(ContactActor, ContactActor.Item)] = []
         var lookahead = IdentityLookahead(events: batch.events, directory: runtime.directory)
@@ -863,7 +863,7 @@ public final class Engine: Sendable {
             await previous?.value
             previous = nil
             await effects.add(applyReplayed(pending.grouped(), of: batch, run: run, lanes: Self.lanesPerBatch))
-            pending = ContactGroups()
+            pending = ContactGroups(capacity: batch.events.count)
             var merged = ContactGroups()
             for (contact, item) in links { merged.add(item, to: contact) }
             await effects.add(applyReplayed(merged.grouped(), of: batch, run: run, lanes: 1))
@@ -1016,19 +1016,23 @@ struct ContactGroups {
     /// Each item added and the place of its contact in `contacts`, in the order added.
     private var added: [ContactActor.Item] = []
     private var groupOfAdded: [Int32] = []
-    private var positions: [ObjectIdentifier: Int] = [:]
+    /// Each contact's place in `contacts`, found by the actor's address (see `PositionTable`).
+    private var positions: PositionTable
+
+    /// `capacity`: about how many items will be added (a replayed run's events), so nothing grows on the way.
+    init(capacity: Int = 0) {
+        positions = PositionTable(capacity: capacity)
+        contacts.reserveCapacity(capacity)
+        added.reserveCapacity(capacity)
+        groupOfAdded.reserveCapacity(capacity)
+    }
 
     var count: Int { contacts.count }
 
     mutating func add(_ item: ContactActor.Item, to contact: ContactActor) {
-        let key = ObjectIdentifier(contact)
-        if let position = positions[key] {
-            groupOfAdded.append(Int32(position))
-        } else {
-            positions[key] = contacts.count
-            groupOfAdded.append(Int32(contacts.count))
-            contacts.append(contact)
-        }
+        let position = positions.position(of: contact, otherwise: contacts.count)
+        if position == contacts.count { contacts.append(contact) }
+        groupOfAdded.append(Int32(position))
         added.append(item)
     }
 
@@ -1049,6 +1053,59 @@ struct ContactGroups {
             next[Int(group)] += 1
         }
         return GroupedItems(contacts: contacts, items: items, starts: starts)
+    }
+}
+
+/// Open addressing from an actor's address to a small number, for `ContactGroups`: a
+/// dictionary keyed by `ObjectIdentifier` hashed every address with `Hasher` and grew by
+/// rehashing as a replayed run of thousands of contacts filled it.
+struct PositionTable {
+    /// Address and position per slot; address 0 marks an empty slot.
+    private var addresses: [UInt]
+    private var positions: [Int32]
+    private var used = 0
+    private var shift: Int
+
+    init(capacity: Int) {
+        // At most half full, at least 16 slots.
+        var slots = 16
+        while slots < capacity * 2 { slots *= 2 }
+        addresses = [UInt](repeating: 0, count: slots)
+        positions = [Int32](repeating: 0, count: slots)
+        shift = UInt.bitWidth - slots.trailingZeroBitCount
+    }
+
+    /// The position recorded for `object`; records `new` for it first if there is none.
+    mutating func position(of object: AnyObject, otherwise new: Int) -> Int {
+        let address = UInt(bitPattern: ObjectIdentifier(object))
+        let mask = addresses.count - 1
+        // Fibonacci hashing: objects are 16-byte aligned, so the low bits alone would crowd.
+        var slot = Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> UInt(shift))
+        while true {
+            let found = addresses[slot]
+            if found == address { return Int(positions[slot]) }
+            if found == 0 { break }
+            slot = (slot + 1) & mask
+        }
+        addresses[slot] = address
+        positions[slot] = Int32(new)
+        used += 1
+        if used * 2 > addresses.count { grow() }
+        return new
+    }
+
+    private mutating func grow() {
+        let (oldAddresses, oldPositions) = (addresses, positions)
+        addresses = [UInt](repeating: 0, count: oldAddresses.count * 2)
+        positions = [Int32](repeating: 0, count: oldAddresses.count * 2)
+        shift -= 1
+        let mask = addresses.count - 1
+        for (address, position) in zip(oldAddresses, oldPositions) where address != 0 {
+            var slot = Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> UInt(shift))
+            while addresses[slot] != 0 { slot = (slot + 1) & mask }
+            addresses[slot] = address
+            positions[slot] = position
+        }
     }
 }
 

@@ -249,11 +249,25 @@ final class Connection: @unchecked Sendable {
         guard prepared == SQLITE_OK else { throw StoreError(resultCode: prepared, database: database, operation: sql) }
         defer { sqlite3_finalize(statement) }
         sqlite3_bind_int64(statement, 1, value)
+        // Consecutive records mostly share a tenant: its id is made into a string once, not per row.
+        var tenant = ""
+        var tenantBytes: [UInt8] = []
         while true {
             let result = sqlite3_step(statement)
             if result == SQLITE_DONE { return }
             guard result == SQLITE_ROW else { throw StoreError(resultCode: result, database: database, operation: sql) }
-            let tenant = sqlite3_column_text(statement, 2).map { String(cString: $0) } ?? ""
+            if let text = sqlite3_column_text(statement, 2) {
+                let length = Int(sqlite3_column_bytes(statement, 2))
+                let same = length == tenantBytes.count && tenantBytes.withUnsafeBufferPointer { kept in
+                    (0..<length).allSatisfy { kept[$0] == text[$0] }
+                }
+                if !same {
+                    tenantBytes = Array(UnsafeBufferPointer(start: text, count: length))
+                    tenant = String(decoding: tenantBytes, as: UTF8.self)
+                }
+            } else if !tenant.isEmpty || !tenantBytes.isEmpty {
+                (tenant, tenantBytes) = ("", [])
+            }
             // The blob first, then its size (SQLite's documented order for a blob column).
             let blob = sqlite3_column_blob(statement, 4)
             let count = Int(sqlite3_column_bytes(statement, 4))

@@ -305,6 +305,25 @@ func demoEngine() async throws -> Engine {
         #expect((0..<3).map { single.grouped().items(of: $0).map(\.index) } == [[0], [1], [2]])
     }
 
+    /// Many contacts, items interleaved at random, a table that starts small and grows: the
+    /// groups are those a dictionary by contact gives.
+    @Test func manyContactsGroupAsADictionaryWould() {
+        let contacts = (0..<3_000).map { ContactActor(id: UInt64($0), tenant: runtime) }
+        var random = SystemRandomNumberGenerator()
+        let picks = (0..<20_000).map { _ in Int.random(in: 0..<contacts.count, using: &random) }
+        var groups = ContactGroups()
+        var expected: [Int: [Int]] = [:]
+        var order: [Int] = []
+        for (index, contact) in picks.enumerated() {
+            groups.add(ContactActor.Item(index: index, mergeSource: nil), to: contacts[contact])
+            if expected[contact] == nil { order.append(contact) }
+            expected[contact, default: []].append(index)
+        }
+        let grouped = groups.grouped()
+        #expect(grouped.contacts.map { Int($0.id) } == order)
+        #expect((0..<grouped.count).map { grouped.items(of: $0).map(\.index) } == order.map { expected[$0]! })
+    }
+
     /// Each contact goes to the lane with the fewest items so far: a contact with most of a
     /// batch's items has a lane nearly to itself, and every contact is applied exactly once.
     @Test func lanesGetEvenShares() {

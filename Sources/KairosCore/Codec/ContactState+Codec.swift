@@ -110,6 +110,14 @@ extension ContactState {
             throw CodecError(offset: reader.offset - 1, message: "contact format version \(version) is not supported")
         }
         var state = ContactState(id: try reader.readVarint())
+        // Read into the state in place, returned from one place: with a return in each format
+        // version's branch, every decoded state was copied once (a reference count on each of
+        // its arrays and strings) and the original destroyed.
+        try readFields(into: &state, version: version, from: &reader)
+        return state
+    }
+
+    private static func readFields(into state: inout ContactState, version: UInt8, from reader: inout BinaryReader) throws(CodecError) {
         state.userId = try reader.readOptionalString()
         state.anonymousIds = try (0..<reader.readCount()).map { _ throws(CodecError) in try reader.readString() }
         state.traits = try reader.readJSONObject()
@@ -169,7 +177,7 @@ extension ContactState {
         }
         state.nextWake = try reader.readOptionalTimestamp()
         state.lastSequence = try reader.readVarint()
-        guard version >= 2 else { return state }
+        guard version >= 2 else { return }
         for _ in 0..<(try reader.readCount()) {
             var assignment = ExperimentAssignment(
                 experiment: try reader.readString(), variant: Int(try reader.readSigned()), exposedAt: try reader.readSigned())
@@ -186,7 +194,7 @@ extension ContactState {
             decision.rewarded = flags & 4 != 0
             state.decisions.append(decision)
         }
-        guard version >= 3 else { return state }
+        guard version >= 3 else { return }
         for _ in 0..<(try reader.readCount()) {
             let journey = try reader.readSymbol()
             let version = try reader.readSymbol()
@@ -212,7 +220,6 @@ extension ContactState {
         state.timeZone = try reader.readOptionalString()
         let wake = try reader.readSigned()
         state.journeyWake = wake == .max ? nil : wake
-        return state
     }
 }
 

@@ -38,8 +38,15 @@ extension Event {
         writer.write(context)
     }
 
-    /// An event with no fields set, decoded into where it lies (`read(from:)`).
-    fileprivate static let blank = Event(type: .track, time: Timestamp(milliseconds: 0))
+    /// An event with no fields set, decoded into where it lies (`read(from:)`). Made afresh
+    /// each time: a copy of a shared blank event counted a reference on each of its fields.
+    fileprivate init(blank: Void) {
+        type = .track
+        properties = JSONObject()
+        traits = [:]
+        context = [:]
+        time = Timestamp(milliseconds: 0)
+    }
 
     /// Reads an event written by `encode(into:)` over this one. Decoding in place: a decoded
     /// event returned and then appended was copied on the way (a reference count per string
@@ -106,7 +113,7 @@ extension [Event] {
         // reservation per command would copy the whole array every few commands.
         if events.capacity - events.count < count { events.reserveCapacity(Swift.max(events.count + count, events.capacity * 2)) }
         for _ in 0..<count {
-            events.append(Event.blank)
+            events.append(Event(blank: ()))
             try events[events.count - 1].read(from: &reader)
         }
         guard reader.isAtEnd else {
