@@ -135,3 +135,51 @@ import Testing
         #expect(state.traits["plan"] == nil)
     }
 }
+
+/// The compiled event filter answers as the predicate it was made from, for every kind of node.
+@Suite struct EventFilterTests {
+    @Test func answersAsThePredicateDoesForEveryKindOfNode() {
+        let leaves: [Predicate] = [
+            .field(.property, path: "plan", op: .eq, value: "pro"),
+            .field(.property, path: "value", op: .gt, value: 10),
+            .field(.property, path: "address.city", op: .eq, value: "Lyon"),
+            .field(.context, path: "locale", op: .startsWith, value: "fr"),
+            .field(.property, path: "missing", op: .exists, value: false),
+            .field(.trait, path: "plan", op: .neq, value: "pro"),
+            .field(.account, path: "plan", op: .eq, value: "pro"),
+            .score(model: "fit", op: .gt, value: 1),
+            .grade(model: "fit", op: .neq, value: "A"),
+            .grade(model: "fit", op: .eq, value: "A"),
+            .lifecycle(model: "fit", op: .exists, value: false),
+            .segment(id: "s", symbol: 3),
+            .event(EventCondition(type: .track, name: "x", filter: nil, countOperator: .lt, count: 1, window: nil)),
+            .event(EventCondition(type: .track, name: "x", filter: nil, countOperator: .gte, count: 1, window: nil)),
+            .firstSeen(.within(.hours(1))),
+            .lastSeen(.before(Timestamp(milliseconds: 5))),
+        ]
+        var predicates = leaves
+        for (index, leaf) in leaves.enumerated() {
+            let other = leaves[(index * 7 + 3) % leaves.count]
+            predicates += [.not(leaf), .all([leaf, other]), .any([leaf, other]), .all([]), .any([]), .not(.any([leaf, .not(other)]))]
+        }
+        let events: [Event] = [
+            .track("x", userId: "u", properties: ["plan": "pro", "value": 12, "address": ["city": "Lyon"]], at: t0),
+            .track("x", userId: "u", properties: ["plan": "free", "value": 3, "missing": "here"], at: t0),
+            Event(type: .page, userId: "u", context: ["locale": "fr-FR"], time: t0),
+            Event(type: .identify, userId: "u", time: t0),
+        ]
+        var differences: [String] = []
+        var matched = 0
+        for predicate in predicates {
+            let filter = EventFilter(predicate)
+            for (number, event) in events.enumerated() {
+                let (expected, compiled) = withUnsafePointer(to: event) { (predicate.matches($0), filter.matches($0)) }
+                if expected != compiled { differences.append("\(predicate.canonicalText) on event \(number)") }
+                if compiled { matched += 1 }
+            }
+        }
+        #expect(differences.isEmpty)
+        // Both answers occur, so the comparison says something.
+        #expect(matched > 0 && matched < predicates.count * events.count)
+    }
+}

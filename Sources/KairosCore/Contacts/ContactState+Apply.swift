@@ -190,15 +190,15 @@ extension ContactState {
         _ changedModels: inout [Int], _ windowedCounterChanged: inout Bool
     ) {
         let definitions = c.definitions
-        for counter in indexEntry.filteredCounters where counter.filter?.matches(event) ?? true {
+        for counter in indexEntry.filteredCounters where counter.matcher?._withUnsafeGuaranteedRef({ $0.matches(event) }) ?? true {
             let depth = definitions.depth(of: counter.symbol)
             counters.record(counter.symbol, at: time.milliseconds, depth: depth)
             if depth > 0 { windowedCounterChanged = true }
         }
+        // Only event rules are indexed; each one's filter is read without reference counting.
         for reference in indexEntry.rules {
-            let rule = definitions.models[reference.model].rules[reference.rule]
-            guard case .event(let matcher) = rule.condition, matcher.filter?.matches(event) ?? true else { continue }
-            if award(c, model: reference.model, rule: reference.rule, eventSymbol: counterSymbol, eventTime: time) {
+            guard reference.filter?._withUnsafeGuaranteedRef({ $0.matches(event) }) ?? true else { continue }
+            if award(c, reference, eventSymbol: counterSymbol, eventTime: time) {
                 if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
             }
         }
@@ -286,12 +286,16 @@ extension ContactState {
 extension ContactState {
     mutating func modelScoreIndex(_ c: EvaluationContext, _ number: Int) -> Int {
         let definitions = c.definitions
-        let symbol = definitions.modelSymbols[number]
+        return modelScoreIndex(symbol: definitions.modelSymbols[number], halfLife: definitions.models[number].halfLife, now: c.now)
+    }
+
+    /// The place of the model's score in `scores` (added if new), its decay brought up to `now`.
+    mutating func modelScoreIndex(symbol: UInt32, halfLife: TimeSpan?, now: Timestamp) -> Int {
         if let index = scoreIndex(of: symbol) {
-            scores[index].advance(to: c.now, halfLife: definitions.models[number].halfLife)
+            scores[index].advance(to: now, halfLife: halfLife)
             return index
         }
-        scores.append(ModelScore(model: symbol, referenceTime: c.now.milliseconds))
+        scores.append(ModelScore(model: symbol, referenceTime: now.milliseconds))
         return scores.count - 1
     }
 
@@ -317,12 +321,23 @@ extension ContactState {
     }
 
     /// Awards an event rule's points; returns whether the score changed.
-    mutating func award(_ c: EvaluationContext, model number: Int, rule ruleNumber: Int, eventSymbol: UInt32, eventTime: Timestamp) -> Bool {
-        let definitions = c.definitions
-        let model = definitions.models[number]
-        let rule = model.rules[ruleNumber]
-        let ruleSymbol = definitions.ruleSymbols[number][ruleNumber]
-        let index = modelScoreIndex(c, number)
+    mutating func award(
+        _ c: EvaluationContext, _ reference: TenantDefinitions.RuleReference, eventSymbol: UInt32, eventTime: Timestamp
+    ) -> Bool {
+        reference.modelObject._withUnsafeGuaranteedRef { model in
+            reference.ruleObject._withUnsafeGuaranteedRef { rule in
+                award(
+                    c, model: model, number: reference.model, modelSymbol: reference.modelSymbol, rule: rule,
+                    ruleSymbol: reference.ruleSymbol, eventSymbol: eventSymbol, eventTime: eventTime)
+            }
+        }
+    }
+
+    private mutating func award(
+        _ c: EvaluationContext, model: ScoringModel, number: Int, modelSymbol: UInt32, rule: ScoringRule, ruleSymbol: UInt32,
+        eventSymbol: UInt32, eventTime: Timestamp
+    ) -> Bool {
+        let index = modelScoreIndex(symbol: modelSymbol, halfLife: model.halfLife, now: c.now)
 
         if let cap = rule.cap {
             let period = cap.period.ordinal(of: eventTime)

@@ -26,11 +26,23 @@ public final class TenantDefinitions: Sendable {
     public struct FilteredCounter: Sendable {
         public let symbol: UInt32
         public let filter: Predicate?
+        /// `filter` compiled; kept alive by the definitions' `eventFilters`.
+        let matcher: Unmanaged<EventFilter>?
     }
 
+    /// An event rule as the hot path reads it: everything awarding needs, the objects unretained
+    /// (the definitions keep them), so applying an event counts no references on definitions
+    /// that every core shares.
     public struct RuleReference: Sendable {
         public let model: Int
         public let rule: Int
+        /// The rule's `where` compiled; kept alive by the definitions' `eventFilters`.
+        let filter: Unmanaged<EventFilter>?
+        let modelObject: Unmanaged<ScoringModel>
+        let ruleObject: Unmanaged<ScoringRule>
+        /// Set once every rule has its symbol (`compile`).
+        var modelSymbol: UInt32 = 0
+        var ruleSymbol: UInt32 = 0
     }
 
     /// Everything one event key (`track:Signed Up` or `page:*`) can touch.
@@ -41,6 +53,8 @@ public final class TenantDefinitions: Sendable {
     }
 
     public let version: UInt64
+    /// The event index's compiled filters (`RuleReference.filter`, `FilteredCounter.matcher`), kept alive here.
+    private let eventFilters: [EventFilter]
     public let models: [ScoringModel]
     public let modelIndex: [String: Int]
     /// In evaluation order: a segment comes after every segment its condition uses.
@@ -109,8 +123,10 @@ public final class TenantDefinitions: Sendable {
         eventIndexBySymbol: [EventIndexEntry?], wildcardIndex: [EventIndexEntry?], counterDepth: [UInt32: Int],
         segmentsByTrait: [String: [Int]], segmentsByScoreModel: [String: [Int]], accountSegments: [Int],
         seenSegments: [Int], timeDependentSegments: [Int], traitRuleModelsByTrait: [String: [Int]],
-        accountTraitRuleModels: [Int], modelSymbols: [UInt32], ruleSymbols: [[UInt32]], decayBoundaries: [Int: [Double]]
+        accountTraitRuleModels: [Int], modelSymbols: [UInt32], ruleSymbols: [[UInt32]], decayBoundaries: [Int: [Double]],
+        eventFilters: [EventFilter] = []
     ) {
+        self.eventFilters = eventFilters
         self.version = version
         self.models = models
         self.modelIndex = modelIndex
@@ -248,12 +264,19 @@ public final class TenantDefinitions: Sendable {
         var eventIndex: [String: EventIndexEntry] = [:]
         var counterDepth: [UInt32: Int] = [:]
         var filteredSeen: Set<UInt32> = []
+        // Event filters compiled for the hot path, owned by the definitions (the index refers to them unretained).
+        var eventFilters: [EventFilter] = []
+        func compileFilter(_ filter: Predicate?) -> Unmanaged<EventFilter>? {
+            guard let filter else { return nil }
+            eventFilters.append(EventFilter(filter))
+            return Unmanaged.passUnretained(eventFilters[eventFilters.count - 1])
+        }
         func registerCounter(_ condition: EventCondition, key: String) -> UInt32 {
             let symbol = intern(condition.counterKey)
             counterDepth[symbol] = max(counterDepth[symbol] ?? 0, condition.requiredDepth)
             if (condition.filter != nil || condition.name == nil) && filteredSeen.insert(symbol).inserted {
                 eventIndex[key, default: EventIndexEntry()].filteredCounters.append(
-                    FilteredCounter(symbol: symbol, filter: condition.filter))
+                    FilteredCounter(symbol: symbol, filter: condition.filter, matcher: compileFilter(condition.filter)))
             }
             return symbol
         }
@@ -311,7 +334,9 @@ public final class TenantDefinitions: Sendable {
                 case .event(let matcher):
                     // A rule's filter is checked per event; the index only narrows by name.
                     eventIndex[matcher.indexKey, default: EventIndexEntry()].rules.append(
-                        RuleReference(model: modelNumber, rule: ruleNumber))
+                        RuleReference(
+                            model: modelNumber, rule: ruleNumber, filter: compileFilter(matcher.filter),
+                            modelObject: Unmanaged.passUnretained(model), ruleObject: Unmanaged.passUnretained(rule)))
                 case .trait(let predicate):
                     let deps = predicate.dependencies
                     for key in deps.traitKeys where traitRuleModelsByTrait[key]?.last != modelNumber {
@@ -336,10 +361,22 @@ public final class TenantDefinitions: Sendable {
         var entriesBySymbol: [UInt32: EventIndexEntry] = [:]
         // Sorted: interning order decides symbol numbers, which must not depend on hashing.
         for key in eventIndex.keys.sorted() where !key.hasSuffix(":*") { entriesBySymbol[intern(key)] = eventIndex[key] }
-        var eventIndexBySymbol = [EventIndexEntry?](repeating: nil, count: Int(entriesBySymbol.keys.max() ?? 0) + 1)
-        for (symbol, entry) in entriesBySymbol { eventIndexBySymbol[Int(symbol)] = entry }
-        let wildcardIndex = EventType.allCases.map { eventIndex["\($0.rawValue):*"] }
         let ruleSymbols = models.map { model in model.rules.map { intern(ruleKey(model: model.id, rule: $0.id)) } }
+        // Interned in this order since the first version (symbol numbers are kept in snapshots);
+        // the index's rules learn their symbols afterwards.
+        func withSymbols(_ entry: EventIndexEntry) -> EventIndexEntry {
+            var entry = entry
+            for position in entry.rules.indices {
+                let (model, rule) = (entry.rules[position].model, entry.rules[position].rule)
+                entry.rules[position].modelSymbol = modelSymbols[model]
+                entry.rules[position].ruleSymbol = ruleSymbols[model][rule]
+            }
+            return entry
+        }
+        for key in eventIndex.keys { eventIndex[key] = withSymbols(eventIndex[key]!) }
+        var eventIndexBySymbol = [EventIndexEntry?](repeating: nil, count: Int(entriesBySymbol.keys.max() ?? 0) + 1)
+        for (symbol, entry) in entriesBySymbol { eventIndexBySymbol[Int(symbol)] = withSymbols(entry) }
+        let wildcardIndex = EventType.allCases.map { eventIndex["\($0.rawValue):*"] }
 
         return TenantDefinitions(
             version: version, models: models, modelIndex: modelIndex, segments: compiled,
@@ -348,7 +385,7 @@ public final class TenantDefinitions: Sendable {
             segmentsByTrait: segmentsByTrait, segmentsByScoreModel: segmentsByScoreModel,
             accountSegments: accountSegments, seenSegments: seenSegments, timeDependentSegments: timeDependent,
             traitRuleModelsByTrait: traitRuleModelsByTrait, accountTraitRuleModels: accountTraitRuleModels,
-            modelSymbols: modelSymbols, ruleSymbols: ruleSymbols, decayBoundaries: decayBoundaries)
+            modelSymbols: modelSymbols, ruleSymbols: ruleSymbols, decayBoundaries: decayBoundaries, eventFilters: eventFilters)
     }
 }
 
