@@ -138,13 +138,17 @@ extension ContactState {
 
         // Counters: the plain one for this event's name, then filtered and wildcard ones.
         counters.record(counterSymbol, at: time.milliseconds, depth: definitions.depth(of: counterSymbol))
-        let entry = definitions.indexEntry(of: counterSymbol)
-        let wildcard = definitions.wildcardIndex[event.pointee.type.ordinal]
+        let entry = definitions.indexedEvent(of: counterSymbol)
+        let wildcard = definitions.indexedWildcards[event.pointee.type.ordinal]
         var changedModels = context.takeChangedModels()
         defer { context.returnChangedModels(&changedModels) }
         var windowedCounterChanged = false
-        if let entry { applyIndexEntry(context, entry, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
-        if let wildcard { applyIndexEntry(context, wildcard, event, counterSymbol, time, &changedModels, &windowedCounterChanged) }
+        entry?._withUnsafeGuaranteedRef {
+            applyIndexEntry(context, $0, event, counterSymbol, time, &changedModels, &windowedCounterChanged)
+        }
+        wildcard?._withUnsafeGuaranteedRef {
+            applyIndexEntry(context, $0, event, counterSymbol, time, &changedModels, &windowedCounterChanged)
+        }
         var traitModels: [Int] = []
         for key in changedTraits {
             for model in definitions.traitRuleModelsByTrait[key] ?? [] where !traitModels.contains(model) {
@@ -162,8 +166,8 @@ extension ContactState {
         // Segments that this event can affect.
         var candidates = context.takeCandidates()
         if isFirstEvent { candidates.append(contentsOf: definitions.segments.indices) }
-        candidates.append(contentsOf: entry?.segments ?? [])
-        candidates.append(contentsOf: wildcard?.segments ?? [])
+        entry?._withUnsafeGuaranteedRef { $0.segments.withUnsafeBufferPointer { candidates.append(contentsOf: $0) } }
+        wildcard?._withUnsafeGuaranteedRef { $0.segments.withUnsafeBufferPointer { candidates.append(contentsOf: $0) } }
         candidates.append(contentsOf: definitions.seenSegments)
         for key in changedTraits { candidates.append(contentsOf: definitions.segmentsByTrait[key] ?? []) }
         if accountChanged { candidates.append(contentsOf: definitions.accountSegments) }
@@ -186,20 +190,25 @@ extension ContactState {
 
     /// Updates the filtered counters and awards the event rules of one index entry.
     private mutating func applyIndexEntry(
-        _ c: EvaluationContext, _ indexEntry: TenantDefinitions.EventIndexEntry, _ event: UnsafePointer<Event>, _ counterSymbol: UInt32, _ time: Timestamp,
+        _ c: EvaluationContext, _ indexEntry: TenantDefinitions.IndexedEvent, _ event: UnsafePointer<Event>, _ counterSymbol: UInt32, _ time: Timestamp,
         _ changedModels: inout [Int], _ windowedCounterChanged: inout Bool
     ) {
         let definitions = c.definitions
-        for counter in indexEntry.filteredCounters where counter.matcher?._withUnsafeGuaranteedRef({ $0.matches(event) }) ?? true {
-            let depth = definitions.depth(of: counter.symbol)
-            counters.record(counter.symbol, at: time.milliseconds, depth: depth)
-            if depth > 0 { windowedCounterChanged = true }
+        // Read through buffers: iterating the shared arrays themselves counted references on them.
+        indexEntry.filteredCounters.withUnsafeBufferPointer { filtered in
+            for counter in filtered where counter.matcher?._withUnsafeGuaranteedRef({ $0.matches(event) }) ?? true {
+                let depth = definitions.depth(of: counter.symbol)
+                counters.record(counter.symbol, at: time.milliseconds, depth: depth)
+                if depth > 0 { windowedCounterChanged = true }
+            }
         }
         // Only event rules are indexed; each one's filter is read without reference counting.
-        for reference in indexEntry.rules {
-            guard reference.filter?._withUnsafeGuaranteedRef({ $0.matches(event) }) ?? true else { continue }
-            if award(c, reference, eventSymbol: counterSymbol, eventTime: time) {
-                if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
+        indexEntry.rules.withUnsafeBufferPointer { rules in
+            for reference in rules {
+                guard reference.filter?._withUnsafeGuaranteedRef({ $0.matches(event) }) ?? true else { continue }
+                if award(c, reference, eventSymbol: counterSymbol, eventTime: time) {
+                    if !changedModels.contains(reference.model) { changedModels.append(reference.model) }
+                }
             }
         }
     }

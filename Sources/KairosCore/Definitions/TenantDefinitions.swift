@@ -25,8 +25,7 @@ public final class TenantDefinitions: Sendable {
     /// A counter with a filter (`where`) or a wildcard name: updated when a matching event arrives.
     public struct FilteredCounter: Sendable {
         public let symbol: UInt32
-        public let filter: Predicate?
-        /// `filter` compiled; kept alive by the definitions' `eventFilters`.
+        /// The counter's `where` compiled; kept alive by the definitions' `eventFilters`.
         let matcher: Unmanaged<EventFilter>?
     }
 
@@ -52,6 +51,21 @@ public final class TenantDefinitions: Sendable {
         public internal(set) var segments: [Int] = []
     }
 
+    /// An `EventIndexEntry` as applying an event reads it: one object, reached unretained
+    /// (`indexedEvent(of:)`). Copying the entry counted a reference on each of its arrays, which
+    /// every core applying events of that name shares.
+    final class IndexedEvent: Sendable {
+        let rules: [RuleReference]
+        let filteredCounters: [FilteredCounter]
+        let segments: [Int]
+
+        init(_ entry: EventIndexEntry) {
+            rules = entry.rules
+            filteredCounters = entry.filteredCounters
+            segments = entry.segments
+        }
+    }
+
     public let version: UInt64
     /// The event index's compiled filters (`RuleReference.filter`, `FilteredCounter.matcher`), kept alive here.
     private let eventFilters: [EventFilter]
@@ -68,6 +82,10 @@ public final class TenantDefinitions: Sendable {
     public let eventIndexBySymbol: [EventIndexEntry?]
     /// Entries for `type:*`, by `EventType.ordinal`.
     public let wildcardIndex: [EventIndexEntry?]
+    /// `eventIndexBySymbol` and `wildcardIndex` as objects read unretained; `indexedEvents` keeps them.
+    private let indexedEvents: [IndexedEvent]
+    private let indexedBySymbol: [Unmanaged<IndexedEvent>?]
+    let indexedWildcards: [Unmanaged<IndexedEvent>?]
     /// How many recent occurrence times each counter keeps.
     public let counterDepth: [UInt32: Int]
     private let depthBySymbol: [Int32]
@@ -136,6 +154,15 @@ public final class TenantDefinitions: Sendable {
         self.eventIndex = eventIndex
         self.eventIndexBySymbol = eventIndexBySymbol
         self.wildcardIndex = wildcardIndex
+        var indexedEvents: [IndexedEvent] = []
+        func indexed(_ entry: EventIndexEntry?) -> Unmanaged<IndexedEvent>? {
+            guard let entry else { return nil }
+            indexedEvents.append(IndexedEvent(entry))
+            return Unmanaged.passUnretained(indexedEvents[indexedEvents.count - 1])
+        }
+        self.indexedBySymbol = eventIndexBySymbol.map(indexed)
+        self.indexedWildcards = wildcardIndex.map(indexed)
+        self.indexedEvents = indexedEvents
         self.counterDepth = counterDepth
         var depths = [Int32](repeating: 0, count: Int(counterDepth.keys.max() ?? 0) + 1)
         for (symbol, depth) in counterDepth { depths[Int(symbol)] = Int32(depth) }
@@ -185,6 +212,11 @@ public final class TenantDefinitions: Sendable {
 
     @inline(__always) public func indexEntry(of symbol: UInt32) -> EventIndexEntry? {
         Int(symbol) < eventIndexBySymbol.count ? eventIndexBySymbol[Int(symbol)] : nil
+    }
+
+    /// `indexEntry(of:)` for the hot path, unretained (the definitions keep it).
+    @inline(__always) func indexedEvent(of symbol: UInt32) -> Unmanaged<IndexedEvent>? {
+        Int(symbol) < indexedBySymbol.count ? indexedBySymbol[Int(symbol)] : nil
     }
 
     public func segment(_ id: String) -> CompiledSegment? {
@@ -276,7 +308,7 @@ public final class TenantDefinitions: Sendable {
             counterDepth[symbol] = max(counterDepth[symbol] ?? 0, condition.requiredDepth)
             if (condition.filter != nil || condition.name == nil) && filteredSeen.insert(symbol).inserted {
                 eventIndex[key, default: EventIndexEntry()].filteredCounters.append(
-                    FilteredCounter(symbol: symbol, filter: condition.filter, matcher: compileFilter(condition.filter)))
+                    FilteredCounter(symbol: symbol, matcher: compileFilter(condition.filter)))
             }
             return symbol
         }
