@@ -854,7 +854,14 @@ public final class Engine: Sendable {
                     runtime.emails.merge(from: source.id, into: link.target.id)
                     merging = true
                 }
-                links.append((link.target, ContactActor.Item(index: index, mergeSource: link.mergeSource)))
+                let item = ContactActor.Item(index: index, mergeSource: link.mergeSource)
+                // Most commands are one event that merges nothing: it joins the run at once,
+                // without a stop in `links` (a reference count and a copy each way).
+                if range.count == 1 && !merging {
+                    pending.add(item, to: link.target)
+                } else {
+                    links.append((link.target, item))
+                }
             }
             guard merging else {
                 for (contact, item) in links { pending.add(item, to: contact) }
