@@ -48,8 +48,10 @@ final class EventFilter: Sendable {
         self.path = path
         self.op = op
         self.value = value
-        // What the event subject answers for every other condition, worked out once.
-        self.answer = kind == .constant ? predicate.evaluate(BlankEventSubject()) : false
+        // What an event answers for every other condition (none reads the event), worked out once.
+        self.answer = kind == .constant && withUnsafePointer(to: Event(type: .track, time: Timestamp(milliseconds: 0))) {
+            predicate.evaluate(EventSubject(event: $0))
+        }
         self.owned = owned
         self.children = owned.map { Unmanaged.passUnretained($0) }
     }
@@ -74,17 +76,4 @@ final class EventFilter: Sendable {
             return answer
         }
     }
-}
-
-/// An event subject with no event: what `EventSubject` answers for everything but fields.
-private struct BlankEventSubject: PredicateSubject {
-    var now: Timestamp { Timestamp(milliseconds: 0) }
-    func field(_ scope: FieldScope, path: String) -> JSONValue? { nil }
-    func score(model: String) -> Double? { nil }
-    func grade(model: String) -> String? { nil }
-    func lifecycleStage(model: String) -> String? { nil }
-    func isMember(segmentSymbol: UInt32) -> Bool { false }
-    func eventCount(_ condition: EventCondition) -> Int { 0 }
-    var firstSeen: Timestamp? { nil }
-    var lastSeen: Timestamp? { nil }
 }
