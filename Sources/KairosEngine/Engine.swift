@@ -1082,12 +1082,15 @@ struct PositionTable {
         shift = UInt.bitWidth - slots.trailingZeroBitCount
     }
 
+    /// The slot an address starts probing at. Fibonacci hashing: objects are 16-byte aligned,
+    /// so the low bits alone would crowd.
+    private func home(_ address: UInt) -> Int { Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> UInt(shift)) }
+
     /// The position recorded for `object`; records `new` for it first if there is none.
     mutating func position(of object: AnyObject, otherwise new: Int) -> Int {
         let address = UInt(bitPattern: ObjectIdentifier(object))
         let mask = addresses.count - 1
-        // Fibonacci hashing: objects are 16-byte aligned, so the low bits alone would crowd.
-        var slot = Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> UInt(shift))
+        var slot = home(address)
         while true {
             let found = addresses[slot]
             if found == address { return Int(positions[slot]) }
@@ -1108,7 +1111,7 @@ struct PositionTable {
         shift -= 1
         let mask = addresses.count - 1
         for (address, position) in zip(oldAddresses, oldPositions) where address != 0 {
-            var slot = Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> UInt(shift))
+            var slot = home(address)
             while addresses[slot] != 0 { slot = (slot + 1) & mask }
             addresses[slot] = address
             positions[slot] = position

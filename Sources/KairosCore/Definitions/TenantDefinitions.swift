@@ -77,15 +77,13 @@ public final class TenantDefinitions: Sendable {
     let segmentsUnmanaged: [Unmanaged<CompiledSegment>]
     public let segmentOrderBySymbol: [UInt32: Int]
     public let eventIndex: [String: EventIndexEntry]
-    /// The same index by the symbol of the event's counter name (what contacts receive);
-    /// symbols are small dense integers, so an array beats hashing.
-    public let eventIndexBySymbol: [EventIndexEntry?]
-    /// Entries for `type:*`, by `EventType.ordinal`.
-    public let wildcardIndex: [EventIndexEntry?]
-    /// `eventIndexBySymbol` and `wildcardIndex` as objects read unretained; `indexedEvents` keeps them.
-    private let indexedEvents: [IndexedEvent]
+    /// The same index by the symbol of the event's counter name (what contacts receive), as
+    /// objects read unretained (`indexedEvents` keeps them); symbols are small dense integers,
+    /// so an array beats hashing.
     private let indexedBySymbol: [Unmanaged<IndexedEvent>?]
+    /// Entries for `type:*`, by `EventType.ordinal`, the same way.
     let indexedWildcards: [Unmanaged<IndexedEvent>?]
+    private let indexedEvents: [IndexedEvent]
     /// How many recent occurrence times each counter keeps.
     public let counterDepth: [UInt32: Int]
     private let depthBySymbol: [Int32]
@@ -152,13 +150,9 @@ public final class TenantDefinitions: Sendable {
         self.segmentsUnmanaged = segments.map { Unmanaged.passUnretained($0) }
         self.segmentOrderBySymbol = segmentOrderBySymbol
         self.eventIndex = eventIndex
-        self.eventIndexBySymbol = eventIndexBySymbol
-        self.wildcardIndex = wildcardIndex
         var indexedEvents: [IndexedEvent] = []
         func indexed(_ entry: EventIndexEntry?) -> Unmanaged<IndexedEvent>? {
-            guard let entry else { return nil }
-            indexedEvents.append(IndexedEvent(entry))
-            return Unmanaged.passUnretained(indexedEvents[indexedEvents.count - 1])
+            entry.map { Unmanaged.passUnretained(IndexedEvent($0), keptIn: &indexedEvents) }
         }
         self.indexedBySymbol = eventIndexBySymbol.map(indexed)
         self.indexedWildcards = wildcardIndex.map(indexed)
@@ -210,11 +204,7 @@ public final class TenantDefinitions: Sendable {
         Int(symbol) < depthBySymbol.count ? Int(depthBySymbol[Int(symbol)]) : 0
     }
 
-    @inline(__always) public func indexEntry(of symbol: UInt32) -> EventIndexEntry? {
-        Int(symbol) < eventIndexBySymbol.count ? eventIndexBySymbol[Int(symbol)] : nil
-    }
-
-    /// `indexEntry(of:)` for the hot path, unretained (the definitions keep it).
+    /// The index entry of a counter symbol, unretained (the definitions keep it).
     @inline(__always) func indexedEvent(of symbol: UInt32) -> Unmanaged<IndexedEvent>? {
         Int(symbol) < indexedBySymbol.count ? indexedBySymbol[Int(symbol)] : nil
     }
@@ -299,9 +289,7 @@ public final class TenantDefinitions: Sendable {
         // Event filters compiled for the hot path, owned by the definitions (the index refers to them unretained).
         var eventFilters: [EventFilter] = []
         func compileFilter(_ filter: Predicate?) -> Unmanaged<EventFilter>? {
-            guard let filter else { return nil }
-            eventFilters.append(EventFilter(filter))
-            return Unmanaged.passUnretained(eventFilters[eventFilters.count - 1])
+            filter.map { Unmanaged.passUnretained(EventFilter($0), keptIn: &eventFilters) }
         }
         func registerCounter(_ condition: EventCondition, key: String) -> UInt32 {
             let symbol = intern(condition.counterKey)
@@ -390,24 +378,20 @@ public final class TenantDefinitions: Sendable {
             decayBoundaries[number] = values.sorted()
         }
         let modelSymbols = models.map { intern(modelKey($0.id)) }
-        var entriesBySymbol: [UInt32: EventIndexEntry] = [:]
         // Sorted: interning order decides symbol numbers, which must not depend on hashing.
-        for key in eventIndex.keys.sorted() where !key.hasSuffix(":*") { entriesBySymbol[intern(key)] = eventIndex[key] }
+        let keySymbols = eventIndex.keys.sorted().filter { !$0.hasSuffix(":*") }.map { (key: $0, symbol: intern($0)) }
         let ruleSymbols = models.map { model in model.rules.map { intern(ruleKey(model: model.id, rule: $0.id)) } }
         // Interned in this order since the first version (symbol numbers are kept in snapshots);
         // the index's rules learn their symbols afterwards.
-        func withSymbols(_ entry: EventIndexEntry) -> EventIndexEntry {
-            var entry = entry
-            for position in entry.rules.indices {
-                let (model, rule) = (entry.rules[position].model, entry.rules[position].rule)
-                entry.rules[position].modelSymbol = modelSymbols[model]
-                entry.rules[position].ruleSymbol = ruleSymbols[model][rule]
+        for key in eventIndex.keys {
+            for position in eventIndex[key]!.rules.indices {
+                let (model, rule) = (eventIndex[key]!.rules[position].model, eventIndex[key]!.rules[position].rule)
+                eventIndex[key]!.rules[position].modelSymbol = modelSymbols[model]
+                eventIndex[key]!.rules[position].ruleSymbol = ruleSymbols[model][rule]
             }
-            return entry
         }
-        for key in eventIndex.keys { eventIndex[key] = withSymbols(eventIndex[key]!) }
-        var eventIndexBySymbol = [EventIndexEntry?](repeating: nil, count: Int(entriesBySymbol.keys.max() ?? 0) + 1)
-        for (symbol, entry) in entriesBySymbol { eventIndexBySymbol[Int(symbol)] = withSymbols(entry) }
+        var eventIndexBySymbol = [EventIndexEntry?](repeating: nil, count: Int(keySymbols.map(\.symbol).max() ?? 0) + 1)
+        for (key, symbol) in keySymbols { eventIndexBySymbol[Int(symbol)] = eventIndex[key] }
         let wildcardIndex = EventType.allCases.map { eventIndex["\($0.rawValue):*"] }
 
         return TenantDefinitions(
@@ -453,5 +437,13 @@ extension Predicate {
             }
         default: break
         }
+    }
+}
+
+extension Unmanaged {
+    /// An unretained reference to `object`, which `owners` keeps alive.
+    static func passUnretained(_ object: Instance, keptIn owners: inout [Instance]) -> Unmanaged {
+        owners.append(object)
+        return passUnretained(object)
     }
 }
