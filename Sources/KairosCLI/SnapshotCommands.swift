@@ -215,14 +215,14 @@ extension SnapshotCommand {
     }
 }
 
-private func summarize(_ payload: [UInt8]) async throws -> (tenants: Int, contacts: Int) {
+private func summarize(_ payload: ReadOnlyBytes) async throws -> (tenants: Int, contacts: Int) {
     let engine = Engine()
     return try await engine.restore(snapshot: payload)
 }
 
 private func loadSnapshot(_ storage: StorageOptions, sequence: UInt64?) async throws -> (SnapshotStore.Entry, Engine) {
     let store = storage.snapshots
-    let chosen: (SnapshotStore.Entry, [UInt8])
+    let chosen: (SnapshotStore.Entry, ReadOnlyBytes)
     if let sequence {
         guard let entry = try store.list().first(where: { $0.sequence == sequence }) else {
             throw ValidationError("no snapshot with sequence \(sequence) in \(store.directory)")

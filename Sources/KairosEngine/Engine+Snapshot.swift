@@ -299,9 +299,14 @@ extension Engine {
         return contacts.count
     }
 
+    /// `restore(snapshot:)` for a snapshot held in an array.
+    public func restore(snapshot bytes: [UInt8]) async throws -> (tenants: Int, contacts: Int) {
+        try await restore(snapshot: ReadOnlyBytes(copying: bytes))
+    }
+
     /// Loads a snapshot into this engine, which must have no tenants yet. Follow with
     /// `recover()` to replay what the journal holds beyond it.
-    public func restore(snapshot bytes: [UInt8]) async throws -> (tenants: Int, contacts: Int) {
+    public func restore(snapshot bytes: ReadOnlyBytes) async throws -> (tenants: Int, contacts: Int) {
         guard tenantIds.isEmpty else { throw EngineError(.invalidArgument, "restore needs an engine with no tenants") }
         var reader = BinaryReader(bytes)
         let version = try reader.readByte()

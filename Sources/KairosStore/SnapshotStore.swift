@@ -115,10 +115,12 @@ public struct SnapshotStore: Sendable {
         }.sorted { ($0.sequence, $0.createdAt) > ($1.sequence, $1.createdAt) }
     }
 
-    /// Reads and verifies one snapshot file; returns its payload. The payload is read straight
-    /// into its own array: no copy of the whole file besides it (a third of a gigabyte for a
-    /// million contacts, and fresh memory is slow to touch on a virtual machine).
-    public func read(_ entry: Entry) throws -> [UInt8] {
+    /// Reads and verifies one snapshot file; returns its payload where it lies in the file
+    /// cache: the file is mapped into memory, not copied. A copy would be fresh memory (a third
+    /// of a gigabyte for a million contacts), and on a virtual machine whose host takes freed
+    /// memory back, touching fresh memory took longer than reading the file. Snapshot files are
+    /// never changed once renamed into place (pruning deletes them, which leaves a mapping whole).
+    public func read(_ entry: Entry) throws -> ReadOnlyBytes {
         let descriptor = open(entry.path, O_RDONLY)
         guard descriptor >= 0 else {
             throw StoreError(.cannotOpen, "cannot read the file: \(String(cString: strerror(errno)))", operation: "read \(entry.path)")
@@ -130,94 +132,38 @@ public struct SnapshotStore: Sendable {
         }
         let size = Int(status.st_size)
         let header = SnapshotStore.magic.count + 1 + 8
-        let start = try readFully(descriptor, at: 0, count: min(size, header), path: entry.path)
-        guard size >= header + 8, Array(start[..<SnapshotStore.magic.count]) == SnapshotStore.magic else {
+        guard size >= header + 8 else {
+            throw StoreError(.corrupt, size < header ? "not a Kairos snapshot (bad header)" : "truncated: \(size) bytes", operation: "read \(entry.path)")
+        }
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0), address != MAP_FAILED else {
+            throw StoreError(.cannotOpen, "cannot map the file: \(String(cString: strerror(errno)))", operation: "read \(entry.path)")
+        }
+        let file = ReadOnlyBytes(buffer: UnsafeBufferPointer(start: address.assumingMemoryBound(to: UInt8.self), count: size)) {
+            munmap(UnsafeMutableRawPointer(mutating: $0.baseAddress), $0.count)
+        }
+        // Read front to back once to check it, then front to back by the decoders.
+        madvise(address, size, MADV_SEQUENTIAL)
+        let bytes = file.buffer
+        guard Array(bytes[..<SnapshotStore.magic.count]) == SnapshotStore.magic else {
             throw StoreError(.corrupt, "not a Kairos snapshot (bad header)", operation: "read \(entry.path)")
         }
-        let format = start[SnapshotStore.magic.count]
+        let format = bytes[SnapshotStore.magic.count]
         guard SnapshotStore.readableFormats.contains(format) else {
             throw StoreError(.corrupt, "snapshot format \(format) is not supported", operation: "read \(entry.path)")
         }
-        let length = readLittleEndian(start, at: SnapshotStore.magic.count + 1)
+        let length = readLittleEndian(bytes, at: SnapshotStore.magic.count + 1)
         guard length <= UInt64(size), size == header + Int(length) + 8 else {
             throw StoreError(.corrupt, "truncated: \(size) bytes, expected \(UInt64(header + 8) &+ length)", operation: "read \(entry.path)")
         }
-        let (payload, checksum) = try readHashing(descriptor, at: header, count: Int(length), format: format, path: entry.path)
-        let trailer = try readFully(descriptor, at: header + Int(length), count: 8, path: entry.path)
-        guard readLittleEndian(trailer, at: 0) == checksum else {
+        let payload = UnsafeBufferPointer(rebasing: bytes[header..<header + Int(length)])
+        guard readLittleEndian(bytes, at: header + Int(length)) == SnapshotStore.checksum(payload, format: format) else {
             throw StoreError(.corrupt, "checksum mismatch", operation: "read \(entry.path)")
         }
-        return payload
-    }
-
-    /// `count` bytes of the file from `offset`; fewer (the file shrank meanwhile) is an error.
-    private func readFully(_ descriptor: Int32, at offset: Int, count: Int, path: String) throws -> [UInt8] {
-        var failure: Int32?
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            failure = Self.fill(buffer, &initialized, upTo: count, from: descriptor, at: offset)
-        }
-        if let failure { throw Self.truncated(failure, path: path) }
-        return bytes
-    }
-
-    /// `count` bytes of the file from `offset` and their checksum (of file format `format`). The
-    /// hash runs piece by piece on another thread while the next piece is read, so the reading
-    /// and the hashing overlap.
-    ///
-    /// Meanwhile another thread touches the buffer's second half, so the kernel maps in that
-    /// half's fresh memory on another core while this one reads into the first: on a virtual
-    /// machine whose host has taken back the memory, mapping it in took longer than reading
-    /// the file (1.4 to 2.9 s for a third of a gigabyte).
-    private func readHashing(_ descriptor: Int32, at offset: Int, count: Int, format: UInt8, path: String) throws -> (bytes: [UInt8], checksum: UInt64) {
-        let pieceSize = 4 << 20
-        let hashing = DispatchQueue(label: "kairos.snapshot-checksum")
-        let running = RunningChecksum(format: format)
-        var failure: Int32?
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            // Every piece handed over is hashed before the buffer leaves this closure.
-            defer { hashing.sync {} }
-            let half = count >= 2 * pieceSize ? count / 2 / pieceSize * pieceSize : count
-            let touching = DispatchGroup()
-            if half < count {
-                let rest = UntouchedMemory(bytes: UnsafeMutableBufferPointer(rebasing: buffer[half..<count]))
-                DispatchQueue.global().async(group: touching) { rest.bytes.initialize(repeating: 0) }
-            }
-            // Whatever happens below, the toucher is done before the buffer can go.
-            defer { touching.wait() }
-            while initialized < count, failure == nil {
-                let start = initialized
-                if start == half { touching.wait() }
-                let end = min(count, start + pieceSize)
-                failure = Self.fill(buffer, &initialized, upTo: end, from: descriptor, at: offset)
-                guard failure == nil else { return }
-                let piece = ReadPiece(bytes: UnsafeBufferPointer(rebasing: buffer[start..<end]))
-                hashing.async { running.add(piece) }
-            }
-        }
-        if let failure { throw Self.truncated(failure, path: path) }
-        return (bytes, running.value())
-    }
-
-    /// Reads the file, from `offset` plus what `buffer` already holds, until `buffer` holds `end`
-    /// bytes; returns why it could not (an errno, or 0 when the file ended early).
-    private static func fill(
-        _ buffer: UnsafeMutableBufferPointer<UInt8>, _ initialized: inout Int, upTo end: Int, from descriptor: Int32, at offset: Int
-    ) -> Int32? {
-        while initialized < end {
-            let result = pread(descriptor, buffer.baseAddress! + initialized, end - initialized, off_t(offset + initialized))
-            if result < 0 && errno == EINTR { continue }
-            if result <= 0 { return result < 0 ? errno : 0 }
-            initialized += result
-        }
-        return nil
-    }
-
-    private static func truncated(_ failure: Int32, path: String) -> StoreError {
-        StoreError(.corrupt, "truncated: \(failure != 0 ? String(cString: strerror(failure)) : "the file ended early")", operation: "read \(path)")
+        return ReadOnlyBytes(buffer: payload) { _ in withExtendedLifetime(file) {} }
     }
 
     /// The newest snapshot that verifies, skipping (and reporting) any that do not.
-    public func newestValid(skipped: (Entry, StoreError) -> Void = { _, _ in }) throws -> (Entry, [UInt8])? {
+    public func newestValid(skipped: (Entry, StoreError) -> Void = { _, _ in }) throws -> (Entry, ReadOnlyBytes)? {
         for entry in try list() {
             do {
                 return (entry, try read(entry))
@@ -230,9 +176,14 @@ public struct SnapshotStore: Sendable {
 
     /// The checksum a file of format `format` stores: XXH64 from version 2, FNV-1a before.
     public static func checksum(_ bytes: [UInt8], format: UInt8 = formatVersion) -> UInt64 {
-        let running = RunningChecksum(format: format)
-        bytes.withUnsafeBufferPointer { running.add(ReadPiece(bytes: $0)) }
-        return running.value()
+        bytes.withUnsafeBufferPointer { checksum($0, format: format) }
+    }
+
+    public static func checksum(_ bytes: UnsafeBufferPointer<UInt8>, format: UInt8 = formatVersion) -> UInt64 {
+        guard format >= 2 else { return fnv1a(bytes, continuing: fnvStart) }
+        var hash = XXH64()
+        hash.update(UnsafeRawBufferPointer(bytes))
+        return hash.finalize()
     }
 
     static let fnvStart: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -245,39 +196,8 @@ public struct SnapshotStore: Sendable {
     }
 }
 
-/// A piece of a payload being read, handed to the thread that hashes it; the reader waits for
-/// that thread before the buffer can go anywhere.
-private struct ReadPiece: @unchecked Sendable {
-    let bytes: UnsafeBufferPointer<UInt8>
-}
-
-/// Part of a buffer being read into, touched by another thread before the reader gets there.
-private struct UntouchedMemory: @unchecked Sendable {
-    let bytes: UnsafeMutableBufferPointer<UInt8>
-}
-
-/// The checksum of the pieces hashed so far, by the file format's algorithm; used on one serial
-/// queue, read after it is drained.
-private final class RunningChecksum: @unchecked Sendable {
-    private let format: UInt8
-    private var fnv = SnapshotStore.fnvStart
-    private var xxh = XXH64()
-
-    init(format: UInt8) { self.format = format }
-
-    func add(_ piece: ReadPiece) {
-        if format >= 2 {
-            xxh.update(UnsafeRawBufferPointer(piece.bytes))
-        } else {
-            fnv = SnapshotStore.fnv1a(piece.bytes, continuing: fnv)
-        }
-    }
-
-    func value() -> UInt64 { format >= 2 ? xxh.finalize() : fnv }
-}
-
 private func littleEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }
 
-private func readLittleEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+private func readLittleEndian(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int) -> UInt64 {
     (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) }
 }

@@ -12,7 +12,7 @@ import Testing
         }
         let entries = try store.list()
         #expect(entries.map(\.sequence) == [40, 30])
-        #expect(try store.read(entries[0]) == Array(repeating: 4, count: 1000))
+        #expect(try store.read(entries[0]).array == Array(repeating: 4, count: 1000))
         #expect(entries[0].size == 1000 + 25)
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory).allSatisfy { !$0.hasSuffix(".tmp") })
     }
@@ -34,19 +34,19 @@ import Testing
         var skipped: [String] = []
         let (entry, payload) = try #require(try store.newestValid { entry, error in skipped.append("\(entry.sequence): \(error.code)") })
         #expect(entry.sequence == 10)
-        #expect(payload == Array(repeating: 1, count: 500))
+        #expect(payload.array == Array(repeating: 1, count: 500))
         #expect(skipped == ["20: corrupt"])
     }
 
-    /// A payload of several pieces (read and hashed side by side) reads back whole, and a byte
-    /// flipped in a middle piece is still caught.
-    @Test func aLargePayloadIsReadAndCheckedPieceByPiece() throws {
+    /// A payload of several megabytes (mapped from the file) reads back whole, and a byte
+    /// flipped in its middle is caught.
+    @Test func aLargePayloadIsReadAndChecked() throws {
         let directory = try TemporaryDirectory()
         let store = SnapshotStore(directory: directory.path, keep: 2)
         var random = SeededRandom(seed: 9)
         let payload = (0..<(9 << 20) + 123).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         let entry = try store.write(payload, sequence: 7, at: Timestamp(milliseconds: 1))
-        #expect(try store.read(entry) == payload)
+        #expect(try store.read(entry).array == payload)
 
         var bytes = [UInt8](FileManager.default.contents(atPath: entry.path)!)
         bytes[17 + (5 << 20)] ^= 0x01
@@ -54,6 +54,28 @@ import Testing
         let error = #expect(throws: StoreError.self) { _ = try store.read(entry) }
         #expect(error?.code == .corrupt)
         #expect(error.map { "\($0)" }?.contains("checksum mismatch") == true)
+    }
+
+    /// A payload read from a file stays whole after the file is pruned (it is mapped, not
+    /// copied), and an empty or header-only file is refused as damaged.
+    @Test func aReadPayloadOutlivesItsFileAndEmptyFilesAreRefused() throws {
+        let directory = try TemporaryDirectory()
+        let store = SnapshotStore(directory: directory.path, keep: 1)
+        let payload = (0..<70_000).map { UInt8($0 % 241) }
+        let first = try store.write(payload, sequence: 1, at: Timestamp(milliseconds: 1))
+        let read = try store.read(first)
+        try store.write([9, 9, 9], sequence: 2, at: Timestamp(milliseconds: 2))
+        #expect(!FileManager.default.fileExists(atPath: first.path))
+        #expect(read.array == payload)
+        var reader = BinaryReader(read, range: 100..<101)
+        #expect(try reader.readByte() == payload[100])
+        #expect(reader.isAtEnd)
+
+        for contents in [[], Array("KAIROS".utf8), SnapshotStore.magic + [2] + [UInt8](repeating: 0, count: 8)] {
+            #expect(FileManager.default.createFile(atPath: first.path, contents: Data(contents)))
+            let error = #expect(throws: StoreError.self) { _ = try store.read(SnapshotStore.Entry(path: first.path, sequence: 1, createdAt: Timestamp(milliseconds: 1), size: contents.count)) }
+            #expect(error?.code == .corrupt)
+        }
     }
 
     /// Reference values from the xxHash library (XXH64, seed 0); the long input also fed in
@@ -90,7 +112,7 @@ import Testing
         let fnv = SnapshotStore.checksum(payload, format: 1)
         for index in 0..<8 { bytes[bytes.count - 8 + index] = UInt8(truncatingIfNeeded: fnv >> (8 * UInt64(index))) }
         #expect(FileManager.default.createFile(atPath: entry.path, contents: Data(bytes)))
-        #expect(try store.read(entry) == payload)
+        #expect(try store.read(entry).array == payload)
 
         bytes[8] = 3
         #expect(FileManager.default.createFile(atPath: entry.path, contents: Data(bytes)))

@@ -10,7 +10,7 @@ import KairosEngine
 func snapshotBenchmarks() {
     let megabytes = BenchmarkMetric.custom("snapshot size (MB)", polarity: .prefersSmaller, useScalingFactor: false)
     let shared = Prepared()
-    nonisolated(unsafe) var bytes: [UInt8] = []
+    nonisolated(unsafe) var bytes = ReadOnlyBytes(copying: [])
     Benchmark(
         "Snapshot of 1M contacts: capture, encode and write",
         configuration: .init(
@@ -25,7 +25,7 @@ func snapshotBenchmarks() {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let snapshot = try await shared.engine!.snapshot()
         try SnapshotStore(directory: directory).write(snapshot.bytes, sequence: snapshot.startSequence, at: Workload.start)
-        bytes = snapshot.bytes
+        bytes = ReadOnlyBytes(copying: snapshot.bytes)
         benchmark.measurement(megabytes, snapshot.bytes.count / 1_000_000)
     }
     Benchmark(
@@ -35,7 +35,7 @@ func snapshotBenchmarks() {
             setup: {
                 let engine = try await Workload.makeEngine()
                 try await Workload.populate(engine, contacts: 1_000_000)
-                bytes = try await engine.snapshot().bytes
+                bytes = ReadOnlyBytes(copying: try await engine.snapshot().bytes)
             })
     ) { benchmark in
         let engine = Engine()

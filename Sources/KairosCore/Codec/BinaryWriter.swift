@@ -102,27 +102,75 @@ public struct CodecError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// Read-only bytes that stay where they are, for readers that read them in place: a
+/// snapshot file mapped into memory (its pages are the file cache's own, so a third of a
+/// gigabyte for a million contacts costs no fresh memory), or a copy of an array.
+public final class ReadOnlyBytes: @unchecked Sendable {
+    public let buffer: UnsafeBufferPointer<UInt8>
+    private let release: (UnsafeBufferPointer<UInt8>) -> Void
+
+    /// Bytes that `release` gives back once no reader needs them.
+    public init(buffer: UnsafeBufferPointer<UInt8>, release: @escaping (UnsafeBufferPointer<UInt8>) -> Void) {
+        self.buffer = buffer
+        self.release = release
+    }
+
+    public convenience init(copying bytes: [UInt8]) {
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: Swift.max(bytes.count, 1))
+        _ = copy.initialize(from: bytes)
+        self.init(buffer: UnsafeBufferPointer(rebasing: copy[0..<bytes.count])) { _ in copy.deallocate() }
+    }
+
+    public var count: Int { buffer.count }
+
+    /// A copy as an array (tests and small payloads).
+    public var array: [UInt8] { Array(buffer) }
+
+    deinit { release(buffer) }
+}
+
 /// Reads what `BinaryWriter` wrote, refusing truncated or malformed input with a `CodecError`.
+///
+/// Reads through a pointer to the bytes, kept valid by `owner` (the array they are in, or the
+/// `ReadOnlyBytes` holding them): no bounds check per byte beyond the reader's own.
 public struct BinaryReader {
-    public let bytes: [UInt8]
+    private let owner: AnyObject?
+    private let array: [UInt8]
+    private let base: UnsafePointer<UInt8>
     public private(set) var offset: Int
-    /// Where reading stops: the end of `bytes`, or of the part of them this reader covers.
+    /// Where reading stops: the end of the bytes, or of the part of them this reader covers.
     public let end: Int
 
     public init(_ bytes: [UInt8], offset: Int = 0) {
-        self.bytes = bytes
+        self.init(bytes, range: 0..<bytes.count)
         self.offset = offset
-        self.end = bytes.count
     }
 
     /// A reader of `range` of `bytes` only: a part of a larger buffer is read where it lies,
     /// without a copy of its own.
     public init(_ bytes: [UInt8], range: Range<Int>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "range outside the bytes")
-        self.bytes = bytes
-        self.offset = range.lowerBound
-        self.end = range.upperBound
+        owner = nil
+        array = bytes
+        // A native array's elements do not move while this reader holds the array unchanged.
+        base = bytes.withUnsafeBufferPointer { $0.baseAddress } ?? BinaryReader.nothing
+        offset = range.lowerBound
+        end = range.upperBound
     }
+
+    /// A reader of `range` of `bytes` (all of them when nil), read where they lie.
+    public init(_ bytes: ReadOnlyBytes, range: Range<Int>? = nil) {
+        let range = range ?? 0..<bytes.count
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "range outside the bytes")
+        owner = bytes
+        array = []
+        base = bytes.buffer.baseAddress ?? BinaryReader.nothing
+        offset = range.lowerBound
+        end = range.upperBound
+    }
+
+    /// Where an empty reader points: never read, as `end` is 0.
+    private static var nothing: UnsafePointer<UInt8> { UnsafePointer(bitPattern: 1)! }
 
     public var isAtEnd: Bool { offset >= end }
 
@@ -131,14 +179,14 @@ public struct BinaryReader {
     public mutating func readByte() throws(CodecError) -> UInt8 {
         guard offset < end else { throw failure("unexpected end of data") }
         defer { offset += 1 }
-        return bytes[offset]
+        return base[offset]
     }
 
     public mutating func readVarint() throws(CodecError) -> UInt64 {
         // One byte: most counts, lengths, symbols and small numbers.
-        if offset < end, bytes[offset] & 0x80 == 0 {
+        if offset < end, base[offset] & 0x80 == 0 {
             defer { offset += 1 }
-            return UInt64(bytes[offset])
+            return UInt64(base[offset])
         }
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -176,14 +224,12 @@ public struct BinaryReader {
         let count = try readCount()
         guard offset + count <= end else { throw failure("string of \(count) bytes runs past the end") }
         defer { offset += count }
-        // From the buffer itself: a slice of the array counted a reference on it per string,
-        // and the restore's workers, reading one snapshot array, contended for that count.
-        return bytes.withUnsafeBufferPointer { buffer in
-            String(decoding: UnsafeBufferPointer(rebasing: buffer[offset..<offset + count]), as: UTF8.self)
-        }
+        // From the buffer itself: a slice of an array counted a reference on it per string,
+        // and the restore's workers, reading one snapshot, contended for that count.
+        return String(decoding: UnsafeBufferPointer(start: base + offset, count: count), as: UTF8.self)
     }
 
-    /// Moves past `count` bytes; returns where they lie in `bytes` (to read them later with
+    /// Moves past `count` bytes; returns where they lie in the bytes (to read them later with
     /// `init(_:range:)`, without copying them).
     public mutating func skip(_ count: Int) throws(CodecError) -> Range<Int> {
         guard count >= 0, offset + count <= end else { throw failure("\(count) bytes run past the end") }
@@ -194,7 +240,7 @@ public struct BinaryReader {
     public mutating func readDouble() throws(CodecError) -> Double {
         guard offset + 8 <= end else { throw failure("unexpected end of data in a number") }
         var bits: UInt64 = 0
-        for index in 0..<8 { bits |= UInt64(bytes[offset + index]) << (8 * UInt64(index)) }
+        for index in 0..<8 { bits |= UInt64(base[offset + index]) << (8 * UInt64(index)) }
         offset += 8
         return Double(bitPattern: bits)
     }
