@@ -688,7 +688,7 @@ public final class Engine: Sendable {
                 }
                 // Other commands, and group calls, replay alone after the run before them.
                 let command = try JournalCommand.decode(kind: record.kind, payload: Array(records.bytes[record.payload]))
-                if let pending = run, !pending.events.isEmpty { await enqueue(pending) }
+                if let pending = run, !pending.isEmpty { await enqueue(pending) }
                 run = nil
                 await applying?.value
                 applying = nil
@@ -751,25 +751,31 @@ public final class Engine: Sendable {
         private(set) var activity: [ActivityPart] = []
         /// The part of `activity` each command counts in.
         private var partOfCommand: [Int8] = []
-        var events: [Event] = []
+        /// The run's events, then (from `eventCount` on) events of an earlier run that the next
+        /// commands are decoded over (see `SpareEventArrays`).
+        private var slots: [Event] = []
+        private(set) var eventCount = 0
         var times: [Timestamp] = []
-        /// Each command's events in `events`.
+        /// Each command's events in the run.
         var commands: [Range<Int>] = []
         /// The command (its place in `commands`) of each event.
         private var commandOfEvent: [Int32] = []
         var lastSequence: UInt64 = 0
 
-        /// `events`: an empty array whose room the run reuses (see `SpareEventArrays`).
+        /// `events`: an array of an earlier run whose events and room the run reuses.
         init(tenant: Tenant, time: Timestamp, events: [Event] = []) {
             self.tenant = tenant
             self.bucket = Self.bucket(time)
-            self.events = events
+            self.slots = events
         }
+
+        var isEmpty: Bool { eventCount == 0 }
 
         /// The events, the run keeping none: for a batch to own them alone.
         mutating func takeEvents() -> [Event] {
             var taken: [Event] = []
-            swap(&taken, &events)
+            swap(&taken, &slots)
+            if taken.count > eventCount { taken.removeSubrange(eventCount...) }
             return taken
         }
 
@@ -780,7 +786,7 @@ public final class Engine: Sendable {
         /// Whether a command of `tenant` at `time` can join the run.
         func admits(_ tenant: Tenant, at time: Timestamp) -> Bool {
             tenant.runtime === self.tenant.runtime && abs(Self.bucket(time) - bucket) <= Self.bucketReach
-                && events.count < Self.maximumEvents
+                && eventCount < Self.maximumEvents
         }
 
         /// The part of `activity` command `command` counts in.
@@ -790,16 +796,15 @@ public final class Engine: Sendable {
         /// claimed again at its own time, in journal order. Returns how many events it added, or
         /// nil, leaving the run as it was, when one of them is a `group` call.
         mutating func appendDecoding(_ bytes: [UInt8], _ payload: Range<Int>, time: Timestamp, sequence: UInt64) throws(CodecError) -> Int? {
-            let start = events.count
+            let start = eventCount
             // An error ends the recovery, so what it leaves in the run does not matter.
-            try [Event].decode(bytes, range: payload, appendingTo: &events)
-            // Read in place: a closure or key path over the events copied each one.
-            for index in start..<events.count where events[index].type == .group {
-                events.removeSubrange(start...)
-                return nil
-            }
-            tenant.runtime.deduplicator.reclaim(messageIdsOf: events, in: start..<events.count, now: time)
-            let added = events.count - start
+            let end = try [Event].decode(bytes, range: payload, into: &slots, at: start)
+            // Read in place: a closure or key path over the events copied each one. A group call
+            // leaves its events where the next command's are decoded over them.
+            for index in start..<end where slots[index].type == .group { return nil }
+            tenant.runtime.deduplicator.reclaim(messageIdsOf: slots, in: start..<end, now: time)
+            eventCount = end
+            let added = end - start
             let commandBucket = Self.bucket(time)
             var part = 0
             while part < activity.count && activity[part].bucket != commandBucket { part += 1 }
@@ -807,7 +812,7 @@ public final class Engine: Sendable {
             activity[part].events += added
             partOfCommand.append(Int8(part))
             commandOfEvent += repeatElement(Int32(commands.count), count: added)
-            commands.append(start..<events.count)
+            commands.append(start..<end)
             times += repeatElement(time, count: added)
             lastSequence = sequence
             return added
@@ -830,13 +835,14 @@ public final class Engine: Sendable {
     private func replay(
         _ pending: ReplayRun, after previous: Task<Void, Never>?, recyclingInto spares: SpareEventArrays
     ) async -> Task<Void, Never>? {
-        guard !pending.events.isEmpty else { return previous }
+        guard !pending.isEmpty else { return previous }
         var taking = pending
         let runtime = taking.tenant.runtime
         // The batch holds the only reference to the events, so their storage can be reused.
-        let counterSymbols = runtime.internCounters(of: taking.events)
+        let events = taking.takeEvents()
+        let counterSymbols = runtime.internCounters(of: events)
         let batch = ContactActor.Batch(
-            events: taking.takeEvents(), counterSymbols: counterSymbols, definitions: runtime.definitions,
+            events: events, counterSymbols: counterSymbols, definitions: runtime.definitions,
             catalog: runtime.catalog, journeys: runtime.journeys, times: taking.times, spares: spares)
         let run = taking
         var previous = previous
@@ -1003,12 +1009,10 @@ final class SpareEventArrays: Sendable {
     private static let kept = 4
     private let arrays = Mutex<[[Event]]>([])
 
-    /// An empty array with room from an earlier run, or a new one.
+    /// An array of an earlier run, its events still in it for the next run to decode over
+    /// (`ReplayRun`), or a new one.
     func take() -> [Event] {
-        guard var spare = arrays.withLock({ $0.popLast() }) else { return [] }
-        // Emptied here, where it is the only reference (its batch is gone): the room stays.
-        spare.removeAll(keepingCapacity: true)
-        return spare
+        arrays.withLock { $0.popLast() } ?? []
     }
 
     /// Keeps a done batch's events, from its `deinit`, for `take`.

@@ -21,6 +21,46 @@ import Testing
         #expect(events.encoded() == bytes)
     }
 
+    /// Decoding over older events (replay reuses a run's array) leaves nothing of them: every
+    /// field is what a fresh decode gives, whichever fields the older events had set, and an
+    /// event's properties keep the room the older event had.
+    @Test func eventsDecodedOverOlderOnesKeepNothingOfThem() throws {
+        let older: [Event] = [
+            Event(
+                type: .track, messageId: "m-1", userId: "ana", anonymousId: "a-1", name: "Order Completed",
+                properties: ["revenue": 129.99, "items": 3, "coupon": nil, "sku": "x-1"], context: ["ip": "127.0.0.1"],
+                timestamp: Timestamp(milliseconds: 5), sentAt: Timestamp(milliseconds: 6), receivedAt: Timestamp(milliseconds: 7),
+                time: Timestamp(milliseconds: 8)),
+            .identify(userId: "bo", traits: ["email": "bo@x.io"], at: Timestamp(milliseconds: 9)),
+            .alias(userId: "new", previousId: "old", at: Timestamp(milliseconds: 10)),
+        ]
+        let newer: [Event] = [
+            .page("Docs", anonymousId: "a-9", properties: ["path": "/docs"], at: Timestamp(milliseconds: 20)),
+            .track("Signed Up", userId: "cy", at: Timestamp(milliseconds: 21)),
+        ]
+        let bytes = newer.encoded()
+        for start in [0, 1, 3] {
+            var events = older
+            let room = events[0].properties.entries.capacity
+            let end = try [Event].decode(bytes, range: bytes.indices, into: &events, at: start)
+            #expect(end == start + 2)
+            #expect(Array(events[start..<end]) == newer)
+            #expect(Array(events[..<start]) == Array(older[..<start]))
+            if start == 0 { #expect(events[0].properties.entries.capacity == room) }
+        }
+        // Keys out of order in the bytes (not written by this encoder) come out sorted, a later pair winning.
+        var writer = BinaryWriter()
+        writer.writeVarint(3)
+        for (key, value) in [("b", 1.0), ("a", 2.0), ("b", 3.0)] {
+            writer.write(key)
+            writer.write(JSONValue.number(value))
+        }
+        var reader = BinaryReader(writer.bytes)
+        var object: JSONObject = ["z": "old"]
+        try reader.readJSONObject(into: &object)
+        #expect(object == ["a": 2.0, "b": 3.0])
+    }
+
     @Test func numbersKeepTheirValue() throws {
         let values: [JSONValue] = [0, -0.0, 1, -1, 127, 128, -129, 3.25, 1e300, -1e-300, 9_007_199_254_740_991, .number(.infinity)]
         for value in values {

@@ -288,6 +288,21 @@ public struct BinaryReader {
         return ascending ? JSONObject(ascending: pairs) : JSONObject(sorted: pairs)
     }
 
+    /// `readJSONObject()` into an object that keeps its room (one an earlier read filled).
+    public mutating func readJSONObject(into object: inout JSONObject) throws(CodecError) {
+        let count = try readCount()
+        object.removeAllKeepingCapacity()
+        guard count > 0 else { return }
+        object.reserveCapacity(count)
+        var ascending = true
+        for index in 0..<count {
+            let key = try readString()
+            if ascending && index > 0 && !object.lastKeyPrecedes(key) { ascending = false }
+            object.appendUnchecked(key, try readJSON(depth: 0))
+        }
+        if !ascending { object = JSONObject(sorted: object.entries) }
+    }
+
     public mutating func readObject(depth: Int = 0) throws(CodecError) -> [String: JSONValue] {
         let count = try readCount()
         // Empty objects (most events' traits or context) share the empty singleton: no storage.

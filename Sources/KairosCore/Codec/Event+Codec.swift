@@ -78,7 +78,9 @@ extension Event {
         sentAt = try date(.sentAt)
         receivedAt = try date(.receivedAt)
         time = try reader.readTimestamp()
-        properties = try reader.readJSONObject()
+        // Into the object already there: an event decoded over an earlier one (replay reuses
+        // its arrays) keeps the room of its properties instead of allocating it again.
+        try reader.readJSONObject(into: &properties)
         traits = try reader.readObject()
         context = try reader.readObject()
     }
@@ -103,6 +105,26 @@ extension [Event] {
     /// On an error, `events` may hold some of the batch's events, the last one partly read.
     public static func decode(_ bytes: [UInt8], appendingTo events: inout [Event]) throws(CodecError) {
         try decode(bytes, range: bytes.indices, appendingTo: &events)
+    }
+
+    /// Decodes a batch lying in `bytes[range]` into `events` from `start` on, over the events
+    /// already there (their storage reused) and appending past the end; returns where the
+    /// batch's events end. Replay decodes each run over the events of a run before it: making
+    /// and destroying every event was a tenth of the reading side's work. On an error, the
+    /// events from `start` may be partly read.
+    public static func decode(_ bytes: [UInt8], range: Range<Int>, into events: inout [Event], at start: Int) throws(CodecError) -> Int {
+        var reader = BinaryReader(bytes, range: range)
+        let count = try reader.readElementCount()
+        let end = start + count
+        if events.capacity < end { events.reserveCapacity(Swift.max(end, events.capacity * 2)) }
+        for index in start..<end {
+            if index == events.count { events.append(Event(blank: ())) }
+            try events[index].read(from: &reader)
+        }
+        guard reader.isAtEnd else {
+            throw CodecError(offset: reader.offset, message: "\(range.upperBound - reader.offset) bytes left after the last event")
+        }
+        return end
     }
 
     /// `decode(_:appendingTo:)` for a batch lying in `bytes[range]` (a journal slice's buffer).

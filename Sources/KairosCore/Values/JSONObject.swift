@@ -38,6 +38,18 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     public mutating func reserveCapacity(_ count: Int) { entries.reserveCapacity(count) }
 
+    /// Empty, with the room it had (a reader fills it again).
+    mutating func removeAllKeepingCapacity() { if !entries.isEmpty { entries.removeAll(keepingCapacity: true) } }
+
+    /// A pair after the others, unchecked: the caller makes the object sorted again if the
+    /// key does not follow (see `lastKeyPrecedes`).
+    mutating func appendUnchecked(_ key: String, _ value: JSONValue) { entries.append((key, value)) }
+
+    /// Whether the last key sorts before `key`.
+    func lastKeyPrecedes(_ key: String) -> Bool {
+        entries.withUnsafeBufferPointer { $0.last.map { $0.key < key } ?? true }
+    }
+
     public var isEmpty: Bool { entries.isEmpty }
     public var count: Int { entries.count }
     public var keys: [String] { entries.map(\.key) }
