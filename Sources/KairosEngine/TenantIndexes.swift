@@ -60,22 +60,27 @@ final class EmailIndex: Sendable {
     /// Adds a restored part's contacts (each once, none indexed yet), locking each shard once.
     func restore(_ entries: [(contact: UInt64, email: String)]) {
         guard !entries.isEmpty else { return }
-        let keys = entries.map { EmailIndex.indexKey($0.email) }
+        // Most addresses are their own key (lowercase ASCII): those are not copied into a list
+        // of keys (a reference count each way on a million strings), only their shard is kept.
+        var lowercased: [Int: String] = [:]
         var byContactShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
         var byAddressShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
         for position in entries.indices {
+            let key = EmailIndex.indexKey(entries[position].email)
+            if key.text != entries[position].email { lowercased[position] = key.text }
             byContactShard[EmailIndex.contactShard(entries[position].contact)].append(position)
-            byAddressShard[keys[position].shard].append(position)
+            byAddressShard[key.shard].append(position)
         }
+        func key(_ position: Int) -> String { lowercased.isEmpty ? entries[position].email : lowercased[position] ?? entries[position].email }
         for shard in restoreOrder.nextOrder(shardCount: EmailIndex.shardCount) {
             if !byContactShard[shard].isEmpty {
                 contacts[shard].withLock { table in
-                    for position in byContactShard[shard] { table[entries[position].contact] = keys[position].text }
+                    for position in byContactShard[shard] { table[entries[position].contact] = key(position) }
                 }
             }
             if !byAddressShard[shard].isEmpty {
                 addresses[shard].withLock { table in
-                    for position in byAddressShard[shard] { table[keys[position].text] = entries[position].contact }
+                    for position in byAddressShard[shard] { table[key(position)] = entries[position].contact }
                 }
             }
         }
