@@ -648,12 +648,17 @@ public final class Engine: Sendable {
         var applying: Task<Void, Never>?
         var applyingBefore: [Task<Void, Never>] = []
         let spareEvents = SpareEventArrays()
+        // Takes the run being built (nil afterwards) for replay. Its stale events go first, while
+        // `run` is their array's only holder: once the run is passed on, that would copy the array.
         // Reading and resolving run ahead of applying by a few runs at most: unbounded, they
         // finished long before the applying did and held hundreds of runs' events in memory.
-        func enqueue(_ run: ReplayRun) async {
+        func enqueue(_ run: inout ReplayRun?) async {
+            run?.dropStaleEvents()
+            defer { run = nil }
+            guard let pending = run, !pending.isEmpty else { return }
             if let applying { applyingBefore.append(applying) }
             if applyingBefore.count >= Self.replayRunsAhead { await applyingBefore.removeFirst().value }
-            applying = await replay(run, after: applying, recyclingInto: spareEvents)
+            applying = await replay(pending, after: applying, recyclingInto: spareEvents)
         }
         reading: while true {
             try journal.read(from: from, limit: slice, into: &records)
@@ -664,7 +669,7 @@ public final class Engine: Sendable {
             var run: ReplayRun?
             for record in records.entries {
                 if record.sequence > limit {
-                    if let pending = run { await enqueue(pending) }
+                    await enqueue(&run)
                     break reading
                 }
                 report.lastSequence = record.sequence
@@ -673,10 +678,7 @@ public final class Engine: Sendable {
                 // Commands a snapshot already holds are skipped.
                 if let tenant, tenant.applied.value >= record.sequence { continue }
                 if record.kind == JournalCommand.ingestKind, let tenant {
-                    if let pending = run, !pending.admits(tenant, at: record.time) {
-                        await enqueue(pending)
-                        run = nil
-                    }
+                    if let pending = run, !pending.admits(tenant, at: record.time) { await enqueue(&run) }
                     if run == nil { run = ReplayRun(tenant: tenant, time: record.time, events: spareEvents.take()) }
                     // Decoded straight into the run; nil for a `group` call, which changes an
                     // account other contacts share and so replays alone (below).
@@ -689,8 +691,7 @@ public final class Engine: Sendable {
                 }
                 // Other commands, and group calls, replay alone after the run before them.
                 let command = try JournalCommand.decode(kind: record.kind, payload: Array(records.bytes[record.payload]))
-                if let pending = run, !pending.isEmpty { await enqueue(pending) }
-                run = nil
+                await enqueue(&run)
                 await applying?.value
                 applying = nil
                 applyingBefore = []
@@ -700,7 +701,7 @@ public final class Engine: Sendable {
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
                 report.commandsReplayed += 1
             }
-            if let pending = run { await enqueue(pending) }
+            await enqueue(&run)
             // Reported once what was read is applied, without waiting for that here.
             if let progress {
                 let (before, sequence) = (applying, report.lastSequence)
@@ -778,11 +779,16 @@ public final class Engine: Sendable {
 
         var isEmpty: Bool { eventCount == 0 }
 
+        /// Drops the events of an earlier run left past this run's own.
+        mutating func dropStaleEvents() {
+            if slots.count > eventCount { slots.removeSubrange(eventCount...) }
+        }
+
         /// The events, the run keeping none: for a batch to own them alone.
         mutating func takeEvents() -> [Event] {
+            dropStaleEvents()
             var taken: [Event] = []
             swap(&taken, &slots)
-            if taken.count > eventCount { taken.removeSubrange(eventCount...) }
             return taken
         }
 
