@@ -660,13 +660,16 @@ public final class Engine: Sendable {
             if applyingBefore.count >= Self.replayRunsAhead { await applyingBefore.removeFirst().value }
             applying = await replay(pending, after: applying, recyclingInto: spareEvents)
         }
+        // Ingest commands wait here to be replayed together; anything else replays them first.
+        // A run goes on across slices: ended at each slice's end, runs alternated between full
+        // and short ones, and each short one dropped most of its array's events for the next
+        // full one to make again.
+        var run: ReplayRun?
         reading: while true {
             try journal.read(from: from, limit: slice, into: &records)
             // The tenant of the previous ingest command: runs of them are the bulk of a journal,
             // and looking the tenant up again cost a lock and a hash per command.
             var cached: (id: String, tenant: Tenant)?
-            // Ingest commands wait here to be replayed together; anything else replays them first.
-            var run: ReplayRun?
             for record in records.entries {
                 if record.sequence > limit {
                     await enqueue(&run)
@@ -701,19 +704,21 @@ public final class Engine: Sendable {
                 tenants.withLock { $0[record.tenant] }?.applied.set(record.sequence)
                 report.commandsReplayed += 1
             }
-            await enqueue(&run)
-            // Reported once what was read is applied, without waiting for that here.
-            if let progress {
-                let (before, sequence) = (applying, report.lastSequence)
+            // Reported once what was handed over is applied (the run still gathering is not),
+            // without waiting for that here.
+            let handedOver = run?.firstSequence.map { $0 - 1 } ?? report.lastSequence
+            if let progress, handedOver != reported {
+                let before = applying
                 applying = Task {
                     await before?.value
-                    progress(sequence)
+                    progress(handedOver)
                 }
             }
-            reported = report.lastSequence
+            reported = handedOver
             guard records.count == slice, let last = records.entries.last else { break }
             from = last.sequence + 1
         }
+        await enqueue(&run)
         await applying?.value
         // A replay stopped at `limit` inside a slice reports where it stopped too.
         if report.lastSequence != reported { progress?(report.lastSequence) }
@@ -769,6 +774,8 @@ public final class Engine: Sendable {
         /// The command (its place in `commands`) of each event.
         private var commandOfEvent: [Int32] = []
         var lastSequence: UInt64 = 0
+        /// The sequence of the run's first command, once it has one.
+        private(set) var firstSequence: UInt64?
 
         /// `events`: an array of an earlier run whose events and room the run reuses.
         init(tenant: Tenant, time: Timestamp, events: [Event] = []) {
@@ -817,6 +824,7 @@ public final class Engine: Sendable {
             for index in start..<end where slots[index].type == .group { return nil }
             tenant.runtime.deduplicator.reclaim(messageIdsOf: slots, in: start..<end, now: time)
             eventCount = end
+            if firstSequence == nil { firstSequence = sequence }
             let added = end - start
             let commandBucket = Self.bucket(time)
             var part = 0
