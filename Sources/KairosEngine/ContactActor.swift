@@ -187,12 +187,14 @@ actor ContactActor {
     /// `apply(_:of:now:reusing:)` that also tells, for each item, how many of the effects it
     /// returns were there once that item was applied (`ends`, empty unless `endingEach`): a
     /// replay applies a contact's items of many commands in one call and still knows each
-    /// command's effects.
-    func apply(_ items: ArraySlice<Item>, of batch: Batch, now: Timestamp, reusing lane: EvaluationContext?, endingEach: Bool)
-        async -> (effects: [Effect], ends: [Int32])
-    {
+    /// command's effects. `storageHinted`: the caller already hinted this state's storage
+    /// (`prefetchStorageOwned`, a recovery's lane), so it is not hinted again here.
+    func apply(
+        _ items: ArraySlice<Item>, of batch: Batch, now: Timestamp, reusing lane: EvaluationContext?, endingEach: Bool,
+        storageHinted: Bool = false
+    ) async -> (effects: [Effect], ends: [Int32]) {
         // Before anything else, so the loads overlap with this call's bookkeeping.
-        if forward == nil { changing { $0.prefetchStorage() } }
+        if !storageHinted && forward == nil { changing { $0.prefetchStorage() } }
         preserveForSnapshot()
         var effects: [Effect] = []
         var ends: [Int32] = []

@@ -958,8 +958,10 @@ public final class Engine: Sendable {
             let first = items.startIndex
             // Most contacts have one event in a run: their effects are all that event's, and
             // telling where each event's effects end would cost an array per contact.
+            // The lane hinted this contact's storage before the call (`ownsContacts` below).
             let (effects, ends) = await contact.apply(
-                items, of: batch, now: batch.times[items[first].index], reusing: lane, endingEach: items.count > 1)
+                items, of: batch, now: batch.times[items[first].index], reusing: lane, endingEach: items.count > 1,
+                storageHinted: true)
             guard !effects.isEmpty else { return }
             guard items.count > 1 else {
                 chunks.append((run.command(of: items[first].index), effects))
@@ -1160,7 +1162,8 @@ struct GroupedItems: Sendable {
     ///
     /// With `ownsContacts` (nothing else changes them meanwhile), each hint comes one contact
     /// earlier, and the next contact's arrays, hinted by the previous call, are read for the
-    /// arrays inside them (`ContactState.prefetchStorage`).
+    /// arrays inside them (`ContactState.prefetchStorage`): the contact's own call then skips
+    /// that step (`storageHinted`).
     ///
     /// `position` is the place in `order` (the groups a lane applies, all of them in turn when nil)
     /// of the contact about to be applied.
@@ -1183,6 +1186,8 @@ struct GroupedItems: Sendable {
             actor(3)?._withUnsafeGuaranteedRef { $0.prefetchObject() }
             actor(2)?._withUnsafeGuaranteedRef { $0.prefetchArrays() }
             actor(1)?._withUnsafeGuaranteedRef { $0.prefetchStorageOwned() }
+            // The contact applied now had its storage hinted one step ago, save the first.
+            if position == 0 { actor(0)?._withUnsafeGuaranteedRef { $0.prefetchStorageOwned() } }
         }
     }
 
