@@ -28,13 +28,15 @@ extension SnapshotCommand {
                 var tenants = "-"
                 var contacts = "-"
                 var status = "ok"
+                var reason = ""
                 do {
                     let payload = try storage.snapshots.read(entry)
                     let summary = try await summarize(payload)
                     tenants = "\(summary.tenants)"
                     contacts = "\(summary.contacts)"
                 } catch let error as StoreError {
-                    status = "BAD (\(error.message))"
+                    status = "BAD"
+                    reason = " (\(error.message))"
                 }
                 print(
                     String(entry.sequence).padding(toLength: 12, withPad: " ", startingAt: 0)
@@ -42,7 +44,7 @@ extension SnapshotCommand {
                         + String(entry.size).padding(toLength: 12, withPad: " ", startingAt: 0)
                         + tenants.padding(toLength: 9, withPad: " ", startingAt: 0)
                         + contacts.padding(toLength: 10, withPad: " ", startingAt: 0)
-                        + status.padding(toLength: 10, withPad: " ", startingAt: 0) + entry.path)
+                        + status.padding(toLength: 10, withPad: " ", startingAt: 0) + entry.path + reason)
             }
         }
     }

@@ -40,5 +40,14 @@ import Testing
         let again = try await runKairos(["demo", "--data-dir", dataDir, "--days", "1", "--contacts", "500", "--events-per-day", "2400"])
         #expect(again.status == 0, "\(again.output)")
         #expect(again.output.contains("day 1/1"))
+
+        // A damaged snapshot is listed as BAD with the whole reason, and fails verification.
+        let snapshots = dataDir + "/snapshots"
+        let newest = try #require(try FileManager.default.contentsOfDirectory(atPath: snapshots).filter { $0.hasSuffix(".kss") }.max())
+        #expect(truncate(snapshots + "/" + newest, 1000) == 0)
+        let damaged = try await runKairos(["snapshot", "list", "--data-dir", dataDir])
+        #expect(damaged.output.contains(" BAD ") && damaged.output.contains(newest + " (truncated: 1000 bytes, expected"), "\(damaged.output)")
+        let failed = try await runKairos(["snapshot", "verify", "--data-dir", dataDir])
+        #expect(failed.status == 1, "\(failed.output)")
     }
 }
