@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// A Mutex in a box, so the shards of a table can live in an array (a Mutex cannot be copied).
@@ -22,10 +23,14 @@ extension Dictionary: ReservableTable {}
 extension Array {
     /// Makes room in each shard's table for its share of `count` more entries (with a little
     /// slack: shards are not all equal), so a restore does not rehash the tables as they grow.
+    /// Shards on every core at once: making a million contacts' room touches tens of megabytes
+    /// of fresh memory (0.76 s on one core after the machine sat idle).
     func reserveShares<Table: ReservableTable & Sendable>(of count: Int) where Element == LockedShard<Table> {
         guard !isEmpty else { return }
         let share = count / self.count + count / (self.count * 8)
-        for shard in self { shard.withLock { $0.reserveCapacity($0.count + share) } }
+        DispatchQueue.concurrentPerform(iterations: self.count) { index in
+            self[index].withLock { $0.reserveCapacity($0.count + share) }
+        }
     }
 }
 
