@@ -166,7 +166,7 @@ final class ContactDirectory: Sendable {
     /// Puts back restored contacts, whose actors already hold their keys: each shard is locked
     /// once for the whole part (a snapshot restores a million contacts in a few parts).
     func restore(_ contacts: [(actor: ContactActor, keys: [IdentityKey])], nextId next: UInt64) {
-        // `contacts` keeps every actor alive for the call, so the lists by shard hold them
+        // The caller's `contacts` keeps every actor alive for the call, so the lists by shard hold them
         // unretained: a reference count each way on a million actors was a tenth of this work.
         var byShard = [[(IdentityKey, Int, Unmanaged<ContactActor>)]](repeating: [], count: Self.shardCount)
         var idsByShard = [[Unmanaged<ContactActor>]](repeating: [], count: Self.shardCount)
@@ -193,7 +193,6 @@ final class ContactDirectory: Sendable {
                 }
             }
         }
-        withExtendedLifetime(contacts) {}
         contactCount.add(contacts.count, ordering: .relaxed)
         if nextId.load(ordering: .relaxed) < next { nextId.store(next, ordering: .relaxed) }
     }

@@ -60,9 +60,9 @@ final class EmailIndex: Sendable {
     /// Adds a restored part's contacts (each once, none indexed yet), locking each shard once.
     func restore(_ entries: [(contact: UInt64, email: String)]) {
         guard !entries.isEmpty else { return }
-        // Most addresses are their own key (lowercase ASCII): those are not copied into a list
-        // of keys (a reference count each way on a million strings), only their shard is kept.
-        var lowercased: [Int: String] = [:]
+        // Most addresses are their own key (lowercase ASCII): those stay nil in the list of other
+        // keys (no reference count each way on a million strings); only their shard is kept.
+        var lowercased = [String?](repeating: nil, count: entries.count)
         var byContactShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
         var byAddressShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
         for position in entries.indices {
@@ -71,7 +71,7 @@ final class EmailIndex: Sendable {
             byContactShard[EmailIndex.contactShard(entries[position].contact)].append(position)
             byAddressShard[key.shard].append(position)
         }
-        func key(_ position: Int) -> String { lowercased.isEmpty ? entries[position].email : lowercased[position] ?? entries[position].email }
+        func key(_ position: Int) -> String { lowercased[position] ?? entries[position].email }
         for shard in restoreOrder.nextOrder(shardCount: EmailIndex.shardCount) {
             if !byContactShard[shard].isEmpty {
                 contacts[shard].withLock { table in

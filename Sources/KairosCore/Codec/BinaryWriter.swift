@@ -272,20 +272,9 @@ public struct BinaryReader {
 
     /// An object as sorted pairs (traits, event properties), in the order written when it is sorted.
     public mutating func readJSONObject() throws(CodecError) -> JSONObject {
-        let count = try readCount()
-        if count == 0 { return JSONObject() }
-        var pairs: [JSONObject.Element] = []
-        pairs.reserveCapacity(count)
-        // Checked while reading: a pass over the pairs afterwards copied each one.
-        var ascending = true
-        var previous = ""
-        for index in 0..<count {
-            let key = try readString()
-            if ascending && index > 0 && !(previous < key) { ascending = false }
-            previous = key
-            pairs.append((key, try readJSON(depth: 0)))
-        }
-        return ascending ? JSONObject(ascending: pairs) : JSONObject(sorted: pairs)
+        var object = JSONObject()
+        try readJSONObject(into: &object)
+        return object
     }
 
     /// `readJSONObject()` into an object that keeps its room (one an earlier read filled).
@@ -294,6 +283,7 @@ public struct BinaryReader {
         object.removeAllKeepingCapacity()
         guard count > 0 else { return }
         object.reserveCapacity(count)
+        // Checked while reading: a pass over the pairs afterwards copied each one.
         var ascending = true
         for index in 0..<count {
             let key = try readString()

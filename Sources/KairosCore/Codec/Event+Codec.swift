@@ -116,6 +116,8 @@ extension [Event] {
         var reader = BinaryReader(bytes, range: range)
         let count = try reader.readElementCount()
         let end = start + count
+        // Grown by doubling: an exact reservation per command would copy the whole array every
+        // few commands.
         if events.capacity < end { events.reserveCapacity(Swift.max(end, events.capacity * 2)) }
         for index in start..<end {
             if index == events.count { events.append(Event(blank: ())) }
@@ -129,17 +131,6 @@ extension [Event] {
 
     /// `decode(_:appendingTo:)` for a batch lying in `bytes[range]` (a journal slice's buffer).
     public static func decode(_ bytes: [UInt8], range: Range<Int>, appendingTo events: inout [Event]) throws(CodecError) {
-        var reader = BinaryReader(bytes, range: range)
-        let count = try reader.readElementCount()
-        // Grown by doubling: replay appends one command's events at a time, and an exact
-        // reservation per command would copy the whole array every few commands.
-        if events.capacity - events.count < count { events.reserveCapacity(Swift.max(events.count + count, events.capacity * 2)) }
-        for _ in 0..<count {
-            events.append(Event(blank: ()))
-            try events[events.count - 1].read(from: &reader)
-        }
-        guard reader.isAtEnd else {
-            throw CodecError(offset: reader.offset, message: "\(range.upperBound - reader.offset) bytes left after the last event")
-        }
+        _ = try decode(bytes, range: range, into: &events, at: events.count)
     }
 }

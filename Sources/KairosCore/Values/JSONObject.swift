@@ -33,9 +33,6 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         }
     }
 
-    /// Pairs known to be strictly ascending by key (a reader checked them as it went).
-    init(ascending pairs: [Element]) { entries = pairs }
-
     public mutating func reserveCapacity(_ count: Int) { entries.reserveCapacity(count) }
 
     /// Empty, with the room it had (a reader fills it again).
