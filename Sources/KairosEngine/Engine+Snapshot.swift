@@ -397,23 +397,11 @@ extension Engine {
                 return all
             }
             let decodedCount = parts.reduce(0) { $0 + $1.count }
-            // Each segment's member sets (one a shard) built at their final size, segments side by side.
-            let memberSets = await withTaskGroup(of: (String, [Set<UInt64>]).self) { group in
-                for order in segmentIds.indices {
-                    let size = parts.reduce(0) { $0 + $1.memberships[order].count }
-                    guard size > 0 else { continue }
-                    group.addTask {
-                        let shards = SegmentMembers.shardCount
-                        var members = (0..<shards).map { _ in Set<UInt64>(minimumCapacity: size / shards + size / (shards * 8) + 1) }
-                        for part in parts {
-                            for contact in part.memberships[order] { members[SegmentMembers.shard(of: contact)].insert(contact) }
-                        }
-                        return (segmentIds[order], members)
-                    }
-                }
-                var sets: [String: [Set<UInt64>]] = [:]
-                for await (segment, members) in group { sets[segment] = members }
-                return sets
+            // Each segment's member sets (one a shard): a bit per member, set in a few milliseconds
+            // for a million (hashed sets took 0.6 s).
+            var memberSets: [String: [ContactIdSet]] = [:]
+            for order in segmentIds.indices where parts.contains(where: { !$0.memberships[order].isEmpty }) {
+                memberSets[segmentIds[order]] = SegmentMembers.shardedSets(of: parts.map { $0.memberships[order] })
             }
             contactCount += decodedCount
             guard decodedCount == expected else {

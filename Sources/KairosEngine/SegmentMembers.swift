@@ -6,12 +6,18 @@ import Synchronization
 ///
 /// Sharded by contact id, each shard under its own lock: the lanes of a batch record membership
 /// changes side by side (one lock for all segments made them queue behind each other, a futex
-/// wake-up each time). A contact's changes always go to the same shard, in order.
+/// wake-up each time). A contact's changes always go to the same shard, in order. A shard holds
+/// contact `id` as the number `id / shardCount` (`key(of:)`), so its members stay dense bits.
 final class SegmentMembers: Sendable {
     static let shardCount = 16
-    private let shards = (0..<SegmentMembers.shardCount).map { _ in LockedShard([String: Set<UInt64>]()) }
+    private let shards = (0..<SegmentMembers.shardCount).map { _ in LockedShard([String: ContactIdSet]()) }
 
     static func shard(of contact: UInt64) -> Int { Int(contact % UInt64(shardCount)) }
+
+    /// The number standing for `contact` in its shard's sets.
+    static func key(of contact: UInt64) -> UInt64 { contact / UInt64(shardCount) }
+
+    private static func contact(key: UInt64, shard: Int) -> UInt64 { key * UInt64(shardCount) + UInt64(shard) }
 
     func apply(_ effects: [Effect]) {
         guard let first = effects.first(where: Self.changesMembership) else { return }
@@ -35,12 +41,12 @@ final class SegmentMembers: Sendable {
         }
     }
 
-    private static func apply(_ effect: Effect, to sets: inout [String: Set<UInt64>]) {
+    private static func apply(_ effect: Effect, to sets: inout [String: ContactIdSet]) {
         switch effect.kind {
         // A journey's hidden trigger segment is not a segment anyone lists.
         case .segmentEntered(let segment) where !JourneyCatalog.isTriggerSegment(segment):
-            sets[segment, default: []].insert(effect.contact)
-        case .segmentLeft(let segment): sets[segment]?.remove(effect.contact)
+            sets[segment, default: ContactIdSet()].insert(key(of: effect.contact))
+        case .segmentLeft(let segment): sets[segment]?.remove(key(of: effect.contact))
         default: break
         }
     }
@@ -57,9 +63,18 @@ final class SegmentMembers: Sendable {
         return counts
     }
 
-    /// Adds many members at once (restoring a snapshot): each segment's members by shard
-    /// (`shard(of:)`), sets built beforehand, outside the locks.
-    func add(_ members: [String: [Set<UInt64>]]) {
+    /// One segment's members as `add(_:)` takes them: a set per shard, from lists of contact ids.
+    static func shardedSets(of lists: [[UInt64]]) -> [ContactIdSet] {
+        var sets = [ContactIdSet](repeating: ContactIdSet(), count: shardCount)
+        for list in lists {
+            for contact in list { sets[shard(of: contact)].insert(key(of: contact)) }
+        }
+        return sets
+    }
+
+    /// Adds many members at once (restoring a snapshot): each segment's members by shard, as
+    /// `shardedSets(of:)` makes them, outside the locks.
+    func add(_ members: [String: [ContactIdSet]]) {
         for (index, shard) in shards.enumerated() {
             shard.withLock { sets in
                 for (segment, byShard) in members where !JourneyCatalog.isTriggerSegment(segment) && !byShard[index].isEmpty {
@@ -81,36 +96,17 @@ final class SegmentMembers: Sendable {
     func page(_ segment: String, after cursor: UInt64?, limit: Int) -> (ids: [UInt64], total: Int) {
         var total = 0
         var candidates: [UInt64] = []
-        for shard in shards {
+        for (index, shard) in shards.enumerated() {
+            // The shard's first key whose contact lies after the cursor.
+            let start = cursor.map { $0 < UInt64(index) ? 0 : ($0 - UInt64(index)) / UInt64(Self.shardCount) + 1 } ?? 0
             shard.withLock { sets in
                 guard let members = sets[segment] else { return }
                 total += members.count
-                candidates += Self.smallest(limit, of: members, after: cursor ?? 0)
+                candidates += members.ascending(from: start, limit: limit).map { Self.contact(key: $0, shard: index) }
             }
         }
         candidates.sort()
         return (Array(candidates.prefix(limit)), total)
-    }
-
-    /// The `limit` smallest ids above `start`, ascending: a bounded selection in one pass
-    /// instead of sorting the whole set.
-    private static func smallest(_ limit: Int, of members: Set<UInt64>, after start: UInt64) -> [UInt64] {
-        guard limit > 0 else { return [] }
-        var selected: [UInt64] = []
-        selected.reserveCapacity(limit + 1)
-        for id in members where id > start {
-            if selected.count < limit {
-                selected.append(id)
-                if selected.count == limit { selected.sort() }
-            } else if id < selected[limit - 1] {
-                var index = limit - 1
-                while index > 0 && selected[index - 1] > id { index -= 1 }
-                selected.insert(id, at: index)
-                selected.removeLast()
-            }
-        }
-        if selected.count < limit { selected.sort() }
-        return selected
     }
 }
 

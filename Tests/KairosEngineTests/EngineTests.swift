@@ -419,3 +419,62 @@ func demoEngine() async throws -> Engine {
         #expect(table.find(.user("k40"), hash: 0x1234_5600) == nil)
     }
 }
+
+@Suite struct ContactIdSetTests {
+    /// The set against a `Set<UInt64>` under random inserts and removals spread over blocks with
+    /// gaps between them (whole blocks never touched, blocks emptied again).
+    @Test func behavesLikeASet() {
+        var bits = ContactIdSet()
+        var reference = Set<UInt64>()
+        var random = SeededRandom(seed: 3)
+        for _ in 0..<40_000 {
+            // Numbers in blocks 0, 1, 5 and 40 only, so the iteration must skip missing blocks.
+            let block = [0, 1, 5, 40][Int(random.next() % 4)]
+            let number = UInt64(block * ContactIdSet.numbersPerBlock) + random.next() % UInt64(ContactIdSet.numbersPerBlock)
+            if random.next() % 3 == 0 {
+                #expect(bits.remove(number) == (reference.remove(number) != nil))
+            } else {
+                #expect(bits.insert(number) == reference.insert(number).inserted)
+            }
+        }
+        #expect(bits.count == reference.count)
+        #expect(Array(bits) == reference.sorted())
+        for probe in [0, 1, 4095, 4096, 8191, 20_000, 163_839, 163_840, 10_000_000] as [UInt64] {
+            #expect(bits.contains(probe) == reference.contains(probe), "contains \(probe)")
+        }
+        // Pages from any start, inside a block, at a block's edge, in a missing block, past the end.
+        for start in [0, 1, 63, 64, 4095, 4096, 9000, 20_479, 20_480, 163_840, 200_000] as [UInt64] {
+            let expected = Array(reference.filter { $0 >= start }.sorted().prefix(37))
+            #expect(bits.ascending(from: start, limit: 37) == expected, "from \(start)")
+        }
+        // Emptied entirely, it is empty however many blocks it keeps.
+        for number in reference { bits.remove(number) }
+        #expect(bits.isEmpty)
+        #expect(Array(bits).isEmpty)
+    }
+
+    @Test func unionCountsEachMemberOnce() {
+        var left = ContactIdSet([1, 2, 3, 70, 5000])
+        let right = ContactIdSet([3, 70, 71, 100_000])
+        left.formUnion(right)
+        #expect(left.count == 7)
+        #expect(Array(left) == [1, 2, 3, 70, 71, 5000, 100_000])
+        // The right set is not changed by the left one's later changes (blocks are values).
+        left.insert(72)
+        #expect(!right.contains(72))
+        #expect(left == ContactIdSet([1, 2, 3, 70, 71, 72, 5000, 100_000]))
+    }
+
+    /// Members of a segment paged across shards: every id once, ascending, from any cursor.
+    @Test func segmentPagesFollowCursors() {
+        let members = SegmentMembers()
+        let ids: [UInt64] = [1, 2, 15, 16, 17, 31, 32, 33, 100, 4095, 4096, 65_537, 1_000_003]
+        members.add(["s": SegmentMembers.shardedSets(of: [Array(ids.prefix(6)), Array(ids.dropFirst(6))])])
+        #expect(members.count("s") == ids.count)
+        for cursor in [nil, 0, 1, 15, 16, 30, 33, 99, 4096, 65_537, 1_000_003] as [UInt64?] {
+            let page = members.page("s", after: cursor, limit: 4)
+            #expect(page.total == ids.count)
+            #expect(page.ids == Array(ids.filter { $0 > (cursor ?? 0) }.prefix(4)), "after \(String(describing: cursor))")
+        }
+    }
+}
