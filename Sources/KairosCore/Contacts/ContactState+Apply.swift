@@ -57,7 +57,7 @@ struct EventSubject: PredicateSubject {
 
     func field(_ scope: FieldScope, path: String) -> JSONValue? {
         switch scope {
-        case .property: return event.pointee.properties.value(atPath: path)
+        case .property: return JSONObject.value(atPath: path, of: Event.properties(of: event))
         case .context: return event.pointee.context.value(atPath: path)
         case .trait, .account: return nil
         }

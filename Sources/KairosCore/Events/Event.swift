@@ -122,3 +122,12 @@ extension [Event] {
         return ids
     }
 }
+
+extension Event {
+    /// The properties of the event at `event`, where they lie: a call on
+    /// `event.pointee.properties` retains and releases them around it.
+    @inline(__always)
+    static func properties(of event: UnsafePointer<Event>) -> UnsafePointer<JSONObject> {
+        UnsafeRawPointer(event).advanced(by: MemoryLayout<Event>.offset(of: \Event.properties)!).assumingMemoryBound(to: JSONObject.self)
+    }
+}

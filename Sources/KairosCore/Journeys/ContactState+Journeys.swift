@@ -111,7 +111,7 @@ extension ContactState {
                     candidates.append((journey, nil))
                     continue
                 }
-                guard let value = event.pointee.properties.value(atPath: keyPath), let key = value.journeyKeyText else { continue }
+                guard let value = JSONObject.value(atPath: keyPath, of: Event.properties(of: event)), let key = value.journeyKeyText else { continue }
                 candidates.append((journey, key))
             }
         }
@@ -258,7 +258,7 @@ extension ContactState {
             else { continue }
             if let filter, !filter.matches(event) { continue }
             if let matchKey {
-                guard let value = event.pointee.properties.value(atPath: matchKey), value.journeyKeyText == run.key else { continue }
+                guard let value = JSONObject.value(atPath: matchKey, of: Event.properties(of: event)), value.journeyKeyText == run.key else { continue }
             }
             matched.append(run)
         }

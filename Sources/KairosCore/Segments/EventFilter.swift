@@ -68,7 +68,7 @@ final class EventFilter: Sendable {
             return !children[0]._withUnsafeGuaranteedRef { $0.matches(event) }
         case .field:
             switch scope {
-            case .property: return op.compare(event.pointee.properties.value(atPath: path), with: value)
+            case .property: return op.compare(JSONObject.value(atPath: path, of: Event.properties(of: event)), with: value)
             case .context: return op.compare(event.pointee.context.value(atPath: path), with: value)
             case .trait, .account: return op.compare(nil, with: value)
             }

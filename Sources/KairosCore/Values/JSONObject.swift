@@ -83,6 +83,16 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     public subscript(key: String) -> JSONValue? {
         get {
+            // A missing key's place in the order is not needed here (it costs string orderings).
+            if entries.count <= 16 {
+                let length = key.utf8.count
+                var index = 0
+                while index < entries.count {
+                    if entries[index].key.utf8.count == length && entries[index].key == key { return entries[index].value }
+                    index += 1
+                }
+                return nil
+            }
             // Not a `?:` with `nil`: JSONValue takes a nil literal, which would read as `.null`.
             let (found, index) = position(of: key)
             guard found else { return nil }
@@ -104,6 +114,22 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         let (found, index) = position(of: key)
         guard found else { return nil }
         return entries.remove(at: index).value
+    }
+
+    /// `value(atPath:)` of an object read where it lies (an event's, through a batch's pointer):
+    /// called on `object.pointee`, the method retained and released the object's pairs each time.
+    @inline(__always)
+    static func value(atPath path: String, of object: UnsafePointer<JSONObject>) -> JSONValue? {
+        let direct: JSONValue? = object.pointee.entries.withUnsafeBufferPointer { entries in
+            let length = path.utf8.count
+            for index in entries.indices where entries[index].key.utf8.count == length && entries[index].key == path {
+                return entries[index].value
+            }
+            return nil
+        }
+        if let direct { return direct }
+        guard path.utf8.contains(46) else { return nil }
+        return object.pointee.value(atPath: path)
     }
 
     /// The value at a dotted path (`address.city`), as `[String: JSONValue].value(atPath:)`.
