@@ -81,9 +81,9 @@ actor ContactActor {
     private var forward: ContactActor?
     /// The due time of the scheduler entry this contact is waiting for (`.max`: none).
     private var scheduledWake: Int64 = .max
-    /// The `email` trait as the tenant's email index last heard of it from this contact, and
-    /// the traits' version it was read from (most commands do not change traits).
-    private var indexedEmail: JSONValue?
+    /// The address the tenant's email index holds for this contact (from its `email` trait),
+    /// and the traits' version it was read from (most commands do not change traits).
+    private var indexedAddress: String?
     private var indexedTraitsVersion: UInt32 = 0
     /// The latest command time applied, so a late timer never evaluates in the past.
     private var latestNow: Int64 = .min
@@ -107,7 +107,7 @@ actor ContactActor {
         self.tenant = tenant
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
         // The restore fills the index from the restored states.
-        self.indexedEmail = state.traits.isEmpty ? nil : state.traits["email"]
+        self.indexedAddress = Engine.indexedEmail(state)
         self.indexedTraitsVersion = state.traitsVersion
         // Last, so the state moves in instead of being copied (a reference count for each of
         // its arrays and strings, a million times over in a restore).
@@ -210,7 +210,7 @@ actor ContactActor {
             }
             let commandNow = effectiveNow(batch.times.isEmpty ? now : batch.times[items[position].index])
             if let source = items[position].mergeSource,
-                let (absorbed, left) = await source.surrender(into: self, now: commandNow)
+                let (absorbed, left) = await source.surrender(into: self, targetHasAddress: indexedAddress != nil, now: commandNow)
             {
                 effects += left
                 let evaluation = context(commandNow)
@@ -241,8 +241,10 @@ actor ContactActor {
     }
 
     /// Hands this profile's state over to `target` exactly once; later calls are forwarded.
-    /// Returns the state and the effects of leaving (its segments, the merge itself).
-    func surrender(into target: ContactActor, now: Timestamp) -> (ContactState, [Effect])? {
+    /// Returns the state and the effects of leaving (its segments, the merge itself). The
+    /// address indexed for this profile moves to the target unless it has one (`targetHasAddress`),
+    /// as the merged traits keep the target's own `email`.
+    func surrender(into target: ContactActor, targetHasAddress: Bool, now: Timestamp) -> (ContactState, [Effect])? {
         guard forward == nil else { return nil }
         preserveForSnapshot()
         var effects: [Effect] = []
@@ -250,6 +252,10 @@ actor ContactActor {
         let commandNow = effectiveNow(now)
         let surrendered = changing { $0.surrender(into: target.id, definitions: definitions, now: commandNow, effects: &effects) }
         forward = target
+        if let indexedAddress {
+            tenant.emails.merge(indexedAddress, from: id, into: target.id, targetHasAddress: targetHasAddress)
+            self.indexedAddress = nil
+        }
         tenant.directory.unregister(id: id)
         tenant.members.apply(effects)
         return (surrendered, effects)
@@ -458,14 +464,18 @@ actor ContactActor {
     private func finish(_ effects: [Effect]) {
         if state.traitsVersion != indexedTraitsVersion {
             indexedTraitsVersion = state.traitsVersion
-            let email = state.traits.isEmpty ? nil : state.traits["email"]
-            if email != indexedEmail {
-                switch email {
-                case .string(let text)? where !text.isEmpty: tenant.emails.set(contact: id, email: text)
-                case nil, .null?: tenant.emails.set(contact: id, email: nil)
-                default: break  // not an address: the index keeps what it had, as for events
+            switch state.traits.isEmpty ? nil : state.traits["email"] {
+            case .string(let text)? where !text.isEmpty:
+                if text != indexedAddress {
+                    tenant.emails.set(contact: id, email: text, previous: indexedAddress)
+                    indexedAddress = text
                 }
-                indexedEmail = email
+            case nil, .null?:
+                if indexedAddress != nil {
+                    tenant.emails.set(contact: id, email: nil, previous: indexedAddress)
+                    indexedAddress = nil
+                }
+            default: break  // not an address: the index keeps what it had, as for events
             }
         }
         if !effects.isEmpty {

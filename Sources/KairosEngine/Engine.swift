@@ -309,7 +309,6 @@ public final class Engine: Sendable {
         // One event (single calls, most replayed commands): no grouping, no lanes.
         if events.count == 1 && events[0].type != .group {
             let link = resolve(events, at: 0, in: runtime.directory, make: make)
-            if let source = link.mergeSource { runtime.emails.merge(from: source.id, into: link.target.id) }
             let effects = await link.target.apply([ContactActor.Item(index: 0, mergeSource: link.mergeSource)][...], of: batch, now: now)
             return recordIngested(runtime, events: 1, effects: effects, now: now)
         }
@@ -323,10 +322,7 @@ public final class Engine: Sendable {
                 accountChanges += runtime.accounts.record(
                     groupId: groupId, traits: events[index].traits, contact: link.target.id)
             }
-            if let source = link.mergeSource {
-                runtime.emails.merge(from: source.id, into: link.target.id)
-                merging = true
-            }
+            if link.mergeSource != nil { merging = true }
             groups.add(ContactActor.Item(index: index, mergeSource: link.mergeSource), to: link.target)
         }
 
@@ -877,10 +873,7 @@ public final class Engine: Sendable {
             for index in range {
                 let link = resolve(
                     batch.events, at: index, in: runtime.directory, make: runtime.makeContact, hashed: lookahead.advance(to: index))
-                if let source = link.mergeSource {
-                    runtime.emails.merge(from: source.id, into: link.target.id)
-                    merging = true
-                }
+                if link.mergeSource != nil { merging = true }
                 let item = ContactActor.Item(index: index, mergeSource: link.mergeSource)
                 // Most commands are one event that merges nothing: it joins the run at once,
                 // without a stop in `links` (a reference count and a copy each way).

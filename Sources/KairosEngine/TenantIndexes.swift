@@ -4,13 +4,13 @@ import Synchronization
 /// Contacts by their `email` trait (lowercased), kept as identify events set it, so admin reads
 /// and imports find a contact by email without a scan.
 final class EmailIndex: Sendable {
-    /// Addresses and contacts live in separate shards (an address's shard by a hash of it, a
-    /// contact's by its id), each under its own lock: the lanes of a batch, an import or a
-    /// restore fill the index side by side. No operation holds two locks at once.
+    /// Addresses live in shards by a hash of the address, each under its own lock: the lanes of
+    /// a batch, an import or a restore fill the index side by side. Which address a contact has
+    /// indexed is kept by the contact's actor (`ContactActor.indexedAddress`), not here: a
+    /// second map from contact to address held every address twice.
     static let shardCount = 16
 
     private let addresses = (0..<EmailIndex.shardCount).map { _ in LockedShard([String: UInt64]()) }
-    private let contacts = (0..<EmailIndex.shardCount).map { _ in LockedShard([UInt64: String]()) }
 
     /// The lookup key of an address (lowercased) and its shard.
     struct Key {
@@ -37,22 +37,19 @@ final class EmailIndex: Sendable {
         return Key(text: text, shard: Int(hash % UInt32(shardCount)))
     }
 
-    private static func contactShard(_ contact: UInt64) -> Int { Int(contact % UInt64(shardCount)) }
-
-    /// Records a contact's new email (nil: the trait was cleared).
-    func set(contact: UInt64, email: String?) {
+    /// Records a contact's new address (nil: none) in place of `previous`, the one it had indexed.
+    func set(contact: UInt64, email: String?, previous: String?) {
         let key = email.map(EmailIndex.indexKey)
-        let old = contacts[EmailIndex.contactShard(contact)].withLock { table in
-            key.map { table.updateValue($0.text, forKey: contact) } ?? table.removeValue(forKey: contact)
+        if let previous {
+            let old = EmailIndex.indexKey(previous)
+            if old.text != key?.text { release(old, from: contact) }
         }
-        if let old, old != key?.text { release(EmailIndex.indexKey(old), from: contact) }
         if let key { addresses[key.shard].withLock { $0[key.text] = contact } }
     }
 
     /// Makes room for `count` more addresses before a restore fills the index.
     func reserve(_ count: Int) {
         addresses.reserveShares(of: count)
-        contacts.reserveShares(of: count)
     }
 
     private let restoreOrder = StaggeredShardOrder()
@@ -63,25 +60,16 @@ final class EmailIndex: Sendable {
         // Most addresses are their own key (lowercase ASCII): those stay nil in the list of other
         // keys (no reference count each way on a million strings); only their shard is kept.
         var lowercased = [String?](repeating: nil, count: entries.count)
-        var byContactShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
         var byAddressShard = [[Int]](repeating: [], count: EmailIndex.shardCount)
         for position in entries.indices {
             let key = EmailIndex.indexKey(entries[position].email)
             if key.text != entries[position].email { lowercased[position] = key.text }
-            byContactShard[EmailIndex.contactShard(entries[position].contact)].append(position)
             byAddressShard[key.shard].append(position)
         }
         func key(_ position: Int) -> String { lowercased[position] ?? entries[position].email }
-        for shard in restoreOrder.nextOrder(shardCount: EmailIndex.shardCount) {
-            if !byContactShard[shard].isEmpty {
-                contacts[shard].withLock { table in
-                    for position in byContactShard[shard] { table[entries[position].contact] = key(position) }
-                }
-            }
-            if !byAddressShard[shard].isEmpty {
-                addresses[shard].withLock { table in
-                    for position in byAddressShard[shard] { table[key(position)] = entries[position].contact }
-                }
+        for shard in restoreOrder.nextOrder(shardCount: EmailIndex.shardCount) where !byAddressShard[shard].isEmpty {
+            addresses[shard].withLock { table in
+                for position in byAddressShard[shard] { table[key(position)] = entries[position].contact }
             }
         }
     }
@@ -93,17 +81,12 @@ final class EmailIndex: Sendable {
         }
     }
 
-    /// A merged profile's email moves to the contact it merged into, unless that one has its own.
-    func merge(from source: UInt64, into target: UInt64) {
-        guard let email = contacts[EmailIndex.contactShard(source)].withLock({ $0.removeValue(forKey: source) }) else { return }
-        let moved = contacts[EmailIndex.contactShard(target)].withLock { table in
-            guard table[target] == nil else { return false }
-            table[target] = email
-            return true
-        }
+    /// A merged profile's address (`email`, the one it had indexed) moves to the contact it merged
+    /// into, unless that one has its own.
+    func merge(_ email: String, from source: UInt64, into target: UInt64, targetHasAddress: Bool) {
         let key = EmailIndex.indexKey(email)
         addresses[key.shard].withLock { table in
-            if moved {
+            if !targetHasAddress {
                 table[key.text] = target
             } else if table[key.text] == source {
                 table.removeValue(forKey: key.text)

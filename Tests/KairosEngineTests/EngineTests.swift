@@ -221,8 +221,8 @@ func demoEngine() async throws -> Engine {
         let index = EmailIndex()
         index.restore((0..<5_000).map { (contact: UInt64($0), email: "User\($0)@Example.com") })
         #expect(index.contact(email: "user42@example.com") == 42)
-        index.set(contact: 42, email: "new@example.com")
-        index.set(contact: 7, email: nil)
+        index.set(contact: 42, email: "new@example.com", previous: "User42@Example.com")
+        index.set(contact: 7, email: nil, previous: "User7@Example.com")
         #expect(index.contact(email: "USER42@example.com") == nil)
         #expect(index.contact(email: "New@Example.com") == 42)
         #expect(index.contact(email: "user7@example.com") == nil)
@@ -242,20 +242,20 @@ func demoEngine() async throws -> Engine {
 
     @Test func movesTakesAndMergesKeepOneOwnerPerAddress() {
         let index = EmailIndex()
-        index.set(contact: 1, email: "Shared@Example.com")
-        index.set(contact: 2, email: "shared@example.com")  // another contact takes the address
+        index.set(contact: 1, email: "Shared@Example.com", previous: nil)
+        index.set(contact: 2, email: "shared@example.com", previous: nil)  // another contact takes the address
         #expect(index.contact(email: "shared@example.com") == 2)
-        index.set(contact: 1, email: nil)  // the first one clearing it leaves the second its owner
+        index.set(contact: 1, email: nil, previous: "Shared@Example.com")  // the first one clearing it leaves the second its owner
         #expect(index.contact(email: "shared@example.com") == 2)
         // A merged profile's address moves to the target when the target has none...
-        index.set(contact: 3, email: "anon@example.com")
-        index.merge(from: 3, into: 4)
+        index.set(contact: 3, email: "anon@example.com", previous: nil)
+        index.merge("anon@example.com", from: 3, into: 4, targetHasAddress: false)
         #expect(index.contact(email: "anon@example.com") == 4)
-        index.set(contact: 4, email: "known@example.com")
+        index.set(contact: 4, email: "known@example.com", previous: "anon@example.com")
         #expect(index.contact(email: "anon@example.com") == nil)
         // ...and is dropped when the target has its own.
-        index.set(contact: 5, email: "other@example.com")
-        index.merge(from: 5, into: 4)
+        index.set(contact: 5, email: "other@example.com", previous: nil)
+        index.merge("other@example.com", from: 5, into: 4, targetHasAddress: true)
         #expect(index.contact(email: "other@example.com") == nil)
         #expect(index.contact(email: "known@example.com") == 4)
         #expect(index.search(prefix: "SH", after: 0, limit: 10) == [2])
@@ -269,7 +269,8 @@ func demoEngine() async throws -> Engine {
                 group.addTask {
                     for round in 0..<3 {
                         for contact in stride(from: lane, to: 4_000, by: 4) {
-                            index.set(contact: UInt64(contact), email: "c\(contact)-r\(round)@example.com")
+                            let previous = round == 0 ? nil : "c\(contact)-r\(round - 1)@example.com"
+                            index.set(contact: UInt64(contact), email: "c\(contact)-r\(round)@example.com", previous: previous)
                         }
                     }
                 }

@@ -4,6 +4,57 @@ import Testing
 @testable import KairosEngine
 
 @Suite struct IdentityTests {
+    /// Addresses follow merges and trait changes: a merged profile's address goes to the known
+    /// profile unless that one has its own; a changed or cleared address no longer finds anyone;
+    /// a snapshot restores the same answers.
+    @Test func emailLookupsFollowMergesAndChanges() async throws {
+        let engine = try await demoEngine()
+        func owner(_ email: String) async throws -> String? {
+            let view = try await engine.contact(tenant: "demo", .email(email), now: t0 + .minutes(5))
+            return view.map { $0.userId ?? $0.anonymousIds.first ?? "?" }
+        }
+        _ = try await engine.ingest(
+            tenant: "demo",
+            events: [
+                .identify(userId: nil, anonymousId: "anon-a", traits: ["email": "A@Example.com"], at: t0),
+                .identify(userId: nil, anonymousId: "anon-b", traits: ["email": "b@example.com"], at: t0),
+                .identify(userId: "dana", traits: ["plan": "trial"], at: t0),
+                .identify(userId: "eli", traits: ["email": "eli@example.com"], at: t0),
+                .identify(userId: "fay", traits: ["email": "fay@example.com"], at: t0),
+            ], now: t0)
+        #expect(try await owner("a@example.com") == "anon-a")
+        // Dana has no address: anon-a's moves to her. Eli keeps his own: anon-b's finds no one.
+        _ = try await engine.ingest(
+            tenant: "demo",
+            events: [
+                .identify(userId: "dana", anonymousId: "anon-a", traits: [:], at: t0 + .minutes(1)),
+                .identify(userId: "eli", anonymousId: "anon-b", traits: [:], at: t0 + .minutes(1)),
+            ], now: t0 + .minutes(1))
+        #expect(try await owner("A@EXAMPLE.COM") == "dana")
+        #expect(try await owner("b@example.com") == nil)
+        #expect(try await owner("eli@example.com") == "eli")
+        // Fay changes her address, then a number replaces it (not an address: the index keeps
+        // the last one), then clears it.
+        _ = try await engine.ingest(
+            tenant: "demo", events: [.identify(userId: "fay", traits: ["email": "fay@new.example"], at: t0 + .minutes(2))],
+            now: t0 + .minutes(2))
+        #expect(try await owner("fay@example.com") == nil)
+        #expect(try await owner("fay@new.example") == "fay")
+        _ = try await engine.ingest(
+            tenant: "demo", events: [.identify(userId: "fay", traits: ["email": 7], at: t0 + .minutes(3))], now: t0 + .minutes(3))
+        #expect(try await owner("fay@new.example") == "fay")
+        _ = try await engine.ingest(
+            tenant: "demo", events: [.identify(userId: "fay", traits: ["email": .null], at: t0 + .minutes(4))], now: t0 + .minutes(4))
+        #expect(try await owner("fay@new.example") == nil)
+
+        let restored = Engine()
+        _ = try await restored.restore(snapshot: try await engine.snapshot().bytes)
+        for email in ["a@example.com", "b@example.com", "eli@example.com", "fay@new.example"] {
+            let live = try await engine.contact(tenant: "demo", .email(email), now: t0 + .minutes(5))?.id
+            #expect(try await restored.contact(tenant: "demo", .email(email), now: t0 + .minutes(5))?.id == live, "\(email)")
+        }
+    }
+
     @Test func identifyMergesTheAnonymousProfileOnce() async throws {
         let engine = try await demoEngine()
         _ = try await engine.ingest(
