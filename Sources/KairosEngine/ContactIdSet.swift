@@ -10,8 +10,11 @@ struct ContactIdSet: Sendable, Equatable, Sequence {
     static let numbersPerBlock = 4_096
     private static let wordsPerBlock = numbersPerBlock / 64
 
-    /// Block `n` holds numbers `n * 4096 ..< (n + 1) * 4096`; nil while none of them is a member.
-    private var blocks: [[UInt64]?] = []
+    /// Where block `n` (numbers `n * 4096 ..< (n + 1) * 4096`) starts in `words`; -1 while none
+    /// of its numbers is a member. One flat array of words, so a change is one write in place
+    /// (an array of optional block arrays made each insert check and unwrap two arrays).
+    private var blockStarts: [Int32] = []
+    private var words: [UInt64] = []
     private(set) var count = 0
 
     init() {}
@@ -28,21 +31,35 @@ struct ContactIdSet: Sendable, Equatable, Sequence {
         return (block, offset / 64, 1 << UInt64(offset % 64))
     }
 
+    /// Where the word holding `block`'s word `word` lies in `words`, if the block exists.
+    @inline(__always) private func position(block: Int, word: Int) -> Int? {
+        guard block < blockStarts.count, blockStarts[block] >= 0 else { return nil }
+        return Int(blockStarts[block]) + word
+    }
+
     func contains(_ number: UInt64) -> Bool {
         let (block, word, bit) = Self.place(number)
-        guard block < blocks.count, let words = blocks[block] else { return false }
-        return words[word] & bit != 0
+        guard let position = position(block: block, word: word) else { return false }
+        return words[position] & bit != 0
+    }
+
+    /// Makes `block` and returns where it starts.
+    private mutating func makeBlock(_ block: Int) -> Int {
+        if block >= blockStarts.count { blockStarts.append(contentsOf: repeatElement(-1, count: block + 1 - blockStarts.count)) }
+        if blockStarts[block] < 0 {
+            blockStarts[block] = Int32(words.count)
+            words.append(contentsOf: repeatElement(0, count: Self.wordsPerBlock))
+        }
+        return Int(blockStarts[block])
     }
 
     /// Adds `number`; false if it was a member already.
     @discardableResult
     mutating func insert(_ number: UInt64) -> Bool {
         let (block, word, bit) = Self.place(number)
-        if block >= blocks.count { blocks.append(contentsOf: repeatElement(nil, count: block + 1 - blocks.count)) }
-        if blocks[block] == nil { blocks[block] = [UInt64](repeating: 0, count: Self.wordsPerBlock) }
-        // Changed in place: the block is this set's alone unless a copy of the set shares it.
-        guard blocks[block]![word] & bit == 0 else { return false }
-        blocks[block]![word] |= bit
+        let position = (self.position(block: block, word: word) ?? (makeBlock(block) + word))
+        guard words[position] & bit == 0 else { return false }
+        words[position] |= bit
         count += 1
         return true
     }
@@ -51,29 +68,20 @@ struct ContactIdSet: Sendable, Equatable, Sequence {
     @discardableResult
     mutating func remove(_ number: UInt64) -> Bool {
         let (block, word, bit) = Self.place(number)
-        guard block < blocks.count, let words = blocks[block], words[word] & bit != 0 else { return false }
-        blocks[block]![word] &= ~bit
+        guard let position = position(block: block, word: word), words[position] & bit != 0 else { return false }
+        words[position] &= ~bit
         count -= 1
         return true
     }
 
     mutating func formUnion(_ other: ContactIdSet) {
-        if other.blocks.count > blocks.count {
-            blocks.append(contentsOf: repeatElement(nil, count: other.blocks.count - blocks.count))
-        }
-        for (index, theirs) in other.blocks.enumerated() {
-            guard let theirs else { continue }
-            guard let ours = blocks[index] else {
-                blocks[index] = theirs
-                count += theirs.reduce(0) { $0 + $1.nonzeroBitCount }
-                continue
+        for block in other.blockStarts.indices where other.blockStarts[block] >= 0 {
+            let theirs = Int(other.blockStarts[block])
+            let ours = makeBlock(block)
+            for word in 0..<Self.wordsPerBlock {
+                count += (other.words[theirs + word] & ~words[ours + word]).nonzeroBitCount
+                words[ours + word] |= other.words[theirs + word]
             }
-            var merged = ours
-            for word in merged.indices {
-                count += (theirs[word] & ~merged[word]).nonzeroBitCount
-                merged[word] |= theirs[word]
-            }
-            blocks[index] = merged
         }
     }
 
@@ -81,29 +89,31 @@ struct ContactIdSet: Sendable, Equatable, Sequence {
     func ascending(from start: UInt64, limit: Int) -> [UInt64] {
         var found: [UInt64] = []
         guard limit > 0 else { return found }
-        var iterator = Iterator(blocks: blocks, from: start)
+        var iterator = Iterator(self, from: start)
         while found.count < limit, let number = iterator.next() { found.append(number) }
         return found
     }
 
-    func makeIterator() -> Iterator { Iterator(blocks: blocks, from: 0) }
+    func makeIterator() -> Iterator { Iterator(self, from: 0) }
 
     /// Members in ascending order.
     struct Iterator: IteratorProtocol {
-        private let blocks: [[UInt64]?]
+        private let blockStarts: [Int32]
+        private let words: [UInt64]
         private var block: Int
         private var word: Int
         /// The bits of the current word not returned yet.
         private var pending: UInt64 = 0
 
-        fileprivate init(blocks: [[UInt64]?], from start: UInt64) {
-            self.blocks = blocks
+        fileprivate init(_ set: ContactIdSet, from start: UInt64) {
+            blockStarts = set.blockStarts
+            words = set.words
             let (block, word, bit) = ContactIdSet.place(start)
             self.block = block
             self.word = word
-            if block < blocks.count, let words = blocks[block] {
+            if let position = set.position(block: block, word: word) {
                 // The start's word, without the bits below the start.
-                pending = words[word] & ~(bit - 1)
+                pending = words[position] & ~(bit - 1)
             } else {
                 // No block there: `next` goes on from the following one.
                 self.word = ContactIdSet.wordsPerBlock - 1
@@ -117,10 +127,10 @@ struct ContactIdSet: Sendable, Equatable, Sequence {
                     word = 0
                     block += 1
                     // Whole blocks with no member are skipped at once.
-                    while block < blocks.count && blocks[block] == nil { block += 1 }
+                    while block < blockStarts.count && blockStarts[block] < 0 { block += 1 }
                 }
-                guard block < blocks.count, let words = blocks[block] else { return nil }
-                pending = words[word]
+                guard block < blockStarts.count else { return nil }
+                pending = words[Int(blockStarts[block]) + word]
             }
             let bit = pending.trailingZeroBitCount
             pending &= pending - 1
