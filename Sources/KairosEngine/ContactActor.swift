@@ -54,17 +54,28 @@ actor ContactActor {
     }
 
     private struct Identity {
-        var keys: [ContactDirectory.IdentityKey] = []
+        var keys = ContactDirectory.IdentityKeys()
         var merged = false
-        /// The keys as a running snapshot must see them (see `preserveForSnapshot`).
-        var preserved: (epoch: UInt64, keys: [ContactDirectory.IdentityKey])?
+        /// The keys as a running snapshot must see them (see `preserveForSnapshot`); boxed, as
+        /// it exists only while a snapshot runs and the keys change.
+        var preserved: PreservedKeys?
         var capturedEpoch: UInt64 = 0
 
         /// Before the keys change: keeps them as they were for a running snapshot that has
         /// not read this contact yet.
         mutating func preserve(for epoch: UInt64) {
             guard epoch != 0, capturedEpoch != epoch, preserved?.epoch != epoch else { return }
-            preserved = (epoch, keys)
+            preserved = PreservedKeys(epoch: epoch, keys: keys)
+        }
+    }
+
+    private final class PreservedKeys: Sendable {
+        let epoch: UInt64
+        let keys: ContactDirectory.IdentityKeys
+
+        init(epoch: UInt64, keys: ContactDirectory.IdentityKeys) {
+            self.epoch = epoch
+            self.keys = keys
         }
     }
 
@@ -103,7 +114,7 @@ actor ContactActor {
 
     /// A contact from a snapshot, with its identity keys; the caller registers them with the
     /// directory and arms its timer (`nextWake`) with the scheduler.
-    init(restoring state: consuming ContactState, keys: [ContactDirectory.IdentityKey], tenant: TenantRuntime) {
+    init(restoring state: consuming ContactState, keys: ContactDirectory.IdentityKeys, tenant: TenantRuntime) {
         self.id = state.id
         self.tenant = tenant
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
@@ -127,16 +138,16 @@ actor ContactActor {
         }
     }
 
-    nonisolated func takeKeys() -> [ContactDirectory.IdentityKey] {
+    nonisolated func takeKeys() -> ContactDirectory.IdentityKeys {
         let epoch = tenant.snapshotEpoch(covering: id)
         return identity.withLock { record in
             record.preserve(for: epoch)
-            defer { record.keys = [] }
+            defer { record.keys = ContactDirectory.IdentityKeys() }
             return record.keys
         }
     }
 
-    nonisolated var keys: [ContactDirectory.IdentityKey] { identity.withLock { $0.keys } }
+    nonisolated var keys: ContactDirectory.IdentityKeys { identity.withLock { $0.keys } }
 
     /// An anonymous profile not merged yet.
     nonisolated var isLinkable: Bool {
@@ -372,7 +383,7 @@ actor ContactActor {
 
     /// The state and identity keys as they were when snapshot `epoch` began (see
     /// `TenantRuntime.beginSnapshot`); later changes no longer keep a copy for it.
-    func capture(epoch: UInt64) -> (state: ContactState, keys: [ContactDirectory.IdentityKey]) {
+    func capture(epoch: UInt64) -> (state: ContactState, keys: ContactDirectory.IdentityKeys) {
         let captured = preserved.flatMap { $0.epoch == epoch ? $0.state : nil } ?? state
         preserved = nil
         capturedEpoch = epoch

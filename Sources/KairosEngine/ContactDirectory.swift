@@ -11,6 +11,77 @@ final class ContactDirectory: Sendable {
         case anonymous(String)
     }
 
+    /// A contact's identity keys. Most contacts have one, kept inline: an array for it was an
+    /// allocation per contact (64 MB for a million, all made again by a restore).
+    struct IdentityKeys: Sendable {
+        private enum Storage: Sendable {
+            case none
+            case one(IdentityKey)
+            case many([IdentityKey])
+        }
+
+        private var storage = Storage.none
+
+        init() {}
+
+        init(_ keys: [IdentityKey]) {
+            switch keys.count {
+            case 0: storage = .none
+            case 1: storage = .one(keys[0])
+            default: storage = .many(keys)
+            }
+        }
+
+        var count: Int {
+            switch storage {
+            case .none: 0
+            case .one: 1
+            case .many(let keys): keys.count
+            }
+        }
+
+        var isEmpty: Bool { count == 0 }
+
+        mutating func append(_ key: IdentityKey) {
+            switch storage {
+            case .none: storage = .one(key)
+            case .one(let first): storage = .many([first, key])
+            case .many(var keys):
+                storage = .none  // the array's only holder is `keys` while it grows
+                keys.append(key)
+                storage = .many(keys)
+            }
+        }
+
+        /// The keys as an array (made for a single key).
+        var array: [IdentityKey] {
+            switch storage {
+            case .none: []
+            case .one(let key): [key]
+            case .many(let keys): keys
+            }
+        }
+
+        func contains(_ key: IdentityKey) -> Bool { contains { $0 == key } }
+
+        func contains(where matches: (IdentityKey) -> Bool) -> Bool {
+            switch storage {
+            case .none: false
+            case .one(let key): matches(key)
+            case .many(let keys): keys.contains(where: matches)
+            }
+        }
+
+        /// Calls `body` with each key, without making an array for a single one.
+        func forEachKey(_ body: (IdentityKey) throws -> Void) rethrows {
+            switch storage {
+            case .none: break
+            case .one(let key): try body(key)
+            case .many(let keys): for key in keys { try body(key) }
+            }
+        }
+    }
+
     /// A key with its hash, for callers that hint the cache about a key before looking it up
     /// and should not hash it twice.
     struct HashedKey: Sendable {
@@ -143,7 +214,7 @@ final class ContactDirectory: Sendable {
     }
 
     private func remap(from old: ContactActor, to new: ContactActor) {
-        for key in old.takeKeys() {
+        for key in old.takeKeys().array {
             let hash = IdentityTable.hash(key)
             shards[Self.shard(hash)].withLock { table in
                 if table.find(key, hash: hash) === old { table.set(key, hash: hash, to: new) }
@@ -165,14 +236,14 @@ final class ContactDirectory: Sendable {
 
     /// Puts back restored contacts, whose actors already hold their keys: each shard is locked
     /// once for the whole part (a snapshot restores a million contacts in a few parts).
-    func restore(_ contacts: [(actor: ContactActor, keys: [IdentityKey])], nextId next: UInt64) {
+    func restore(_ contacts: [(actor: ContactActor, keys: IdentityKeys)], nextId next: UInt64) {
         // The caller's `contacts` keeps every actor alive for the call, so the lists by shard hold them
         // unretained: a reference count each way on a million actors was a tenth of this work.
         var byShard = [[(IdentityKey, Int, Unmanaged<ContactActor>)]](repeating: [], count: Self.shardCount)
         var idsByShard = [[Unmanaged<ContactActor>]](repeating: [], count: Self.shardCount)
         for (actor, keys) in contacts {
             let unretained = Unmanaged.passUnretained(actor)
-            for key in keys {
+            keys.forEachKey { key in
                 let hash = IdentityTable.hash(key)
                 byShard[Self.shard(hash)].append((key, hash, unretained))
             }

@@ -141,7 +141,7 @@ extension Engine {
             var anonymousId = row.anonymousId
             if userId == nil, anonymousId == nil, let email = row.email {
                 if let contactId = runtime.emails.contact(email: email), let actor = runtime.directory.lookup(id: contactId) {
-                    let keys = actor.keys
+                    let keys = actor.keys.array
                     for key in keys {
                         if case .user(let known) = key { userId = known }
                     }

@@ -31,7 +31,7 @@ extension Engine {
             let (state, keys) = await contact.capture(epoch: epoch)
             state.encode(into: &writer)
             writer.writeVarint(UInt64(keys.count))
-            for key in keys {
+            keys.forEachKey { key in
                 switch key {
                 case .user(let userId):
                     writer.writeByte(0)
@@ -54,14 +54,13 @@ extension Engine {
 
     /// Decodes one chunk of contacts, handing each to `body` with its identity keys.
     static func decodeChunk(
-        _ chunk: BinaryReader, _ body: (consuming ContactState, [ContactDirectory.IdentityKey]) throws -> Void
+        _ chunk: BinaryReader, _ body: (consuming ContactState, ContactDirectory.IdentityKeys) throws -> Void
     ) throws {
         var reader = chunk
         while !reader.isAtEnd {
             let state = try ContactState.decode(from: &reader)
             let count = try reader.readElementCount()
-            var keys: [ContactDirectory.IdentityKey] = []
-            keys.reserveCapacity(count)
+            var keys = ContactDirectory.IdentityKeys()
             for _ in 0..<count {
                 let kind = try reader.readByte()
                 let value = try reader.readString()
@@ -367,7 +366,7 @@ extension Engine {
                         // By the segment's position: an array index instead of a string's hash per membership.
                         var memberships = [[UInt64]](repeating: [], count: segmentIds.count)
                         var count = 0
-                        var actors: [(actor: ContactActor, keys: [ContactDirectory.IdentityKey])] = []
+                        var actors: [(actor: ContactActor, keys: ContactDirectory.IdentityKeys)] = []
                         var emails: [(contact: UInt64, email: String)] = []
                         for index in stride(from: worker, to: chunks.count, by: workers) {
                             actors.removeAll(keepingCapacity: true)

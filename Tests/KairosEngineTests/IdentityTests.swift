@@ -4,6 +4,27 @@ import Testing
 @testable import KairosEngine
 
 @Suite struct IdentityTests {
+    /// A contact's keys as one inline key, then an array, in the order added.
+    @Test func identityKeysKeepOrderFromOneToMany() {
+        var keys = ContactDirectory.IdentityKeys()
+        #expect(keys.isEmpty && keys.array.isEmpty && !keys.contains(.user("a")))
+        keys.append(.user("a"))
+        #expect(keys.count == 1 && keys.array == [.user("a")] && keys.contains(.user("a")) && !keys.contains(.anonymous("a")))
+        keys.append(.anonymous("b"))
+        keys.append(.anonymous("c"))
+        #expect(keys.count == 3 && keys.array == [.user("a"), .anonymous("b"), .anonymous("c")])
+        #expect(keys.contains(.anonymous("c")))
+        var visited: [ContactDirectory.IdentityKey] = []
+        keys.forEachKey { visited.append($0) }
+        #expect(visited == keys.array)
+        // A copy is a value: changing one leaves the other.
+        var copy = keys
+        copy.append(.user("d"))
+        #expect(keys.count == 3 && copy.count == 4)
+        #expect(ContactDirectory.IdentityKeys([.user("x")]).array == [.user("x")])
+        #expect(ContactDirectory.IdentityKeys([]).isEmpty)
+    }
+
     /// Addresses follow merges and trait changes: a merged profile's address goes to the known
     /// profile unless that one has its own; a changed or cleared address no longer finds anyone;
     /// a snapshot restores the same answers.
