@@ -80,7 +80,7 @@ extension Engine {
         var history: [DefinitionVersion]
         var definitionsVersion: UInt64
         var nextContactId: UInt64
-        var contactTables: [[UInt64: ContactActor]]
+        var contactTables: [ContactSlots]
         var accounts: [String: AccountDirectory.Account]
         var tallies: DecisionTallies.Totals
         var reports: [String: JourneyReport]

@@ -479,3 +479,26 @@ func demoEngine() async throws -> Engine {
         }
     }
 }
+
+@Suite struct ContactSlotsTests {
+    /// Places set, replaced and emptied in any order: the count follows, missing places read as
+    /// empty, and the contacts come out by place.
+    @Test func placesCountAndListTheirContacts() {
+        let runtime = TenantRuntime(
+            id: "slots", name: "slots", scheduler: Scheduler(), effects: EffectBus(),
+            deduplicator: MessageDeduplicator(window: .hours(1), capacity: 100))
+        let contacts = (0..<5).map { ContactActor(id: UInt64($0), tenant: runtime) }
+        var slots = ContactSlots()
+        slots[7] = contacts[0]
+        slots[2] = contacts[1]
+        slots[2] = contacts[2]  // replaced: still one there
+        slots[10] = nil  // emptying a place never set changes nothing
+        #expect(slots.count == 2)
+        #expect(slots[2] === contacts[2] && slots[7] === contacts[0] && slots[3] == nil && slots[1_000] == nil)
+        #expect(slots.values.map(\.id) == [2, 0])
+        #expect(slots.remove(at: 7) === contacts[0])
+        #expect(slots.remove(at: 7) == nil)
+        #expect(slots.count == 1)
+        #expect(slots.values.map(\.id) == [2])
+    }
+}
