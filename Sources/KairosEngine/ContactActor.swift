@@ -114,12 +114,14 @@ actor ContactActor {
 
     /// A contact from a snapshot, with its identity keys; the caller registers them with the
     /// directory and arms its timer (`nextWake`) with the scheduler.
-    init(restoring state: consuming ContactState, keys: ContactDirectory.IdentityKeys, tenant: TenantRuntime) {
+    /// `indexedAddress`: `Engine.indexedEmail(state)`, which the restore puts in the email index.
+    init(
+        restoring state: consuming ContactState, keys: ContactDirectory.IdentityKeys, indexedAddress: String?, tenant: TenantRuntime
+    ) {
         self.id = state.id
         self.tenant = tenant
         self.scheduledWake = state.nextWakeMilliseconds ?? .max
-        // The restore fills the index from the restored states.
-        self.indexedAddress = Engine.indexedEmail(state)
+        self.indexedAddress = indexedAddress
         self.indexedTraitsVersion = state.traitsVersion
         // Last, so the state moves in instead of being copied (a reference count for each of
         // its arrays and strings, a million times over in a restore).
@@ -476,18 +478,15 @@ actor ContactActor {
     private func finish(_ effects: [Effect]) {
         if state.traitsVersion != indexedTraitsVersion {
             indexedTraitsVersion = state.traitsVersion
+            let address: String??
             switch state.traits.isEmpty ? nil : state.traits["email"] {
-            case .string(let text)? where !text.isEmpty:
-                if text != indexedAddress {
-                    tenant.emails.set(contact: id, email: text, previous: indexedAddress)
-                    indexedAddress = text
-                }
-            case nil, .null?:
-                if indexedAddress != nil {
-                    tenant.emails.set(contact: id, email: nil, previous: indexedAddress)
-                    indexedAddress = nil
-                }
-            default: break  // not an address: the index keeps what it had, as for events
+            case .string(let text)? where !text.isEmpty: address = text
+            case nil, .null?: address = .some(nil)
+            default: address = nil  // not an address: the index keeps what it had, as for events
+            }
+            if let address, address != indexedAddress {
+                tenant.emails.set(contact: id, email: address, previous: indexedAddress)
+                indexedAddress = address
             }
         }
         if !effects.isEmpty {

@@ -312,7 +312,5 @@ struct ContactSlots: ReservableTable, Sendable {
     mutating func reserveCapacity(_ minimumCapacity: Int) { slots.reserveCapacity(minimumCapacity) }
 
     /// The contacts, by ascending id within the shard.
-    var values: LazyMapSequence<LazyFilterSequence<[ContactActor?]>, ContactActor> {
-        slots.lazy.filter { $0 != nil }.map { $0! }
-    }
+    var values: some Sequence<ContactActor> { slots.lazy.compactMap { $0 } }
 }

@@ -373,13 +373,14 @@ extension Engine {
                             emails.removeAll(keepingCapacity: true)
                             try Engine.decodeChunk(BinaryReader(bytes, range: chunks[index])) { state, keys in
                                 let id = state.id
-                                if let email = Engine.indexedEmail(state) { emails.append((id, email)) }
+                                let email = Engine.indexedEmail(state)
+                                if let email { emails.append((id, email)) }
                                 for membership in state.segments {
                                     if let order = orderBySymbol[membership.segment] { memberships[order].append(id) }
                                 }
                                 let next = state.nextWakeMilliseconds
                                 // The state's last use: it moves into the actor.
-                                let actor = ContactActor(restoring: consume state, keys: keys, tenant: runtime)
+                                let actor = ContactActor(restoring: consume state, keys: keys, indexedAddress: email, tenant: runtime)
                                 actors.append((actor, keys))
                                 if let next { runtime.scheduler.schedule(actor, at: next) }
                             }

@@ -236,18 +236,22 @@ public struct ContactState: Sendable {
     /// The stored value of a time that is not set.
     private static let none = Int64.min
 
+    @inline(__always) private static func time(_ stored: Int64) -> Timestamp? {
+        stored == none ? nil : Timestamp(milliseconds: stored)
+    }
+
     public var firstSeen: Timestamp? {
-        @inline(__always) get { firstSeenMilliseconds == Self.none ? nil : Timestamp(milliseconds: firstSeenMilliseconds) }
+        @inline(__always) get { Self.time(firstSeenMilliseconds) }
         set { firstSeenMilliseconds = newValue?.milliseconds ?? Self.none }
     }
 
     public var lastSeen: Timestamp? {
-        @inline(__always) get { lastSeenMilliseconds == Self.none ? nil : Timestamp(milliseconds: lastSeenMilliseconds) }
+        @inline(__always) get { Self.time(lastSeenMilliseconds) }
         set { lastSeenMilliseconds = newValue?.milliseconds ?? Self.none }
     }
 
     public var nextWake: Timestamp? {
-        @inline(__always) get { nextWakeStored == Self.none ? nil : Timestamp(milliseconds: nextWakeStored) }
+        @inline(__always) get { Self.time(nextWakeStored) }
         set { nextWakeStored = newValue?.milliseconds ?? Self.none }
     }
 

@@ -56,17 +56,19 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     public func makeIterator() -> IndexingIterator<[Element]> { entries.makeIterator() }
 
+    /// Where `key` is among `pairs`, looked for one by one comparing lengths first (stored in
+    /// the string, no call): for a dozen traits or so, fewer string comparisons than a binary search.
+    @inline(__always)
+    private static func scan(_ pairs: UnsafeBufferPointer<Element>, for key: String) -> Int? {
+        let length = key.utf8.count
+        for index in pairs.indices where pairs[index].key.utf8.count == length && pairs[index].key == key { return index }
+        return nil
+    }
+
     func position(of key: String) -> (found: Bool, index: Int) {
-        // A contact has a dozen traits or so: looking for the key one by one, comparing lengths
-        // first (stored in the string, no call), costs fewer string comparisons than a binary search.
         if entries.count <= 16 {
-            let length = key.utf8.count
+            if let index = entries.withUnsafeBufferPointer({ Self.scan($0, for: key) }) { return (true, index) }
             var index = 0
-            while index < entries.count {
-                if entries[index].key.utf8.count == length && entries[index].key == key { return (true, index) }
-                index += 1
-            }
-            index = 0
             while index < entries.count && entries[index].key < key { index += 1 }
             return (false, index)
         }
@@ -85,13 +87,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         get {
             // A missing key's place in the order is not needed here (it costs string orderings).
             if entries.count <= 16 {
-                let length = key.utf8.count
-                var index = 0
-                while index < entries.count {
-                    if entries[index].key.utf8.count == length && entries[index].key == key { return entries[index].value }
-                    index += 1
-                }
-                return nil
+                return entries.withUnsafeBufferPointer { pairs in Self.scan(pairs, for: key).map { pairs[$0].value } }
             }
             // Not a `?:` with `nil`: JSONValue takes a nil literal, which would read as `.null`.
             let (found, index) = position(of: key)
@@ -120,21 +116,19 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     /// called on `object.pointee`, the method retained and released the object's pairs each time.
     @inline(__always)
     static func value(atPath path: String, of object: UnsafePointer<JSONObject>) -> JSONValue? {
-        let direct: JSONValue? = object.pointee.entries.withUnsafeBufferPointer { entries in
-            let length = path.utf8.count
-            for index in entries.indices where entries[index].key.utf8.count == length && entries[index].key == path {
-                return entries[index].value
-            }
-            return nil
-        }
+        let direct = object.pointee.entries.withUnsafeBufferPointer { pairs in Self.scan(pairs, for: path).map { pairs[$0].value } }
         if let direct { return direct }
-        guard path.utf8.contains(46) else { return nil }
-        return object.pointee.value(atPath: path)
+        return object.pointee.nestedValue(atPath: path)
     }
 
     /// The value at a dotted path (`address.city`), as `[String: JSONValue].value(atPath:)`.
     public func value(atPath path: String) -> JSONValue? {
         if let direct = self[path] { return direct }
+        return nestedValue(atPath: path)
+    }
+
+    /// `value(atPath:)` once the whole path is known not to be a key.
+    private func nestedValue(atPath path: String) -> JSONValue? {
         guard path.utf8.contains(46) else { return nil }
         var components = path.split(separator: ".", omittingEmptySubsequences: false)[...]
         guard let first = components.popFirst(), var current = self[String(first)] else { return nil }
