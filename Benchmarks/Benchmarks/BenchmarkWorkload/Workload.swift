@@ -157,13 +157,36 @@ public enum Workload {
         var random: SeededRandom
         let popularity: ZipfDistribution
 
-        public init(contacts: Int, seed: UInt64) {
+        /// Whether each event carries a Segment `messageId` (36 characters, as SDKs send), for
+        /// the deduplication's share of the cost.
+        let messageIds: Bool
+
+        public init(contacts: Int, seed: UInt64, messageIds: Bool = false) {
             self.contacts = contacts
             self.random = SeededRandom(seed: seed)
             self.popularity = ZipfDistribution(count: contacts)
+            self.messageIds = messageIds
         }
 
         public mutating func batch(size: Int, at time: Timestamp) -> [Event] {
+            guard messageIds else { return events(size: size, at: time) }
+            var events = events(size: size, at: time)
+            for index in events.indices { events[index].messageId = nextMessageId() }
+            return events
+        }
+
+        /// A UUID-shaped id from the stream's generator: the same ids on every run.
+        private mutating func nextMessageId() -> String {
+            let high = random.next()
+            let low = random.next()
+            func hex(_ value: UInt64, _ digits: Int) -> String {
+                let text = String(value, radix: 16)
+                return String(repeating: "0", count: max(0, digits - text.count)) + text.suffix(digits)
+            }
+            return "\(hex(high >> 32, 8))-\(hex((high >> 16) & 0xffff, 4))-\(hex(high & 0xffff, 4))-\(hex(low >> 48, 4))-\(hex(low & 0xffff_ffff_ffff, 12))"
+        }
+
+        private mutating func events(size: Int, at time: Timestamp) -> [Event] {
             (0..<size).map { _ in
                 let contact = popularity.sample(&random)
                 let userId = "user-\(contact)"

@@ -1,6 +1,6 @@
 // Measures the benchmark workloads in a plain release executable (no malloc interposer).
 // Usage: swift run -c release kairos-measure ingest [FEEDERS] [none|fast|strict]
-//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] | reference | decide | journeys [lapse|spread|ingest] [none|fast|strict]
+//        swift run -c release kairos-measure memory | backfill | snapshot | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] [ids] | reference | decide | journeys [lapse|spread|ingest] [none|fast|strict]
 import BenchmarkWorkload
 import Foundation
 import KairosCore
@@ -564,12 +564,14 @@ case "snapshot-pause":
     print("during the snapshot: " + summary(snapshotStarted, snapshotEnded))
 case "restart":
     // A data directory with a snapshot of CONTACTS (default 1,000,000) contacts and COMMANDS (default 5,000,000)
-    // journaled commands of one event each after it; then the startup `kairos serve` does
+    // journaled commands of one event each after it (with `ids`, each event has a messageId); then the startup `kairos serve` does
     // (newest valid snapshot, replay of the journal after it), timed phase by phase. The
     // directory is kept (`kairos serve --data-dir DIR` starts from it).
     let directory = arguments.count > 1 ? arguments[1] : NSTemporaryDirectory() + "kairos-restart"
     let commands = arguments.count > 2 ? Int(arguments[2]) ?? 5_000_000 : 5_000_000
     let contacts = arguments.count > 3 ? Int(arguments[3]) ?? 1_000_000 : 1_000_000
+    // `ids`: every event carries a messageId, which replay claims again for deduplication.
+    let messageIds = arguments.count > 4 && arguments[4] == "ids"
     let store = SnapshotStore(directory: directory + "/snapshots")
     if !FileManager.default.fileExists(atPath: directory + "/journal.sqlite") {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -583,7 +585,7 @@ case "restart":
         await withTaskGroup(of: Void.self) { group in
             for feeder in 0..<8 {
                 group.addTask {
-                    var stream = Workload.Stream(contacts: contacts, seed: UInt64(feeder + 40))
+                    var stream = Workload.Stream(contacts: contacts, seed: UInt64(feeder + 40), messageIds: messageIds)
                     for index in stride(from: feeder, to: commands, by: 8) {
                         let now = Workload.start + .milliseconds(Int64(index))
                         _ = try? await engine.ingest(tenant: Workload.tenant, events: stream.batch(size: 1, at: now), now: now)
@@ -616,5 +618,5 @@ case "restart":
 case "reference":
     print(try MachineReference.report())
 default:
-    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | contact-read | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] | reference")
+    print("usage: kairos-measure ingest [FEEDERS] [none|fast|strict] | memory | backfill | snapshot | decide | journeys [lapse|spread|ingest] [none|fast|strict] | json | contact-read | stream [fast|strict] | snapshot-pause | restart [DIR] [COMMANDS] [CONTACTS] [ids] | reference")
 }
