@@ -418,8 +418,10 @@ extension Engine {
             }
             runtime.accounts.restore(accounts)
 
+            let seenCount = try reader.readCount()
             var seen: [(first: UInt64, second: UInt64, time: Int64)] = []
-            for _ in 0..<(try reader.readCount()) {
+            seen.reserveCapacity(seenCount)
+            for _ in 0..<seenCount {
                 seen.append((try reader.readVarint(), try reader.readVarint(), try reader.readSigned()))
             }
             runtime.deduplicator.restore(seen)

@@ -132,6 +132,10 @@ final class MessageDeduplicator: Sendable {
 
     func restore(_ entries: [(first: UInt64, second: UInt64, time: Int64)]) {
         state.withLock { state in
+            // Sized once: grown by doubling, a full window's table and queue were rebuilt about
+            // twenty times over, into as much fresh memory again as they end up holding.
+            state.seen.reserve(state.seen.count + entries.count)
+            state.order.reserveCapacity(state.order.count + entries.count)
             for entry in entries {
                 let key = Key(first: entry.first, second: entry.second)
                 state.seen.set(key, at: entry.time)
@@ -221,10 +225,19 @@ struct KeyTable {
         count -= 1
     }
 
-    private mutating func grow() {
+    /// Makes room for `count` ids in all (at most half the slots in use, as `claim` keeps it).
+    mutating func reserve(_ count: Int) {
+        var slotCount = slots.count
+        while count * 2 > slotCount { slotCount *= 2 }
+        if slotCount > slots.count { rehash(into: slotCount) }
+    }
+
+    private mutating func grow() { rehash(into: slots.count * 2) }
+
+    private mutating func rehash(into slotCount: Int) {
         let old = slots
-        slots = [Slot](repeating: KeyTable.empty, count: old.count * 2)
-        shift -= 1
+        slots = [Slot](repeating: KeyTable.empty, count: slotCount)
+        shift = 64 - slotCount.trailingZeroBitCount
         for slot in old where slot.time != .min {
             let index = position(of: MessageDeduplicator.Key(first: slot.first, second: slot.second)).index
             slots[index] = slot

@@ -208,6 +208,47 @@ func demoEngine() async throws -> Engine {
         #expect(table.count == reference.count)
         for (key, time) in reference { #expect(table.time(of: key) == time) }
     }
+
+    /// Room reserved ahead (as a restore does) holds the same ids as room grown claim by claim,
+    /// and claims, expiries and removals go on as before.
+    @Test func reservedRoomKeepsEveryId() {
+        var reserved = KeyTable()
+        var grown = KeyTable()
+        let keys = (0..<20_000).map { MessageDeduplicator.Key("message-\($0)") }
+        func claimBoth(_ key: MessageDeduplicator.Key, at step: Int) {
+            let intoReserved = reserved.claim(key, at: Int64(step), after: -1)
+            let intoGrown = grown.claim(key, at: Int64(step), after: -1)
+            #expect(intoReserved && intoGrown)
+        }
+        for (step, key) in keys.prefix(3_000).enumerated() { claimBoth(key, at: step) }
+        reserved.reserve(20_000)
+        reserved.reserve(10)
+        for (step, key) in keys.enumerated().dropFirst(3_000) { claimBoth(key, at: step) }
+        #expect(reserved.count == 20_000 && grown.count == 20_000)
+        for (step, key) in keys.enumerated() where step % 7 == 0 {
+            let claimedAgain = reserved.claim(key, at: 30_000, after: 9_999)
+            #expect(claimedAgain == (step <= 9_999))
+            reserved.remove(key)
+        }
+        for (step, key) in keys.enumerated() {
+            #expect(reserved.time(of: key) == (step % 7 == 0 ? nil : Int64(step)))
+            #expect(grown.time(of: key) == Int64(step))
+        }
+    }
+
+    /// A window restored from a snapshot refuses its ids again, takes new ones, and forgets the
+    /// oldest first once it is over capacity.
+    @Test func restoredWindowDedupesAndExpiresInOrder() {
+        let window = MessageDeduplicator(window: .hours(1), capacity: 1_000)
+        let keys = (0..<1_000).map { MessageDeduplicator.Key("restored-\($0)") }
+        window.restore(keys.enumerated().map { (first: $1.first, second: $1.second, time: Int64($0)) })
+        #expect(window.count == 1_000)
+        #expect(window.claim(["restored-5", "restored-999", "new-1"], now: Timestamp(milliseconds: 2_000)) == [false, false, true])
+        // Over capacity by one: the oldest restored id went (and comes back as new), the next
+        // oldest is still there.
+        #expect(window.claim(["restored-0", "restored-2"], now: Timestamp(milliseconds: 2_001)) == [true, false])
+        #expect(window.export().map(\.time).first == 1)
+    }
 }
 
 @Suite struct EmailIndexTests {
