@@ -564,9 +564,9 @@ case "snapshot-pause":
     print("during the snapshot: " + summary(snapshotStarted, snapshotEnded))
 case "restart":
     // A data directory with a snapshot of CONTACTS (default 1,000,000) contacts and COMMANDS (default 5,000,000)
-    // journaled commands of one event each after it (with `ids`, each event has a messageId); then the startup `kairos serve` does
-    // (newest valid snapshot, replay of the journal after it), timed phase by phase. The
-    // directory is kept (`kairos serve --data-dir DIR` starts from it).
+    // journaled commands of one event each after it (with `ids`, each event has a messageId);
+    // then the startup `kairos serve` does (newest valid snapshot, replay of the journal after
+    // it), timed phase by phase. The directory is kept (`kairos serve --data-dir DIR` starts from it).
     let directory = arguments.count > 1 ? arguments[1] : NSTemporaryDirectory() + "kairos-restart"
     let commands = arguments.count > 2 ? Int(arguments[2]) ?? 5_000_000 : 5_000_000
     let contacts = arguments.count > 3 ? Int(arguments[3]) ?? 1_000_000 : 1_000_000
