@@ -769,6 +769,8 @@ public final class Engine: Sendable {
         var commands: [Range<Int>] = []
         /// The command (its place in `commands`) of each event.
         private var commandOfEvent: [Int32] = []
+        /// Where the last decoded command's message ids lie in its slice's bytes.
+        private var messageIds: [Range<Int>] = []
         var lastSequence: UInt64 = 0
         /// The sequence of the run's first command, once it has one.
         private(set) var firstSequence: UInt64?
@@ -813,12 +815,15 @@ public final class Engine: Sendable {
         /// nil, leaving the run as it was, when one of them is a `group` call.
         mutating func appendDecoding(_ bytes: [UInt8], _ payload: Range<Int>, time: Timestamp, sequence: UInt64) throws(CodecError) -> Int? {
             let start = eventCount
-            // An error ends the recovery, so what it leaves in the run does not matter.
-            let end = try [Event].decode(bytes, range: payload, into: &slots, at: start)
+            // An error ends the recovery, so what it leaves in the run does not matter. The ids
+            // stay bytes: they are only claimed again, here.
+            messageIds.removeAll(keepingCapacity: true)
+            let end = try [Event].decode(bytes, range: payload, into: &slots, at: start, messageIds: &messageIds)
             // Read in place: a closure or key path over the events copied each one. A group call
-            // leaves its events where the next command's are decoded over them.
+            // leaves its events where the next command's are decoded over them (and is decoded
+            // again, whole, to replay alone).
             for index in start..<end where slots[index].type == .group { return nil }
-            tenant.runtime.deduplicator.reclaim(messageIdsOf: slots, in: start..<end, now: time)
+            tenant.runtime.deduplicator.reclaim(messageIdsIn: bytes, at: messageIds[...], now: time)
             eventCount = end
             if firstSequence == nil { firstSequence = sequence }
             let added = end - start

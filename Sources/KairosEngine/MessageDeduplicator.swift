@@ -18,15 +18,21 @@ final class MessageDeduplicator: Sendable {
         }
 
         init(_ id: String) {
+            var id = id
+            self = id.withUTF8 { Key(utf8: $0) }
+        }
+
+        /// The key of the id whose UTF-8 bytes these are (as `init(_:)` of that string).
+        init(utf8 bytes: UnsafeBufferPointer<UInt8>) {
             var first: UInt64 = 0xcbf2_9ce4_8422_2325
             var second: UInt64 = 0x84222325_cbf29ce4
-            for byte in id.utf8 {
+            for byte in bytes {
                 first = (first ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
                 second = (second &+ UInt64(byte)) &* 0x9E37_79B9_7F4A_7C15
                 second ^= second >> 29
             }
             self.first = first
-            self.second = second ^ UInt64(id.utf8.count)
+            self.second = second ^ UInt64(bytes.count)
         }
     }
 
@@ -71,6 +77,20 @@ final class MessageDeduplicator: Sendable {
                 for index in range {
                     guard let id = events[index].messageId else { continue }
                     _ = claim(Key(id), in: &state, now: now, horizon: horizon)
+                }
+            }
+        }
+    }
+
+    /// `reclaim(messageIdsOf:in:now:)` for ids given as where their UTF-8 bytes lie in `bytes`
+    /// (replay decodes journaled events without making their ids into strings).
+    func reclaim(messageIdsIn bytes: [UInt8], at ranges: ArraySlice<Range<Int>>, now: Timestamp) {
+        guard !ranges.isEmpty else { return }
+        bytes.withUnsafeBufferPointer { bytes in
+            state.withLock { state in
+                let horizon = expire(&state, now: now)
+                for range in ranges {
+                    _ = claim(Key(utf8: UnsafeBufferPointer(rebasing: bytes[range])), in: &state, now: now, horizon: horizon)
                 }
             }
         }

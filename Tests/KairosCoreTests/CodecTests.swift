@@ -61,6 +61,26 @@ import Testing
         #expect(object == ["a": 2.0, "b": 3.0])
     }
 
+    /// Decoded for replay, events leave their ids as bytes: each range holds exactly its id's
+    /// UTF-8, in order, events without one add none, and every other field is decoded as usual
+    /// (also over older events that had ids).
+    @Test func messageIdsCanStayBytes() throws {
+        let events: [Event] = [
+            .track("Signed Up", userId: "ana", messageId: "m-1", at: Timestamp(milliseconds: 1)),
+            .page("Docs", anonymousId: "a-1", at: Timestamp(milliseconds: 2)),
+            .identify(userId: "bo", traits: ["plan": "pro"], messageId: "Ünïcode-🙂", at: Timestamp(milliseconds: 3)),
+        ]
+        let bytes = [UInt8](repeating: 9, count: 5) + events.encoded()
+        var decoded = [Event](repeating: .track("Old", userId: "x", messageId: "old-id", at: Timestamp(milliseconds: 0)), count: 2)
+        var ranges: [Range<Int>] = []
+        let end = try [Event].decode(bytes, range: 5..<bytes.count, into: &decoded, at: 0, messageIds: &ranges)
+        #expect(end == 3)
+        #expect(ranges.map { String(decoding: bytes[$0], as: UTF8.self) } == ["m-1", "Ünïcode-🙂"])
+        var withoutIds = events
+        for index in withoutIds.indices { withoutIds[index].messageId = nil }
+        #expect(decoded == withoutIds)
+    }
+
     @Test func numbersKeepTheirValue() throws {
         let values: [JSONValue] = [0, -0.0, 1, -1, 127, 128, -129, 3.25, 1e300, -1e-300, 9_007_199_254_740_991, .number(.infinity)]
         for value in values {

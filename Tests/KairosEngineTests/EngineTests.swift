@@ -209,6 +209,20 @@ func demoEngine() async throws -> Engine {
         for (key, time) in reference { #expect(table.time(of: key) == time) }
     }
 
+    /// An id's key is the same from its string and from its bytes (replay hashes the journal's
+    /// bytes; snapshots hold keys made from strings).
+    @Test func keysFromBytesEqualKeysFromStrings() {
+        for id in ["", "m-1", "Ünïcode-ä-🙂", String(repeating: "long-", count: 40), "e" + "\u{301}"] {
+            let fromBytes = Array(id.utf8).withUnsafeBufferPointer { MessageDeduplicator.Key(utf8: $0) }
+            #expect(fromBytes == MessageDeduplicator.Key(id), "\(id)")
+        }
+        #expect(MessageDeduplicator.Key("m-1") != MessageDeduplicator.Key("m-2"))
+        // Snapshots store these numbers: they must never change.
+        #expect(MessageDeduplicator.Key("m-1") == MessageDeduplicator.Key(first: 0x08db_a019_181b_0c9a, second: 0xc40c_3506_5642_9091))
+        #expect(
+            MessageDeduplicator.Key("Ünïcode-ä-🙂") == MessageDeduplicator.Key(first: 0xa8c6_5335_e0fe_dca2, second: 0xd683_ab6e_87eb_0bad))
+    }
+
     /// Room reserved ahead (as a restore does) holds the same ids as room grown claim by claim,
     /// and claims, expiries and removals go on as before.
     @Test func reservedRoomKeepsEveryId() {

@@ -387,12 +387,22 @@ import Testing
         try await DemoTenant.install(into: engine, now: start)
         let event = Event.track("Demo Requested", userId: "ana", messageId: "m-42", at: start)
         #expect(try await engine.ingest(tenant: DemoTenant.id, events: [event], now: start).results == [.applied])
+        // Several events in one command, ids of any characters, one event with none.
+        let batch = [
+            Event.page("Pricing", userId: "bo", messageId: "Ünïcode-ä-🙂", at: start),
+            Event.page("Docs", userId: "bo", at: start),
+            Event.track("Signed Up", userId: "cy", messageId: String(repeating: "long-", count: 40), at: start),
+        ]
+        #expect(try await engine.ingest(tenant: DemoTenant.id, events: batch, now: start).results == [.applied, .applied, .applied])
         journal.close()
 
         let recovered = Engine(journal: try SQLiteJournal(path: path))
         _ = try await recovered.recover()
         // A client retrying after the restart is acknowledged, not applied twice.
         #expect(try await recovered.ingest(tenant: DemoTenant.id, events: [event], now: start + .minutes(5)).results == [.duplicate])
+        #expect(
+            try await recovered.ingest(tenant: DemoTenant.id, events: batch, now: start + .minutes(5)).results
+                == [.duplicate, .applied, .duplicate])
         let ana = try #require(try await recovered.contact(tenant: DemoTenant.id, .userId("ana"), now: start))
         #expect(ana.score("engagement")?.score == 50)
     }

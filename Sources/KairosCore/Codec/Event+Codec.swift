@@ -51,7 +51,24 @@ extension Event {
     /// Reads an event written by `encode(into:)` over this one. Decoding in place: a decoded
     /// event returned and then appended was copied on the way (a reference count per string
     /// and object), however the function was written.
+    /// `read(from:)` that leaves `messageId` nil and returns where its bytes lie instead
+    /// (nil when the event has none), so a caller needing only the id's bytes makes no string.
+    fileprivate mutating func read(from reader: inout BinaryReader, skippingMessageId: Bool) throws(CodecError) -> Range<Int>? {
+        guard skippingMessageId else {
+            try read(from: &reader)
+            return nil
+        }
+        var idBytes: Range<Int>?
+        try read(from: &reader, messageIdBytes: &idBytes)
+        return idBytes
+    }
+
     fileprivate mutating func read(from reader: inout BinaryReader) throws(CodecError) {
+        var unused: Range<Int>?
+        try read(from: &reader, messageIdBytes: &unused, skipping: false)
+    }
+
+    private mutating func read(from reader: inout BinaryReader, messageIdBytes: inout Range<Int>?, skipping: Bool = true) throws(CodecError) {
         let version = try reader.readByte()
         guard version == Event.codecVersion else {
             throw CodecError(offset: reader.offset - 1, message: "event format version \(version) is not supported (expected \(Event.codecVersion))")
@@ -68,7 +85,12 @@ extension Event {
             present & field.rawValue != 0 ? try reader.readTimestamp() : nil
         }
         type = EventType.allCases[ordinal]
-        messageId = try text(.messageId)
+        if skipping {
+            messageId = nil
+            if present & Field.messageId.rawValue != 0 { messageIdBytes = try reader.skip(try reader.readCount()) }
+        } else {
+            messageId = try text(.messageId)
+        }
         userId = try text(.userId)
         anonymousId = try text(.anonymousId)
         previousId = try text(.previousId)
@@ -113,6 +135,23 @@ extension [Event] {
     /// and destroying every event was a tenth of the reading side's work. On an error, the
     /// events from `start` may be partly read.
     public static func decode(_ bytes: [UInt8], range: Range<Int>, into events: inout [Event], at start: Int) throws(CodecError) -> Int {
+        var unused: [Range<Int>] = []
+        return try decode(bytes, range: range, into: &events, at: start, messageIds: &unused, skippingMessageIds: false)
+    }
+
+    /// `decode(_:range:into:at:)` that leaves the events' `messageId`s nil and appends where
+    /// their bytes lie in `bytes` to `messageIds` (in order; events without one add nothing):
+    /// replay only hashes them, and a string per event was an allocation and a release each.
+    public static func decode(
+        _ bytes: [UInt8], range: Range<Int>, into events: inout [Event], at start: Int, messageIds: inout [Range<Int>]
+    ) throws(CodecError) -> Int {
+        try decode(bytes, range: range, into: &events, at: start, messageIds: &messageIds, skippingMessageIds: true)
+    }
+
+    private static func decode(
+        _ bytes: [UInt8], range: Range<Int>, into events: inout [Event], at start: Int, messageIds: inout [Range<Int>],
+        skippingMessageIds: Bool
+    ) throws(CodecError) -> Int {
         var reader = BinaryReader(bytes, range: range)
         let count = try reader.readElementCount()
         let end = start + count
@@ -121,7 +160,7 @@ extension [Event] {
         if events.capacity < end { events.reserveCapacity(Swift.max(end, events.capacity * 2)) }
         for index in start..<end {
             if index == events.count { events.append(Event(blank: ())) }
-            try events[index].read(from: &reader)
+            if let idBytes = try events[index].read(from: &reader, skippingMessageId: skippingMessageIds) { messageIds.append(idBytes) }
         }
         guard reader.isAtEnd else {
             throw CodecError(offset: reader.offset, message: "\(range.upperBound - reader.offset) bytes left after the last event")
