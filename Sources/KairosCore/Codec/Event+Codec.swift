@@ -51,24 +51,21 @@ extension Event {
     /// Reads an event written by `encode(into:)` over this one. Decoding in place: a decoded
     /// event returned and then appended was copied on the way (a reference count per string
     /// and object), however the function was written.
-    /// `read(from:)` that leaves `messageId` nil and returns where its bytes lie instead
-    /// (nil when the event has none), so a caller needing only the id's bytes makes no string.
-    fileprivate mutating func read(from reader: inout BinaryReader, skippingMessageId: Bool) throws(CodecError) -> Range<Int>? {
-        guard skippingMessageId else {
-            try read(from: &reader)
-            return nil
-        }
-        var idBytes: Range<Int>?
-        try read(from: &reader, messageIdBytes: &idBytes)
-        return idBytes
-    }
-
     fileprivate mutating func read(from reader: inout BinaryReader) throws(CodecError) {
         var unused: Range<Int>?
         try read(from: &reader, messageIdBytes: &unused, skipping: false)
     }
 
-    private mutating func read(from reader: inout BinaryReader, messageIdBytes: inout Range<Int>?, skipping: Bool = true) throws(CodecError) {
+    /// `read(from:)`, or with `skippingMessageId` one that leaves `messageId` nil and returns
+    /// where its bytes lie instead (nil when the event has none): a caller needing only the
+    /// id's bytes makes no string.
+    fileprivate mutating func read(from reader: inout BinaryReader, skippingMessageId: Bool) throws(CodecError) -> Range<Int>? {
+        var idBytes: Range<Int>?
+        try read(from: &reader, messageIdBytes: &idBytes, skipping: skippingMessageId)
+        return idBytes
+    }
+
+    private mutating func read(from reader: inout BinaryReader, messageIdBytes: inout Range<Int>?, skipping: Bool) throws(CodecError) {
         let version = try reader.readByte()
         guard version == Event.codecVersion else {
             throw CodecError(offset: reader.offset - 1, message: "event format version \(version) is not supported (expected \(Event.codecVersion))")
