@@ -72,12 +72,8 @@ final class MessageDeduplicator: Sendable {
         events.withUnsafeBufferPointer { events in
             // Commands whose events carry no id (most replayed commands carry one event) take no lock.
             guard range.contains(where: { events[$0].messageId != nil }) else { return }
-            state.withLock { state in
-                let horizon = expire(&state, now: now)
-                for index in range {
-                    guard let id = events[index].messageId else { continue }
-                    _ = claim(Key(id), in: &state, now: now, horizon: horizon)
-                }
+            reclaim(now: now) { claim in
+                for index in range { if let id = events[index].messageId { claim(Key(id)) } }
             }
         }
     }
@@ -87,12 +83,17 @@ final class MessageDeduplicator: Sendable {
     func reclaim(messageIdsIn bytes: [UInt8], at ranges: ArraySlice<Range<Int>>, now: Timestamp) {
         guard !ranges.isEmpty else { return }
         bytes.withUnsafeBufferPointer { bytes in
-            state.withLock { state in
-                let horizon = expire(&state, now: now)
-                for range in ranges {
-                    _ = claim(Key(utf8: UnsafeBufferPointer(rebasing: bytes[range])), in: &state, now: now, horizon: horizon)
-                }
+            reclaim(now: now) { claim in
+                for range in ranges { claim(Key(utf8: UnsafeBufferPointer(rebasing: bytes[range]))) }
             }
+        }
+    }
+
+    /// Under the lock, after expiring what is past the window: `keys` hands each key to claim.
+    private func reclaim(now: Timestamp, _ keys: ((Key) -> Void) -> Void) {
+        state.withLock { state in
+            let horizon = expire(&state, now: now)
+            keys { key in _ = claim(key, in: &state, now: now, horizon: horizon) }
         }
     }
 

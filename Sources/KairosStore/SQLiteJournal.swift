@@ -49,10 +49,11 @@ public final class SQLiteJournal: Journal {
         self.maximumBatch = maximumBatch
         writer = try Connection(path: path)
         try writer.execute("PRAGMA journal_mode=WAL")
-        try writer.execute("PRAGMA synchronous=\(mode == .strict ? "FULL" : "NORMAL")")
+        let synchronous = "PRAGMA synchronous=\(mode == .strict ? "FULL" : "NORMAL")"
+        try writer.execute(synchronous)
         writer.trackLogSize(logSize)
         checkpointer = try Connection(path: path)
-        try checkpointer.execute("PRAGMA synchronous=\(mode == .strict ? "FULL" : "NORMAL")")
+        try checkpointer.execute(synchronous)
         try writer.execute(
             """
             CREATE TABLE IF NOT EXISTS journal (

@@ -50,22 +50,12 @@ extension Event {
 
     /// Reads an event written by `encode(into:)` over this one. Decoding in place: a decoded
     /// event returned and then appended was copied on the way (a reference count per string
-    /// and object), however the function was written.
-    fileprivate mutating func read(from reader: inout BinaryReader) throws(CodecError) {
-        var unused: Range<Int>?
-        try read(from: &reader, messageIdBytes: &unused, skipping: false)
-    }
-
-    /// `read(from:)`, or with `skippingMessageId` one that leaves `messageId` nil and returns
-    /// where its bytes lie instead (nil when the event has none): a caller needing only the
-    /// id's bytes makes no string.
-    fileprivate mutating func read(from reader: inout BinaryReader, skippingMessageId: Bool) throws(CodecError) -> Range<Int>? {
-        var idBytes: Range<Int>?
-        try read(from: &reader, messageIdBytes: &idBytes, skipping: skippingMessageId)
-        return idBytes
-    }
-
-    private mutating func read(from reader: inout BinaryReader, messageIdBytes: inout Range<Int>?, skipping: Bool) throws(CodecError) {
+    /// and object), however the function was written. With `skippingMessageId`, `messageId`
+    /// stays nil and where its bytes lie is returned instead (nil when the event has none): a
+    /// caller needing only the id's bytes makes no string.
+    @discardableResult
+    fileprivate mutating func read(from reader: inout BinaryReader, skippingMessageId: Bool = false) throws(CodecError) -> Range<Int>? {
+        var messageIdBytes: Range<Int>?
         let version = try reader.readByte()
         guard version == Event.codecVersion else {
             throw CodecError(offset: reader.offset - 1, message: "event format version \(version) is not supported (expected \(Event.codecVersion))")
@@ -82,7 +72,7 @@ extension Event {
             present & field.rawValue != 0 ? try reader.readTimestamp() : nil
         }
         type = EventType.allCases[ordinal]
-        if skipping {
+        if skippingMessageId {
             messageId = nil
             if present & Field.messageId.rawValue != 0 { messageIdBytes = try reader.skip(try reader.readCount()) }
         } else {
@@ -102,6 +92,7 @@ extension Event {
         try reader.readJSONObject(into: &properties)
         traits = try reader.readObject()
         context = try reader.readObject()
+        return messageIdBytes
     }
 }
 
